@@ -1,0 +1,2 @@
+-- Reverts 0001_users.
+drop table users;

@@ -1,0 +1,2 @@
+-- Reverts 0002_accounts.
+drop table accounts;

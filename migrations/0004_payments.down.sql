@@ -1,0 +1,2 @@
+-- Reverts 0004_payments.
+drop table payments;

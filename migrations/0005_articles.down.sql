@@ -1,0 +1,2 @@
+-- Reverts 0005_articles.
+drop table articles;

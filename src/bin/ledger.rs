@@ -1,0 +1,177 @@
+//! `ledger`: the crate's command line (the seed's management commands, and the tour).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ledger::local::Cluster;
+use ledger::{Config, schema};
+
+/// Every PostgreSQL operation of the Django cheat sheet, as typed SQL.
+///
+/// With no database configured (no --database-url, DATABASE_URL or DB_NAME, in the environment or
+/// a .env file), ledger starts a private PostgreSQL cluster from the installed binaries.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// The database to use (postgres://user:password@host:port/db); prefer the environment, which
+    /// keeps the password out of the process list.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate, then run the cheat sheet's operations and print what each returns.
+    Tour,
+    /// Apply pending migrations (`manage.py migrate`), or revert down to a version.
+    Migrate {
+        /// Revert down to this version instead (0 reverts everything: `migrate myapp zero`).
+        #[arg(long)]
+        target: Option<i64>,
+    },
+    /// List migrations and whether each is applied (`manage.py showmigrations`).
+    Status,
+    /// The private PostgreSQL cluster.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Print the URL of the database in use (without its password), starting the private
+    /// cluster if it is the one in use.
+    Url {
+        /// Another database on the same server (created in the private cluster if missing).
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Stop the private cluster.
+    Stop {
+        /// The cluster directory (default: `ledger-pg` in cargo's target directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    match run(cli, &mut out).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = out.flush();
+            eprintln!("error: {}", chain(err.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its sources on one line.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+type AnyResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+async fn config(cli: &Cli) -> ledger::Result<Config> {
+    match &cli.database_url {
+        Some(url) => Config::from_url(url),
+        None => Config::resolve().await,
+    }
+}
+
+async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
+    match &cli.command {
+        Command::Tour => tour(&config(&cli).await?, out).await,
+        Command::Migrate { target } => {
+            let config = config(&cli).await?;
+            let mut conn = config.connect_one().await?;
+            match target {
+                Some(target) => schema::revert_to(&mut conn, *target).await?,
+                None => schema::migrate(&mut conn).await?,
+            }
+            print_status(&mut conn, out).await
+        }
+        Command::Status => {
+            let mut conn = config(&cli).await?.connect_one().await?;
+            print_status(&mut conn, out).await
+        }
+        Command::Db { command } => db(&cli, command, out).await,
+    }
+}
+
+async fn db(cli: &Cli, command: &DbCommand, out: &mut impl Write) -> AnyResult {
+    match command {
+        DbCommand::Url { database } => {
+            let config = config(cli).await?;
+            let config = match database {
+                Some(name) => {
+                    if let ledger::config::Source::LocalCluster(_) = config.source() {
+                        let cluster =
+                            tokio::task::spawn_blocking(Cluster::ensure_default).await??;
+                        cluster.create_database(name).await?;
+                    }
+                    config.with_database(name)
+                }
+                None => config,
+            };
+            writeln!(out, "{}", config.url())?;
+        }
+        DbCommand::Stop { dir } => {
+            let dir = dir.clone().unwrap_or_else(Cluster::default_dir);
+            let stopped = tokio::task::spawn_blocking(move || Cluster::stop(&dir)).await??;
+            writeln!(out, "{}", if stopped { "stopped" } else { "not running" })?;
+        }
+    }
+    Ok(())
+}
+
+async fn print_status(conn: &mut sqlx::PgConnection, out: &mut impl Write) -> AnyResult {
+    for m in schema::status(conn).await? {
+        let mark = if m.applied { "[X]" } else { "[ ]" };
+        writeln!(out, " {mark} {:04}_{}", m.version, m.description)?;
+    }
+    Ok(())
+}
+
+async fn tour(config: &Config, out: &mut impl Write) -> AnyResult {
+    writeln!(
+        out,
+        "ledger tour: the Django + PostgreSQL cheat sheet, in Rust"
+    )?;
+    writeln!(out, "database: {config}")?;
+    let mut conn = config.connect_one().await?;
+    writeln!(
+        out,
+        "\n$ python manage.py migrate      -> ledger::schema::migrate"
+    )?;
+    schema::migrate(&mut conn).await?;
+    writeln!(
+        out,
+        "$ python manage.py showmigrations -> ledger::schema::status"
+    )?;
+    print_status(&mut conn, out).await?;
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! Where the database is: `DATABASE_URL`, the seed's `DB_*` variables, or the private cluster.
+//!
+//! The seed's Django settings read `DB_NAME`, `DB_USER`, `DB_PASSWORD`, `DB_HOST` (default
+//! `localhost`) and `DB_PORT` (default 5432) through `python-decouple`, which also reads `.env`.
+//! [`Config::from_env`] does the same (through `dotenvy`; the environment wins over `.env`), and
+//! prefers `DATABASE_URL` when both are set. With neither, [`Config::resolve`] starts the private
+//! cluster of [`local`](crate::local).
+//!
+//! The seed's production extras map as follows: `connect_timeout: 5` is the pool's acquire timeout
+//! (which bounds connecting), `CONN_MAX_AGE: 60` is the pool's connection max lifetime.
+//!
+//! The password is never formatted into a URL, `Debug` output, an error or a log line:
+//! [`PgConnectOptions`] is built field by field and `Debug` shows `<redacted>`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::local::Cluster;
+use crate::{Error, Result};
+
+/// The seed's `connect_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The seed's `CONN_MAX_AGE`.
+pub const CONNECTION_MAX_LIFETIME: Duration = Duration::from_secs(60);
+/// Pool size when `DB_MAX_CONNECTIONS` is not set.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// The database the binary uses inside the private cluster.
+pub const LOCAL_DATABASE: &str = "ledger";
+
+/// Where a [`Config`] came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// `DATABASE_URL` (or `--database-url`).
+    Url,
+    /// The seed's `DB_NAME`, `DB_USER`, ... variables.
+    DjangoVariables,
+    /// The private cluster in this directory.
+    LocalCluster(PathBuf),
+}
+
+/// How to reach the database, and how big a pool to keep.
+#[derive(Clone)]
+pub struct Config {
+    options: PgConnectOptions,
+    has_password: bool,
+    max_connections: u32,
+    source: Source,
+}
+
+impl Config {
+    /// Reads `.env` (never overriding the environment), then [`Config::from_lookup`] on the
+    /// process environment. `Ok(None)` means nothing is configured.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a variable is set but unusable (a malformed URL, a port that is not
+    /// a number).
+    pub fn from_env() -> Result<Option<Self>> {
+        // A missing .env is normal; a malformed one is the user's to see.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(Error::Config(format!(".env: {e}"))),
+        }
+        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Builds a config from variables found by `lookup`: `DATABASE_URL` first, else `DB_NAME`
+    /// with the other `DB_*` variables. `DB_MAX_CONNECTIONS` sets the pool size either way.
+    ///
+    /// ```
+    /// let vars = [("DB_NAME", "mydb"), ("DB_USER", "postgres"), ("DB_PASSWORD", "s3cret")];
+    /// let lookup = |key: &str| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string());
+    /// let config = ledger::Config::from_lookup(lookup)?.expect("DB_NAME is set");
+    /// assert!(config.url().starts_with("postgres://postgres@localhost:5432/mydb?"));
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// # Ok::<(), ledger::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a variable is set but unusable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        let config = if let Some(url) = lookup("DATABASE_URL") {
+            Self::from_url(&url)?
+        } else if let Some(name) = lookup("DB_NAME") {
+            Self::from_django_variables(&name, &lookup)?
+        } else {
+            return Ok(None);
+        };
+        let config = match lookup("DB_MAX_CONNECTIONS") {
+            Some(size) => config.max_connections(parse_pool_size(&size)?),
+            None => config,
+        };
+        Ok(Some(config))
+    }
+
+    /// A config for one URL (`postgres://user:password@host:port/database?...`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the URL cannot be parsed; the message never repeats the URL.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::Config(format!("DATABASE_URL: {}", describe_parse_error(&e))))?;
+        // The parser takes the password from the URL or PGPASSWORD; ~/.pgpass is read at connect.
+        let has_password = url_has_password(url) || std::env::var_os("PGPASSWORD").is_some();
+        Ok(Self::new(options, has_password, Source::Url))
+    }
+
+    fn from_django_variables(name: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let host = lookup("DB_HOST").unwrap_or_else(|| "localhost".to_owned());
+        let port = match lookup("DB_PORT") {
+            Some(port) => port
+                .parse::<u16>()
+                .map_err(|_| Error::Config(format!("DB_PORT is not a port number: {port:?}")))?,
+            None => 5432,
+        };
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .port(port)
+            .database(name);
+        // Like libpq, a host that is a path names the directory of a unix socket.
+        options = if host.starts_with('/') {
+            options.socket(&host)
+        } else {
+            options.host(&host)
+        };
+        if let Some(user) = lookup("DB_USER") {
+            options = options.username(&user);
+        }
+        let password = lookup("DB_PASSWORD");
+        if let Some(password) = &password {
+            options = options.password(password);
+        }
+        Ok(Self::new(
+            options,
+            password.is_some(),
+            Source::DjangoVariables,
+        ))
+    }
+
+    /// A config for `database` in the private cluster (which needs no password: its socket
+    /// directory is private to its owner).
+    pub fn local(cluster: &Cluster, database: &str) -> Self {
+        Self::new(
+            cluster.connect_options(database),
+            false,
+            Source::LocalCluster(cluster.dir().to_owned()),
+        )
+    }
+
+    /// [`Config::from_env`], or else the private cluster: started (or found running) and with
+    /// its [`LOCAL_DATABASE`] created if missing.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unusable configuration, [`Error::LocalCluster`] when the private
+    /// cluster cannot be started (the message says what to install or set).
+    pub async fn resolve() -> Result<Self> {
+        if let Some(config) = Self::from_env()? {
+            return Ok(config);
+        }
+        let cluster = tokio::task::spawn_blocking(Cluster::ensure_default)
+            .await
+            .map_err(|e| Error::LocalCluster(format!("starting the cluster panicked: {e}")))??;
+        cluster.create_database(LOCAL_DATABASE).await?;
+        Ok(Self::local(&cluster, LOCAL_DATABASE))
+    }
+
+    fn new(options: PgConnectOptions, has_password: bool, source: Source) -> Self {
+        Self {
+            options: options.application_name("ledger"),
+            has_password,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            source,
+        }
+    }
+
+    /// Sets the pool size.
+    pub fn max_connections(mut self, max_connections: u32) -> Self {
+        self.max_connections = max_connections.max(1);
+        self
+    }
+
+    /// Where this config came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The connection options, for callers who build their own pool.
+    pub fn connect_options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
+    /// The same config pointed at another database of the same server.
+    pub fn with_database(&self, database: &str) -> Self {
+        Self {
+            options: self.options.clone().database(database),
+            ..self.clone()
+        }
+    }
+
+    /// A URL for this database, for tools such as `sqlx-cli` and `psql`, without the password
+    /// (give those tools `PGPASSWORD` instead).
+    pub fn url(&self) -> String {
+        let mut url = self.options.to_url_lossy();
+        // Infallible for a URL with a host; ignoring keeps this a plain accessor.
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+
+    /// Pool options with the seed's timeouts and this config's size.
+    pub fn pool_options(&self) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .max_lifetime(CONNECTION_MAX_LIFETIME)
+    }
+
+    /// Opens a pool and checks that the server answers.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the server cannot be reached within [`CONNECT_TIMEOUT`].
+    pub async fn connect(&self) -> Result<PgPool> {
+        tracing::debug!(config = ?self, "connecting");
+        Ok(self
+            .pool_options()
+            .connect_with(self.options.clone())
+            .await?)
+    }
+
+    /// Opens one connection (no pool), within [`CONNECT_TIMEOUT`].
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the server cannot be reached.
+    pub async fn connect_one(&self) -> Result<PgConnection> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options)).await
+        {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(Error::Database(sqlx::Error::PoolTimedOut)),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.options;
+        f.debug_struct("Config")
+            .field("host", &o.get_host())
+            .field("port", &o.get_port())
+            .field("socket", &o.get_socket())
+            .field("username", &o.get_username())
+            .field("password", &self.has_password.then_some("<redacted>"))
+            .field("database", &o.get_database())
+            .field("max_connections", &self.max_connections)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for Config {
+    /// The URL without the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url())
+    }
+}
+
+fn parse_pool_size(size: &str) -> Result<u32> {
+    match size.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(Error::Config(format!(
+            "DB_MAX_CONNECTIONS must be a positive number, not {size:?}"
+        ))),
+    }
+}
+
+/// Whether the URL's authority holds a `user:password@` part (without parsing the URL twice
+/// through another crate).
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// sqlx's URL errors come from the `url` crate, which never echoes its input; say so explicitly
+/// rather than rely on it for anything else.
+fn describe_parse_error(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Configuration(source) => source.to_string(),
+        _ => "not a valid postgres URL".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |key| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn nothing_configured_is_none() {
+        assert!(Config::from_lookup(lookup(&[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn database_url_wins_over_django_variables() {
+        let vars = [
+            ("DATABASE_URL", "postgres://app@db.example:6543/prod"),
+            ("DB_NAME", "other"),
+        ];
+        let config = Config::from_lookup(lookup(&vars)).unwrap().unwrap();
+        assert_eq!(config.source(), &Source::Url);
+        assert_eq!(config.connect_options().get_database(), Some("prod"));
+        assert_eq!(config.connect_options().get_port(), 6543);
+    }
+
+    #[test]
+    fn django_variables_default_host_and_port() {
+        let vars = [("DB_NAME", "mydb"), ("DB_USER", "postgres")];
+        let config = Config::from_lookup(lookup(&vars)).unwrap().unwrap();
+        let o = config.connect_options();
+        assert_eq!(config.source(), &Source::DjangoVariables);
+        assert_eq!(
+            (
+                o.get_host(),
+                o.get_port(),
+                o.get_username(),
+                o.get_database()
+            ),
+            ("localhost", 5432, "postgres", Some("mydb"))
+        );
+    }
+
+    #[test]
+    fn django_host_path_is_a_unix_socket() {
+        let vars = [("DB_NAME", "mydb"), ("DB_HOST", "/var/run/postgresql")];
+        let config = Config::from_lookup(lookup(&vars)).unwrap().unwrap();
+        assert_eq!(
+            config.connect_options().get_socket(),
+            Some(&PathBuf::from("/var/run/postgresql"))
+        );
+    }
+
+    #[test]
+    fn bad_port_and_pool_size_are_config_errors() {
+        let bad_port = [("DB_NAME", "mydb"), ("DB_PORT", "fifty")];
+        assert!(matches!(
+            Config::from_lookup(lookup(&bad_port)),
+            Err(Error::Config(msg)) if msg.contains("DB_PORT")
+        ));
+        let bad_size = [("DB_NAME", "mydb"), ("DB_MAX_CONNECTIONS", "0")];
+        assert!(matches!(
+            Config::from_lookup(lookup(&bad_size)),
+            Err(Error::Config(msg)) if msg.contains("DB_MAX_CONNECTIONS")
+        ));
+    }
+
+    #[test]
+    fn password_never_appears_in_debug_display_or_url() {
+        let from_url = Config::from_url("postgres://ana:hunter2-secret@db:5432/mydb").unwrap();
+        let vars = [("DB_NAME", "mydb"), ("DB_PASSWORD", "hunter2-secret")];
+        let from_vars = Config::from_lookup(lookup(&vars)).unwrap().unwrap();
+        for config in [from_url, from_vars] {
+            let shown = [
+                format!("{config:?}"),
+                format!("{config:#?}"),
+                config.to_string(),
+                config.url(),
+            ];
+            for text in shown {
+                assert!(!text.contains("hunter2"), "password leaked: {text}");
+            }
+            assert!(format!("{config:?}").contains("<redacted>"));
+        }
+    }
+
+    #[test]
+    fn password_never_appears_in_url_errors() {
+        for url in [
+            "postgres://ana:hunter2-secret@db:notaport/mydb",
+            "postgres://ana:hunter2-secret@[::1/mydb",
+            "not a url hunter2-secret",
+        ] {
+            let err = Config::from_url(url).unwrap_err();
+            let mut text = format!("{err} {err:?}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            assert!(matches!(err, Error::Config(_)), "{err:?}");
+            assert!(!text.contains("hunter2"), "password leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn url_has_password_reads_only_the_authority() {
+        assert!(url_has_password("postgres://a:b@h/db"));
+        assert!(!url_has_password("postgres://a@h/db"));
+        assert!(!url_has_password("postgres://h/db?x=a:b@c"));
+    }
+}

@@ -1,0 +1,211 @@
+//! The crate's one error type.
+//!
+//! Every function returns [`Result<T>`](Result). Database errors are classified by SQLSTATE into the
+//! variants callers branch on (a violated constraint carries its name, which is one of the
+//! constants exported by the table modules); anything else keeps the original [`sqlx::Error`] as
+//! its [`source`](std::error::Error::source).
+
+use std::borrow::Cow;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// SQLSTATE codes this crate branches on, named after PostgreSQL's condition names (Appendix A of
+/// the PostgreSQL manual), as `rust-postgres`' `SqlState` does.
+pub mod sqlstate {
+    /// `unique_violation`
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    /// `check_violation`
+    pub const CHECK_VIOLATION: &str = "23514";
+    /// `foreign_key_violation`
+    pub const FOREIGN_KEY_VIOLATION: &str = "23503";
+    /// `serialization_failure`
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    /// `deadlock_detected`
+    pub const DEADLOCK_DETECTED: &str = "40P01";
+    /// `duplicate_database`
+    pub const DUPLICATE_DATABASE: &str = "42P04";
+}
+
+/// Everything that can go wrong in `ledger`.
+///
+/// Constraint violations carry the constraint's name; compare it with the constants the table
+/// modules export (for example [`accounts::BALANCE_NON_NEGATIVE`](crate::accounts::BALANCE_NON_NEGATIVE)):
+///
+/// ```
+/// use ledger::{Error, accounts};
+///
+/// fn explain(err: &Error) -> &'static str {
+///     match err.constraint() {
+///         Some(accounts::BALANCE_NON_NEGATIVE) => "a balance would go negative",
+///         Some(_) => "another constraint",
+///         None if err.is_retryable() => "try again",
+///         None => "something else",
+///     }
+/// }
+/// # assert_eq!(explain(&Error::NotFound { what: "user" }), "something else");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The row asked for does not exist (Django's `DoesNotExist`).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked up: "user", "account", ...
+        what: &'static str,
+    },
+
+    /// Input was refused before anything was sent to the database.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The offending field or argument.
+        field: &'static str,
+        /// Why it was refused.
+        reason: Cow<'static, str>,
+    },
+
+    /// A `unique` constraint refused the write.
+    #[error("unique constraint {constraint} violated")]
+    UniqueViolation {
+        /// The constraint's name.
+        constraint: String,
+        /// The database error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A `check` constraint refused the write.
+    #[error("check constraint {constraint} violated")]
+    CheckViolation {
+        /// The constraint's name.
+        constraint: String,
+        /// The database error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A foreign key refused the write: a missing parent, or a protected row still referenced.
+    #[error("foreign key {constraint} violated")]
+    ForeignKeyViolation {
+        /// The constraint's name.
+        constraint: String,
+        /// The database error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The transaction could not be serialized (SQLSTATE 40001); the whole unit may be retried.
+    #[error("serialization failure")]
+    SerializationFailure(#[source] sqlx::Error),
+
+    /// The transaction was chosen as a deadlock victim (SQLSTATE 40P01); it may be retried.
+    #[error("deadlock detected")]
+    Deadlock(#[source] sqlx::Error),
+
+    /// The configuration (environment, `.env`, command line) is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The private PostgreSQL cluster could not be found, created or started.
+    #[error("local postgresql: {0}")]
+    LocalCluster(String),
+
+    /// Applying or reverting migrations failed.
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// Any other database or connection error.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl Error {
+    /// Builds an [`Error::InvalidInput`].
+    pub fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The name of the violated constraint, for the three constraint variants.
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            Error::UniqueViolation { constraint, .. }
+            | Error::CheckViolation { constraint, .. }
+            | Error::ForeignKeyViolation { constraint, .. } => Some(constraint),
+            _ => None,
+        }
+    }
+
+    /// Whether running the whole unit of work again may succeed (serialization failure or
+    /// deadlock). Only the unit that owns the transaction should retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::SerializationFailure(_) | Error::Deadlock(_))
+    }
+
+    /// The SQLSTATE code of the underlying database error, if there is one.
+    pub fn sqlstate(&self) -> Option<String> {
+        let source = match self {
+            Error::UniqueViolation { source, .. }
+            | Error::CheckViolation { source, .. }
+            | Error::ForeignKeyViolation { source, .. }
+            | Error::SerializationFailure(source)
+            | Error::Deadlock(source)
+            | Error::Database(source) => source,
+            _ => return None,
+        };
+        source
+            .as_database_error()
+            .and_then(|db| db.code())
+            .map(Cow::into_owned)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(source: sqlx::Error) -> Self {
+        let Some(db) = source.as_database_error() else {
+            return Error::Database(source);
+        };
+        let constraint = db.constraint().unwrap_or_default().to_owned();
+        match db.code().as_deref() {
+            Some(sqlstate::UNIQUE_VIOLATION) => Error::UniqueViolation { constraint, source },
+            Some(sqlstate::CHECK_VIOLATION) => Error::CheckViolation { constraint, source },
+            Some(sqlstate::FOREIGN_KEY_VIOLATION) => {
+                Error::ForeignKeyViolation { constraint, source }
+            }
+            Some(sqlstate::SERIALIZATION_FAILURE) => Error::SerializationFailure(source),
+            Some(sqlstate::DEADLOCK_DETECTED) => Error::Deadlock(source),
+            _ => Error::Database(source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_short_lowercase_and_without_period() {
+        let errors = [
+            Error::NotFound { what: "user" },
+            Error::invalid("email", "must contain @"),
+            Error::Config("bad port".into()),
+            Error::Database(sqlx::Error::RowNotFound),
+        ];
+        for err in errors {
+            let text = err.to_string();
+            assert!(!text.ends_with('.'), "{text}");
+            assert_eq!(text, text.to_lowercase(), "{text}");
+        }
+    }
+
+    #[test]
+    fn non_database_errors_are_not_retryable_and_have_no_constraint() {
+        let err = Error::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(err, Error::Database(_)));
+        assert!(!err.is_retryable());
+        assert_eq!(err.constraint(), None);
+        assert_eq!(err.sqlstate(), None);
+    }
+}

@@ -1,0 +1,539 @@
+//! The zero-setup database: a private PostgreSQL cluster started from the installed binaries.
+//!
+//! When nothing is configured, the binary, the tests and the benches use a cluster of their own
+//! in `<cargo target dir>/ledger-pg` (override with `LEDGER_PG_DIR`), created with `initdb` on
+//! first use, started with `pg_ctl`, and reused by every later run until `ledger db stop`.
+//!
+//! - **Binaries**: `LEDGER_PG_BIN` if set, else `pg_ctl` on `PATH`, else the newest
+//!   `/usr/lib/postgresql/<version>/bin`. `initdb` is taken from the same directory.
+//! - **Never root**: PostgreSQL refuses to run as root; when this process is root, the server
+//!   runs as the unprivileged OS user `LEDGER_PG_USER` (default `postgres`, else `nobody`), which
+//!   owns the cluster directory.
+//! - **Private**: no TCP listener. The server listens only on a unix socket inside the cluster
+//!   directory (mode 0700), so only its owner (and root) can connect; authentication is `trust`
+//!   and there is no password to leak.
+//! - **Concurrent use**: starting is guarded by a file lock beside the directory, so test
+//!   binaries, benches and the CLI started at once share one server.
+//! - **Tuned for development**: `fsync = off` and `full_page_writes = off`. A crash of the machine
+//!   can lose this cluster's data; never point it at data you care about.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::config::Config;
+use crate::error::sqlstate;
+use crate::{Error, Result};
+
+/// The superuser `initdb` creates in the private cluster.
+pub const SUPERUSER: &str = "ledger";
+/// The port number, which here names only the socket file (`.s.PGSQL.5432`).
+pub const PORT: u16 = 5432;
+/// Longest unix socket path the kernel accepts (`sun_path` is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A running private cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    dir: PathBuf,
+}
+
+impl Cluster {
+    /// The directory the cluster lives in: `LEDGER_PG_DIR`, else `ledger-pg` in cargo's target
+    /// directory (recorded at build time).
+    pub fn default_dir() -> PathBuf {
+        match std::env::var_os("LEDGER_PG_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => Path::new(env!("LEDGER_TARGET_DIR")).join("ledger-pg"),
+        }
+    }
+
+    /// [`Cluster::ensure`] in [`Cluster::default_dir`].
+    ///
+    /// # Errors
+    /// As [`Cluster::ensure`].
+    pub fn ensure_default() -> Result<Self> {
+        Self::ensure(&Self::default_dir())
+    }
+
+    /// Finds the cluster in `dir` running, or creates and starts it. Blocking; safe to call from
+    /// several processes at once.
+    ///
+    /// # Errors
+    /// [`Error::LocalCluster`] when no PostgreSQL binaries are found (the message says what to
+    /// install or set), or `initdb` / `pg_ctl` fail (the message quotes their output).
+    pub fn ensure(dir: &Path) -> Result<Self> {
+        let server = Server::find()?;
+        let cluster = Self {
+            dir: server.usable_dir(&absolute(dir)?)?,
+        };
+        check_socket_path(&cluster.dir)?;
+        let lock_path = cluster.dir.with_extension("lock");
+        let lock = File::create(&lock_path).map_err(|e| io_error("creating", &lock_path, &e))?;
+        lock.lock()
+            .map_err(|e| io_error("locking", &lock_path, &e))?;
+        if !cluster.data_dir().join("PG_VERSION").exists() {
+            cluster.init(&server)?;
+        }
+        if !cluster.is_running(&server)? {
+            cluster.start(&server)?;
+        }
+        drop(lock);
+        Ok(cluster)
+    }
+
+    /// Stops the cluster in `dir` if it runs. Returns whether it was running.
+    ///
+    /// # Errors
+    /// [`Error::LocalCluster`] when `pg_ctl stop` fails.
+    pub fn stop(dir: &Path) -> Result<bool> {
+        let server = Server::find()?;
+        let cluster = Self {
+            dir: server.usable_dir(&absolute(dir)?)?,
+        };
+        if !cluster.data_dir().join("PG_VERSION").exists() {
+            return Ok(false);
+        }
+        if !cluster.is_running(&server)? {
+            return Ok(false);
+        }
+        let data = cluster.data_dir();
+        server.run("pg_ctl", |c| {
+            c.arg("stop")
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "fast", "-w"])
+        })?;
+        Ok(true)
+    }
+
+    /// The cluster's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Connection options for `database` over the cluster's unix socket.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .socket(&self.dir)
+            .port(PORT)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    /// A password-less URL for `database` (`postgres://ledger@<socket dir>:5432/<database>`).
+    pub fn url(&self, database: &str) -> String {
+        Config::local(self, database).url()
+    }
+
+    /// Creates `database` unless it exists (racing creators are fine).
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the server refuses.
+    pub async fn create_database(&self, database: &str) -> Result<()> {
+        let mut conn = Config::local(self, "postgres").connect_one().await?;
+        let exists = sqlx::query_scalar!(
+            r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#,
+            database
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if exists {
+            return Ok(());
+        }
+        let ddl = format!("create database {}", quote_ident(database));
+        // DDL takes no bind parameters and names an identifier: no query macro can express it.
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = e.as_database_error().and_then(|d| d.code());
+                match code.as_deref() {
+                    // Another process created it between our check and our create.
+                    Some(sqlstate::DUPLICATE_DATABASE | sqlstate::UNIQUE_VIOLATION) => Ok(()),
+                    _ => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn init(&self, server: &Server) -> Result<()> {
+        if self.dir.exists() {
+            // A directory without PG_VERSION is a failed initdb: start over.
+            fs::remove_dir_all(&self.dir).map_err(|e| io_error("removing", &self.dir, &e))?;
+        }
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| io_error("creating", &self.dir, &e))?;
+        if let Some(owner) = &server.owner {
+            std::os::unix::fs::chown(&self.dir, Some(owner.uid), Some(owner.gid))
+                .map_err(|e| io_error("changing the owner of", &self.dir, &e))?;
+        }
+        let data = self.data_dir();
+        server.run("initdb", |c| {
+            c.arg("-D")
+                .arg(&data)
+                .args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8"])
+                .args(["--locale=C.UTF-8", "-N"])
+        })?;
+        let conf = data.join("postgresql.conf");
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(|e| io_error("opening", &conf, &e))?;
+        let settings = format!(
+            "\n# ledger: a private development cluster (see ledger::local)\n\
+             listen_addresses = ''\n\
+             unix_socket_directories = '{}'\n\
+             port = {PORT}\n\
+             max_connections = 200\n\
+             fsync = off\n\
+             full_page_writes = off\n",
+            self.dir.display().to_string().replace('\'', "''")
+        );
+        file.write_all(settings.as_bytes())
+            .map_err(|e| io_error("writing", &conf, &e))
+    }
+
+    fn is_running(&self, server: &Server) -> Result<bool> {
+        let data = self.data_dir();
+        let output = server.output("pg_ctl", |c| c.arg("status").arg("-D").arg(&data))?;
+        // pg_ctl status: 0 running, 3 not running, 4 no accessible data directory.
+        match output.status.code() {
+            Some(0) => Ok(true),
+            Some(3) => Ok(false),
+            _ => Err(Error::LocalCluster(format!(
+                "pg_ctl status failed: {}",
+                describe(&output)
+            ))),
+        }
+    }
+
+    fn start(&self, server: &Server) -> Result<()> {
+        let data = self.data_dir();
+        let log = self.dir.join("server.log");
+        server.run("pg_ctl", |c| {
+            c.arg("start")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60"])
+        })?;
+        tracing::info!(dir = %self.dir.display(), "started the private postgresql cluster");
+        Ok(())
+    }
+}
+
+/// The installed PostgreSQL binaries and the OS user to run them as.
+#[derive(Debug)]
+struct Server {
+    bin: PathBuf,
+    owner: Option<Owner>,
+}
+
+#[derive(Debug)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+impl Server {
+    fn find() -> Result<Self> {
+        let bin = find_bin_dir(
+            std::env::var_os("LEDGER_PG_BIN").map(PathBuf::from),
+            std::env::var_os("PATH"),
+            Path::new("/usr/lib/postgresql"),
+        )
+        .ok_or_else(|| {
+            Error::LocalCluster(
+                "no database configured and no PostgreSQL binaries found: set DATABASE_URL (or \
+                 DB_NAME and friends), or install PostgreSQL (`apt-get install postgresql`)"
+                    .to_owned(),
+            )
+        })?;
+        let owner = if nix::unistd::Uid::effective().is_root() {
+            Some(unprivileged_owner()?)
+        } else {
+            None
+        };
+        Ok(Self { bin, owner })
+    }
+
+    /// `dir`, or when the server's OS user cannot enter one of its parents (a checkout under
+    /// `/root`, say), a directory of the same name's hash under the system's temporary directory.
+    fn usable_dir(&self, dir: &Path) -> Result<PathBuf> {
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        fs::create_dir_all(parent).map_err(|e| io_error("creating", parent, &e))?;
+        let Some(owner) = &self.owner else {
+            return Ok(dir.to_owned());
+        };
+        if reachable_by(dir, owner.uid, owner.gid) {
+            return Ok(dir.to_owned());
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(dir, &mut hasher);
+        let fallback = std::env::temp_dir().join(format!(
+            "ledger-pg-{:016x}",
+            std::hash::Hasher::finish(&hasher)
+        ));
+        tracing::info!(
+            wanted = %dir.display(),
+            using = %fallback.display(),
+            "the server's OS user cannot reach the cluster directory"
+        );
+        Ok(fallback)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin.join(program));
+        command.stdin(Stdio::null());
+        if let Some(owner) = &self.owner {
+            // std drops supplementary groups when a uid is set.
+            command.uid(owner.uid).gid(owner.gid);
+            // The server user may not be able to enter the caller's working directory.
+            command.current_dir("/");
+        }
+        command
+    }
+
+    fn output(&self, program: &str, args: impl Fn(&mut Command) -> &mut Command) -> Result<Output> {
+        let mut command = self.command(program);
+        args(&mut command)
+            .output()
+            .map_err(|e| Error::LocalCluster(format!("running {program}: {e}")))
+    }
+
+    fn run(&self, program: &str, args: impl Fn(&mut Command) -> &mut Command) -> Result<()> {
+        let output = self.output(program, args)?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(Error::LocalCluster(format!(
+                "{program} failed: {}",
+                describe(&output)
+            )))
+        }
+    }
+}
+
+fn unprivileged_owner() -> Result<Owner> {
+    let wanted = std::env::var("LEDGER_PG_USER").ok();
+    let names = match &wanted {
+        Some(name) => vec![name.as_str()],
+        None => vec!["postgres", "nobody"],
+    };
+    for name in names {
+        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
+            if user.uid.is_root() {
+                continue;
+            }
+            return Ok(Owner {
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+            });
+        }
+    }
+    Err(Error::LocalCluster(
+        "running as root, and PostgreSQL refuses to: no unprivileged user to run it as \
+         (create the user `postgres`, or set LEDGER_PG_USER)"
+            .to_owned(),
+    ))
+}
+
+/// `explicit`, else the directory of `pg_ctl` on `path` (symlinks resolved, so `initdb` is found
+/// beside it), else the newest `<versions>/<N>/bin`.
+fn find_bin_dir(
+    explicit: Option<PathBuf>,
+    path: Option<std::ffi::OsString>,
+    versions: &Path,
+) -> Option<PathBuf> {
+    let has_tools =
+        |dir: &Path| is_executable(&dir.join("pg_ctl")) && is_executable(&dir.join("initdb"));
+    if let Some(dir) = explicit {
+        return has_tools(&dir).then_some(dir);
+    }
+    let on_path = path.iter().flat_map(std::env::split_paths).find_map(|dir| {
+        let pg_ctl = fs::canonicalize(dir.join("pg_ctl")).ok()?;
+        let bin = pg_ctl.parent()?.to_owned();
+        has_tools(&bin).then_some(bin)
+    });
+    if on_path.is_some() {
+        return on_path;
+    }
+    let mut installed: Vec<(u32, PathBuf)> = fs::read_dir(versions)
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            has_tools(&bin).then_some((version, bin))
+        })
+        .collect();
+    installed.sort();
+    installed.pop().map(|(_, bin)| bin)
+}
+
+fn check_socket_path(dir: &Path) -> Result<()> {
+    let socket = dir.join(format!(".s.PGSQL.{PORT}"));
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Error::LocalCluster(format!(
+            "the socket path {} is too long for unix sockets; set LEDGER_PG_DIR to a shorter \
+             directory",
+            socket.display()
+        )));
+    }
+    Ok(())
+}
+
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    std::path::absolute(dir).map_err(|e| io_error("resolving", dir, &e))
+}
+
+fn io_error(doing: &str, path: &Path, err: &std::io::Error) -> Error {
+    Error::LocalCluster(format!("{doing} {}: {err}", path.display()))
+}
+
+fn describe(output: &Output) -> String {
+    let text = String::from_utf8_lossy(&output.stderr);
+    let text = if text.trim().is_empty() {
+        String::from_utf8_lossy(&output.stdout)
+    } else {
+        text
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        output.status.to_string()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Double-quotes an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether `uid` may enter every ancestor of `dir`.
+fn reachable_by(dir: &Path, uid: u32, gid: u32) -> bool {
+    dir.ancestors().skip(1).all(|a| {
+        fs::metadata(a).is_ok_and(|m| {
+            let mode = m.mode();
+            (m.uid() == uid && mode & 0o100 != 0)
+                || (m.gid() == gid && mode & 0o010 != 0)
+                || mode & 0o001 != 0
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_bin(dir: &Path) {
+        fs::create_dir_all(dir).unwrap();
+        for tool in ["pg_ctl", "initdb"] {
+            let path = dir.join(tool);
+            fs::write(&path, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ledger-local-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn finds_the_newest_installed_version_when_path_has_none() {
+        let root = scratch("versions");
+        fake_bin(&root.join("13/bin"));
+        fake_bin(&root.join("16/bin"));
+        fs::create_dir_all(root.join("17/bin")).unwrap(); // no binaries: skipped
+        let found = find_bin_dir(None, Some("/nonexistent".into()), &root);
+        assert_eq!(found, Some(root.join("16/bin")));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn path_wins_over_installed_versions_and_explicit_wins_over_both() {
+        let root = scratch("path");
+        fake_bin(&root.join("versions/15/bin"));
+        fake_bin(&root.join("onpath"));
+        fake_bin(&root.join("explicit"));
+        let path = Some(root.join("onpath").into_os_string());
+        let versions = root.join("versions");
+        assert_eq!(
+            find_bin_dir(None, path.clone(), &versions),
+            Some(fs::canonicalize(root.join("onpath")).unwrap())
+        );
+        assert_eq!(
+            find_bin_dir(Some(root.join("explicit")), path, &versions),
+            Some(root.join("explicit"))
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn no_binaries_anywhere_is_none() {
+        let root = scratch("none");
+        assert_eq!(find_bin_dir(None, Some("/nonexistent".into()), &root), None);
+        assert_eq!(find_bin_dir(Some(root.clone()), None, &root), None);
+    }
+
+    #[test]
+    fn too_long_a_socket_path_is_a_clear_error() {
+        let dir = std::env::temp_dir().join("x".repeat(120));
+        let err = check_socket_path(&dir).unwrap_err();
+        assert!(check_socket_path(&std::env::temp_dir().join("ledger-pg")).is_ok());
+        assert!(
+            matches!(&err, Error::LocalCluster(msg) if msg.contains("LEDGER_PG_DIR")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("ledger"), "\"ledger\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn default_dir_is_under_the_target_directory() {
+        if std::env::var_os("LEDGER_PG_DIR").is_none() {
+            assert!(Cluster::default_dir().ends_with("ledger-pg"));
+        }
+    }
+
+    #[test]
+    fn reachability_follows_the_execute_bits_of_every_parent() {
+        let root = scratch("reach");
+        let locked = root.join("locked");
+        fs::create_dir_all(&locked).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
+        let me = fs::metadata(&root).unwrap();
+        let stranger = me.uid() + 4242;
+        assert!(reachable_by(&root.join("cluster"), stranger, stranger));
+        assert!(!reachable_by(&locked.join("cluster"), stranger, stranger));
+        assert!(reachable_by(&locked.join("cluster"), me.uid(), me.gid()));
+        fs::remove_dir_all(root).unwrap();
+    }
+}

@@ -1,0 +1,61 @@
+//! `transactions`: the seed's `Transaction` model, one row per money movement.
+//!
+//! The row type is [`LedgerEntry`] (a `Transaction` would collide with `sqlx::Transaction`).
+//!
+//! Invariants: the amount is positive ([`POSITIVE_AMOUNT`]); the type is `transfer`, `deposit` or
+//! `withdrawal` ([`TYPE_VALID`]) and fixes which accounts are set ([`ACCOUNTS_MATCH_TYPE`]: a
+//! deposit has only `to`, a withdrawal only `from`, a transfer two different accounts); the status
+//! is `pending`, `completed` or `failed` ([`STATUS_VALID`]); metadata is a JSON object
+//! ([`METADATA_OBJECT`]).
+//!
+//! The seed's aggregate filters `status='success'`, a status its own transfer never writes (it
+//! writes `'completed'`). Here a successful movement is `completed`, and the database refuses any
+//! other spelling.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::accounts::AccountId;
+use crate::ids::id_type;
+
+/// The seed's `CheckConstraint(check=Q(amount__gt=0), name='positive_amount')`.
+pub const POSITIVE_AMOUNT: &str = "positive_amount";
+/// `check (type in ('transfer', 'deposit', 'withdrawal'))`.
+pub const TYPE_VALID: &str = "transactions_type_valid";
+/// `check (status in ('pending', 'completed', 'failed'))`.
+pub const STATUS_VALID: &str = "transactions_status_valid";
+/// Which of `from_account_id` / `to_account_id` each type needs.
+pub const ACCOUNTS_MATCH_TYPE: &str = "transactions_accounts_match_type";
+/// `check (jsonb_typeof(metadata) = 'object')`.
+pub const METADATA_OBJECT: &str = "transactions_metadata_object";
+/// `foreign key (from_account_id) references accounts (id) on delete restrict`.
+pub const FROM_ACCOUNT_FKEY: &str = "transactions_from_account_id_fkey";
+/// `foreign key (to_account_id) references accounts (id) on delete restrict`.
+pub const TO_ACCOUNT_FKEY: &str = "transactions_to_account_id_fkey";
+
+id_type! {
+    /// The id of a [`LedgerEntry`].
+    EntryId
+}
+
+/// A row of `transactions`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LedgerEntry {
+    /// Primary key.
+    pub id: EntryId,
+    /// The debited account (withdrawals and transfers).
+    pub from_account_id: Option<AccountId>,
+    /// The credited account (deposits and transfers).
+    pub to_account_id: Option<AccountId>,
+    /// numeric(15,2), positive.
+    pub amount: Decimal,
+    /// `transfer`, `deposit` or `withdrawal`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending`, `completed` or `failed`.
+    pub status: String,
+    /// Caller metadata, a JSON object.
+    pub metadata: serde_json::Value,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+}
