@@ -1,13 +1,22 @@
 //! `accounts`: the seed's `Account` model, one balance in one currency owned by one user.
 //!
 //! Invariants: the balance is never negative ([`BALANCE_NON_NEGATIVE`]); the currency is three
-//! uppercase letters ([`CURRENCY_FORMAT`]); the owner exists and cannot be deleted while the account
-//! does ([`USER_FKEY`], Django's `PROTECT`).
+//! uppercase letters ([`CURRENCY_FORMAT`], and [`validate_currency`] before any write); the owner
+//! exists and cannot be deleted while the account does ([`USER_FKEY`], Django's `PROTECT`).
+//!
+//! **The seed filters `balance` and `status` on `User`, which has neither.** They are account
+//! columns, so those filters live here: [`list_balance_at_least`] (`balance__gte`),
+//! [`list_balance_between`] (`balance__range`), [`list_status_in`] (`status__in`), the AND, OR
+//! and NOT examples, and [`expire_trials`] (the bulk `update()`). [`filter`] combines them at run
+//! time. A balance changes only through the money movements of [`transactions`](crate::transactions).
 
 use rust_decimal::Decimal;
+use sqlx::PgExecutor;
 
 use crate::ids::id_type;
+use crate::page;
 use crate::users::UserId;
+use crate::{Error, Result};
 
 /// The seed's `CheckConstraint(check=Q(balance__gte=0), name='balance_non_negative')`.
 pub const BALANCE_NON_NEGATIVE: &str = "balance_non_negative";
@@ -15,6 +24,10 @@ pub const BALANCE_NON_NEGATIVE: &str = "balance_non_negative";
 pub const CURRENCY_FORMAT: &str = "accounts_currency_format";
 /// `foreign key (user_id) references users (id) on delete restrict`.
 pub const USER_FKEY: &str = "accounts_user_id_fkey";
+/// The currency of an account opened without one (the seed's `default='USD'`).
+pub const DEFAULT_CURRENCY: &str = "USD";
+/// Longest status (varchar(20)).
+pub const MAX_STATUS_LEN: usize = 20;
 
 id_type! {
     /// The id of an [`Account`].
@@ -32,6 +45,421 @@ pub struct Account {
     pub balance: Decimal,
     /// ISO 4217 code, `USD` by default.
     pub currency: String,
-    /// `active` by default.
+    /// `active` by default; free text of at most 20 characters (the seed uses `active`, `vip`,
+    /// `trial`, `expired`, `banned`).
     pub status: String,
+}
+
+/// Checks a currency code: three uppercase ASCII letters.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for the field `currency`.
+pub fn validate_currency(currency: &str) -> Result<()> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "currency",
+            format!("must be three uppercase letters such as USD, not {currency:?}"),
+        ))
+    }
+}
+
+/// Checks a status: 1 to 20 characters, no white space at either end.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for the field `status`.
+pub fn validate_status(status: &str) -> Result<()> {
+    if status.is_empty() || status.trim() != status || status.chars().count() > MAX_STATUS_LEN {
+        return Err(Error::invalid(
+            "status",
+            format!("must be 1 to {MAX_STATUS_LEN} characters without surrounding spaces"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_range(lo: Decimal, hi: Decimal) -> Result<()> {
+    if lo > hi {
+        return Err(Error::invalid(
+            "balance range",
+            format!("low bound {lo} is above high bound {hi}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens an account with a zero balance and status `active` for a live user.
+///
+/// Django: `Account.objects.create(user=user, currency='USD')`
+///
+/// SQL: `insert into accounts (user_id, currency) select id, $2 from users where id = $1 and
+/// deleted_at is null returning` the row: a missing or soft-deleted owner inserts nothing.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad currency (nothing is sent); [`Error::NotFound`] when the
+/// user does not exist or is soft-deleted.
+pub async fn open(
+    db: impl PgExecutor<'_>,
+    user_id: UserId,
+    currency: Option<&str>,
+) -> Result<Account> {
+    let currency = currency.unwrap_or(DEFAULT_CURRENCY);
+    validate_currency(currency)?;
+    sqlx::query_as!(
+        Account,
+        r#"
+        insert into accounts (user_id, currency)
+        select id, $2 from users where id = $1 and deleted_at is null
+        returning id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        "#,
+        user_id.as_uuid(),
+        currency
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound { what: "user" })
+}
+
+/// The account with this id.
+///
+/// Django: `Account.objects.get(id=account_id)`
+///
+/// SQL: `select ... from accounts where id = $1`.
+///
+/// # Errors
+/// [`Error::NotFound`] when there is no such account.
+pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
+    sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where id = $1
+        "#,
+        id.as_uuid()
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound { what: "account" })
+}
+
+/// A user's accounts, by currency then id.
+///
+/// Django: `user.accounts.all()`
+///
+/// SQL: `select ... from accounts where user_id = $1 order by currency, id` (index
+/// `accounts_user_id_idx`).
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where user_id = $1
+        order by currency, id
+        "#,
+        user_id.as_uuid()
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Accounts holding at least `min`, richest first.
+///
+/// Django: `User.objects.filter(balance__gte=100)` (on `Account`: User has no balance)
+///
+/// SQL: `where balance >= $1 order by balance desc, id` (index `accounts_balance_idx`).
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_balance_at_least(db: impl PgExecutor<'_>, min: Decimal) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where balance >= $1
+        order by balance desc, id
+        "#,
+        min
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Accounts whose balance lies between `lo` and `hi`, both included.
+///
+/// Django: `User.objects.filter(balance__range=(100, 500))` (on `Account`)
+///
+/// SQL: `where balance between $1 and $2 order by balance, id`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `lo > hi` (nothing is sent).
+pub async fn list_balance_between(
+    db: impl PgExecutor<'_>,
+    lo: Decimal,
+    hi: Decimal,
+) -> Result<Vec<Account>> {
+    check_range(lo, hi)?;
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where balance between $1 and $2
+        order by balance, id
+        "#,
+        lo,
+        hi
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Accounts whose status is one of `statuses`.
+///
+/// Django: `User.objects.filter(status__in=['active', 'vip'])` (on `Account`)
+///
+/// SQL: `where status = any($1) order by id` — one array parameter, however many statuses.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Result<Vec<Account>> {
+    let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where status = any($1)
+        order by id
+        "#,
+        &statuses
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Accounts holding at least `min` *and* in `status`.
+///
+/// Django: `User.objects.filter(balance__gte=100, status='active')` (on `Account`)
+///
+/// SQL: `where balance >= $1 and status = $2 order by balance desc, id`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_balance_at_least_and_status(
+    db: impl PgExecutor<'_>,
+    min: Decimal,
+    status: &str,
+) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where balance >= $1 and status = $2
+        order by balance desc, id
+        "#,
+        min,
+        status
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Accounts holding at least `min` *or* in `status`.
+///
+/// Django: `User.objects.filter(Q(balance__gte=100) | Q(status='vip'))` (on `Account`)
+///
+/// SQL: `where balance >= $1 or status = $2 order by balance desc, id`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_balance_at_least_or_status(
+    db: impl PgExecutor<'_>,
+    min: Decimal,
+    status: &str,
+) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where balance >= $1 or status = $2
+        order by balance desc, id
+        "#,
+        min,
+        status
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Accounts *not* in `status`.
+///
+/// Django: `User.objects.filter(~Q(status='banned'))` and `exclude(status='banned')` (on
+/// `Account`)
+///
+/// SQL: `where status <> $1 order by id` (`status` is `not null`, so no row escapes through NULL).
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_status_not(db: impl PgExecutor<'_>, status: &str) -> Result<Vec<Account>> {
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where status <> $1
+        order by id
+        "#,
+        status
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Criteria for [`filter`], each optional; set ones are combined with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountFilter {
+    /// The owner.
+    pub user_id: Option<UserId>,
+    /// `balance__gte`
+    pub min_balance: Option<Decimal>,
+    /// `balance__lte`
+    pub max_balance: Option<Decimal>,
+    /// `status__in` (an empty list matches nothing, as Django's does).
+    pub status_in: Option<Vec<String>>,
+    /// `exclude(status=...)`
+    pub status_not: Option<String>,
+    /// `currency=...`
+    pub currency: Option<String>,
+    /// At most this many rows (default and maximum [`page::MAX_PER_PAGE`]).
+    pub limit: Option<i64>,
+}
+
+/// Accounts matching every criterion set in `filter`: one statically checked query, each
+/// criterion written `($n is null or ...)`.
+///
+/// Django: `Account.objects.filter(**criteria).exclude(...)`
+///
+/// SQL: one `select` with every criterion guarded by its parameter being null, `order by id`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `min_balance > max_balance` or the limit is out of range.
+pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<Vec<Account>> {
+    if let (Some(lo), Some(hi)) = (filter.min_balance, filter.max_balance) {
+        check_range(lo, hi)?;
+    }
+    let limit = page::check_limit(filter.limit.unwrap_or(page::MAX_PER_PAGE))?;
+    Ok(sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where ($1::uuid is null or user_id = $1)
+          and ($2::numeric is null or balance >= $2)
+          and ($3::numeric is null or balance <= $3)
+          and ($4::text[] is null or status = any($4))
+          and ($5::text is null or status <> $5)
+          and ($6::text is null or currency = $6)
+        order by id
+        limit $7
+        "#,
+        filter.user_id.map(|id| id.as_uuid()),
+        filter.min_balance,
+        filter.max_balance,
+        filter.status_in.as_deref(),
+        filter.status_not,
+        filter.currency,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Sets an account's status and returns the updated row.
+///
+/// Django: `Account.objects.filter(id=account_id).update(status='frozen')`
+///
+/// SQL: `update accounts set status = $2 where id = $1 returning` the row.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad status (nothing is sent); [`Error::NotFound`] for an unknown
+/// id.
+pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) -> Result<Account> {
+    validate_status(status)?;
+    sqlx::query_as!(
+        Account,
+        r#"
+        update accounts
+        set status = $2
+        where id = $1
+        returning id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        "#,
+        id.as_uuid(),
+        status
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound { what: "account" })
+}
+
+/// Moves every account in status `from` to status `to` in one statement; returns how many rows
+/// changed.
+///
+/// Django: `User.objects.filter(status='trial').update(status='expired')` (on `Account`)
+///
+/// SQL: `update accounts set status = $2 where status = $1`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad target status (nothing is sent).
+pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) -> Result<u64> {
+    validate_status(to)?;
+    let done = sqlx::query!(
+        "update accounts set status = $2 where status = $1",
+        from,
+        to
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The seed's bulk update exactly: every `trial` account becomes `expired`.
+///
+/// Django: `User.objects.filter(status='trial').update(status='expired')`
+///
+/// SQL: as [`update_status_where`].
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn expire_trials(db: impl PgExecutor<'_>) -> Result<u64> {
+    update_status_where(db, "trial", "expired").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currencies_are_three_uppercase_letters() {
+        assert!(validate_currency("USD").is_ok());
+        for bad in ["usd", "US", "USDT", "U$D", "", "ÉUR"] {
+            assert!(validate_currency(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn statuses_are_short_and_trimmed() {
+        assert!(validate_status("expired").is_ok());
+        for bad in ["", " vip", "vip ", &"x".repeat(21)] {
+            assert!(validate_status(bad).is_err(), "{bad:?}");
+        }
+    }
 }

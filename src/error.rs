@@ -23,6 +23,8 @@ pub mod sqlstate {
     pub const SERIALIZATION_FAILURE: &str = "40001";
     /// `deadlock_detected`
     pub const DEADLOCK_DETECTED: &str = "40P01";
+    /// `invalid_parameter_value` (an unknown time zone, for one)
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
     /// `duplicate_database`
     pub const DUPLICATE_DATABASE: &str = "42P04";
 }

@@ -33,6 +33,7 @@ pub mod config;
 mod error;
 mod ids;
 pub mod local;
+pub mod page;
 pub mod payments;
 pub mod schema;
 pub mod transactions;

@@ -4,8 +4,11 @@
 //! [`provide_database_url`] makes sure it is set: from the environment or `.env`, from the seed's
 //! `DB_*` variables, or else by starting (or finding) the private cluster of `ledger::local`.
 
+mod accounts;
 mod constraints;
 mod schema;
+mod support;
+mod users;
 
 /// Runs before `main`, while the process has one thread.
 #[ctor::ctor(unsafe)]

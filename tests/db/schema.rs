@@ -61,5 +61,7 @@ async fn status_lists_every_migration_in_order(pool: PgPool) {
         .map(|m| m.version)
         .collect();
     assert_eq!(versions, expected);
-    assert_eq!(applied, [true, true, true, false, false]);
+    let up_to_3: Vec<bool> = expected.iter().map(|v| *v <= 3).collect();
+    assert_eq!(applied, up_to_3);
+    assert!(applied.contains(&false));
 }

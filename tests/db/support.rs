@@ -1,0 +1,85 @@
+//! Arrangement helpers shared by the test modules.
+
+use chrono::{DateTime, Utc};
+use ledger::accounts::{self, Account, AccountId};
+use ledger::users::{self, NewUser, User, UserId};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+pub async fn user(pool: &PgPool, email: &str, name: &str) -> User {
+    users::insert(pool, &NewUser::new(email, name))
+        .await
+        .unwrap()
+}
+
+/// Users `u00@example.com`, `u01@...`, with `created_at` one minute apart, oldest first.
+pub async fn users_a_minute_apart(pool: &PgPool, n: usize) -> Vec<User> {
+    let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let u = user(
+            pool,
+            &format!("u{i:02}@example.com"),
+            &format!("User {i:02}"),
+        )
+        .await;
+        let at = start + chrono::Duration::minutes(i as i64);
+        set_created_at(pool, u.id, at).await;
+        out.push(users::get(pool, u.id).await.unwrap());
+    }
+    out
+}
+
+pub async fn set_created_at(pool: &PgPool, id: UserId, at: DateTime<Utc>) {
+    sqlx::query!(
+        "update users set created_at = $2 where id = $1",
+        id.as_uuid(),
+        at
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// An account with this balance, written directly (money normally moves only through
+/// `transactions`).
+pub async fn account_with(pool: &PgPool, owner: UserId, balance: Decimal, status: &str) -> Account {
+    let account = accounts::open(pool, owner, None).await.unwrap();
+    sqlx::query!(
+        "update accounts set balance = $2, status = $3 where id = $1",
+        account.id.as_uuid(),
+        balance,
+        status
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    accounts::get(pool, account.id).await.unwrap()
+}
+
+pub async fn count(pool: &PgPool, table: Table) -> i64 {
+    match table {
+        Table::Users => sqlx::query_scalar!(r#"select count(*) as "n!" from users"#)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        Table::Accounts => sqlx::query_scalar!(r#"select count(*) as "n!" from accounts"#)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    Users,
+    Accounts,
+}
+
+pub fn ids<T>(rows: &[T], id: impl Fn(&T) -> AccountId) -> Vec<AccountId> {
+    rows.iter().map(id).collect()
+}
+
+pub fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
