@@ -443,6 +443,46 @@ pub async fn expire_trials(db: impl PgExecutor<'_>) -> Result<u64> {
     update_status_where(db, "trial", "expired").await
 }
 
+/// An account's place in the ranking by balance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BalanceRank {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its owner's name.
+    pub user_name: String,
+    /// Its balance.
+    pub balance: Decimal,
+    /// 1 for the richest; equal balances share a rank and the next rank is skipped, as `RANK()`.
+    pub rank: i64,
+}
+
+/// Every account ranked by balance, richest first, with its owner's name.
+///
+/// Django: `Account.objects.annotate(rank=Window(expression=Rank(),
+/// order_by=F('balance').desc())).values('user__name', 'balance', 'rank')`
+///
+/// SQL: `rank() over (order by balance desc)` over `accounts join users`, ordered by rank then
+/// account id (a tie-breaker for the output order only; tied balances keep one rank).
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn rank_by_balance(db: impl PgExecutor<'_>) -> Result<Vec<BalanceRank>> {
+    Ok(sqlx::query_as!(
+        BalanceRank,
+        r#"
+        select a.id as "account_id: AccountId",
+               u.name as user_name,
+               a.balance,
+               rank() over (order by a.balance desc) as "rank!"
+        from accounts a
+        join users u on u.id = a.user_id
+        order by 4, a.id
+        "#
+    )
+    .fetch_all(db)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

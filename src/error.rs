@@ -7,6 +7,10 @@
 
 use std::borrow::Cow;
 
+use rust_decimal::Decimal;
+
+use crate::accounts::AccountId;
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -103,6 +107,42 @@ pub enum Error {
     /// The transaction was chosen as a deadlock victim (SQLSTATE 40P01); it may be retried.
     #[error("deadlock detected")]
     Deadlock(#[source] sqlx::Error),
+
+    /// The debited account holds less than the amount; nothing was written.
+    #[error("insufficient funds in account {account}: balance {balance}, requested {requested}")]
+    InsufficientFunds {
+        /// The account that would go negative.
+        account: AccountId,
+        /// Its balance when it was locked.
+        balance: Decimal,
+        /// The amount asked for.
+        requested: Decimal,
+    },
+
+    /// Money can move only in and out of `active` accounts; nothing was written.
+    #[error("account {account} is {status}, not active")]
+    AccountNotActive {
+        /// The account.
+        account: AccountId,
+        /// Its status.
+        status: String,
+    },
+
+    /// A transfer between accounts of different currencies; nothing was written.
+    #[error("currency mismatch: {from_currency} to {to_currency}")]
+    CurrencyMismatch {
+        /// The debited account's currency.
+        from_currency: String,
+        /// The credited account's currency.
+        to_currency: String,
+    },
+
+    /// An idempotency key was reused for a different movement; nothing was written.
+    #[error("idempotency key {key:?} was already used for a different movement")]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+    },
 
     /// The configuration (environment, `.env`, command line) is unusable.
     #[error("configuration: {0}")]

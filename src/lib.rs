@@ -29,6 +29,7 @@
 
 pub mod accounts;
 pub mod articles;
+pub mod atomic;
 pub mod config;
 mod error;
 mod ids;

@@ -324,6 +324,35 @@ async fn unknown_accounts_violate_the_transactions_foreign_keys(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_reused_idempotency_key_violates_transactions_idempotency_key_key(pool: PgPool) {
+    let (a, _) = two_accounts(&pool).await;
+    let insert = |key: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar!(
+                r#"
+                insert into transactions (to_account_id, amount, type, status, idempotency_key)
+                values ($1, 1, 'deposit', 'completed', $2)
+                returning id
+                "#,
+                a,
+                key
+            )
+            .fetch_one(&pool)
+            .await
+            .map_err(Error::from)
+        }
+    };
+    insert("k-1").await.unwrap();
+    assert_violation(
+        insert("k-1").await,
+        "unique",
+        transactions::IDEMPOTENCY_KEY_UNIQUE,
+    );
+    assert_eq!(count_rows(&pool).await.2, 1);
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn non_object_payment_violates_payments_data_object(pool: PgPool) {
     for data in [json!(["card"]), json!("card"), json!(true)] {
         let result =
@@ -386,6 +415,7 @@ async fn every_constraint_in_the_schema_is_exported(pool: PgPool) {
         transactions::METADATA_OBJECT,
         transactions::FROM_ACCOUNT_FKEY,
         transactions::TO_ACCOUNT_FKEY,
+        transactions::IDEMPOTENCY_KEY_UNIQUE,
         payments::DATA_OBJECT,
         articles::TITLE_NOT_BLANK,
     ];

@@ -6,6 +6,8 @@
 
 mod accounts;
 mod constraints;
+mod money;
+mod reports;
 mod schema;
 mod support;
 mod users;

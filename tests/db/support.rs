@@ -83,3 +83,49 @@ pub fn ids<T>(rows: &[T], id: impl Fn(&T) -> AccountId) -> Vec<AccountId> {
 pub fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
+
+/// Counts the statements sqlx sends from this thread while the guard lives (sqlx logs each one
+/// as a `tracing` event with target `sqlx::query`; `#[sqlx::test]` runs on one thread).
+pub struct StatementCounter {
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl StatementCounter {
+    pub fn start() -> Self {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let subscriber = CountingSubscriber {
+            count: count.clone(),
+        };
+        Self {
+            count,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+struct CountingSubscriber {
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tracing::Subscriber for CountingSubscriber {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if event.metadata().target() == "sqlx::query" {
+            self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}

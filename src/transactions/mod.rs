@@ -11,6 +11,15 @@
 //! The seed's aggregate filters `status='success'`, a status its own transfer never writes (it
 //! writes `'completed'`). Here a successful movement is `completed`, and the database refuses any
 //! other spelling.
+//!
+//! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`; reads (aggregates, joins,
+//! window functions, the seed's raw SQL, [`reconcile`]) in `reports`. Both are re-exported here.
+
+mod movements;
+mod reports;
+
+pub use movements::*;
+pub use reports::*;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -32,6 +41,17 @@ pub const METADATA_OBJECT: &str = "transactions_metadata_object";
 pub const FROM_ACCOUNT_FKEY: &str = "transactions_from_account_id_fkey";
 /// `foreign key (to_account_id) references accounts (id) on delete restrict`.
 pub const TO_ACCOUNT_FKEY: &str = "transactions_to_account_id_fkey";
+/// `unique (idempotency_key)`.
+pub const IDEMPOTENCY_KEY_UNIQUE: &str = "transactions_idempotency_key_key";
+
+/// `type` of a transfer between two accounts.
+pub const TRANSFER: &str = "transfer";
+/// `type` of money coming in.
+pub const DEPOSIT: &str = "deposit";
+/// `type` of money going out.
+pub const WITHDRAWAL: &str = "withdrawal";
+/// `status` of a movement that happened (the seed's `'completed'`; its `'success'` is this).
+pub const COMPLETED: &str = "completed";
 
 id_type! {
     /// The id of a [`LedgerEntry`].
@@ -58,4 +78,6 @@ pub struct LedgerEntry {
     pub metadata: serde_json::Value,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
+    /// The caller's idempotency key, if one was given.
+    pub idempotency_key: Option<String>,
 }

@@ -1,0 +1,442 @@
+//! Reads over the ledger: one entry, an account's history, aggregates, `select_related` joins,
+//! window functions, the seed's raw SQL report, and reconciliation.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgExecutor;
+
+use super::{EntryId, LedgerEntry};
+use crate::accounts::{Account, AccountId};
+use crate::page;
+use crate::users::UserId;
+use crate::{Error, Result};
+
+/// The entry with this id.
+///
+/// Django: `Transaction.objects.get(id=...)`
+///
+/// SQL: `select ... from transactions where id = $1`.
+///
+/// # Errors
+/// [`Error::NotFound`] when there is no such entry.
+pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
+    sqlx::query_as!(
+        LedgerEntry,
+        r#"
+        select id as "id: EntryId",
+               from_account_id as "from_account_id: AccountId",
+               to_account_id as "to_account_id: AccountId",
+               amount, type as kind, status, metadata, created_at, idempotency_key
+        from transactions
+        where id = $1
+        "#,
+        id.as_uuid()
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound {
+        what: "transaction",
+    })
+}
+
+/// An account's movements in and out, newest first.
+///
+/// Django: `Transaction.objects.filter(Q(from_account=acc) | Q(to_account=acc)).order_by('-created_at')[:limit]`
+///
+/// SQL: two index range scans (`(from_account_id, created_at)` and `(to_account_id,
+/// created_at)`) combined with `union all`, `order by created_at desc, id desc limit $2`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`.
+pub async fn list_for_account(
+    db: impl PgExecutor<'_>,
+    account: AccountId,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>> {
+    let limit = page::check_limit(limit)?;
+    Ok(sqlx::query_as!(
+        LedgerEntry,
+        r#"
+        select id as "id!: EntryId",
+               from_account_id as "from_account_id: AccountId",
+               to_account_id as "to_account_id: AccountId",
+               amount as "amount!", type as "kind!", status as "status!",
+               metadata as "metadata!", created_at as "created_at!", idempotency_key
+        from (
+            select * from transactions where from_account_id = $1
+            union all
+            select * from transactions where to_account_id = $1
+        ) as history
+        order by created_at desc, id desc
+        limit $2
+        "#,
+        account.as_uuid(),
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The sum of every completed movement; zero (never NULL) when there is none.
+///
+/// Django: `Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))` — the
+/// seed's `'success'` is this schema's `'completed'`
+///
+/// SQL: `select coalesce(sum(amount), 0) from transactions where status = 'completed'`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
+    Ok(sqlx::query_scalar!(
+        r#"
+        select coalesce(sum(amount), 0) as "total!"
+        from transactions
+        where status = 'completed'
+        "#
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// Sum, count, average, maximum and minimum of the amounts, in one query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Sum of amounts; zero when there are none.
+    pub total: Decimal,
+    /// How many rows.
+    pub count: i64,
+    /// Mean amount, rounded by the server to 2 places; `None` when there are none.
+    pub average: Option<Decimal>,
+    /// Largest amount; `None` when there are none.
+    pub maximum: Option<Decimal>,
+    /// Smallest amount; `None` when there are none.
+    pub minimum: Option<Decimal>,
+}
+
+/// Statistics over every movement, in one query.
+///
+/// Django: `Transaction.objects.aggregate(total=Sum('amount'), count=Count('id'),
+/// average=Avg('amount'), maximum=Max('amount'))` (and `Min`)
+///
+/// SQL: `select coalesce(sum(amount), 0), count(*), round(avg(amount), 2), max(amount),
+/// min(amount) from transactions`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn stats(db: impl PgExecutor<'_>) -> Result<Stats> {
+    Ok(sqlx::query_as!(
+        Stats,
+        r#"
+        select coalesce(sum(amount), 0) as "total!",
+               count(*) as "count!",
+               round(avg(amount), 2) as average,
+               max(amount) as maximum,
+               min(amount) as minimum
+        from transactions
+        "#
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// One month of movements.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MonthlyRevenue {
+    /// The first day of the month, in the report's time zone.
+    pub month: NaiveDate,
+    /// Sum of the month's amounts.
+    pub revenue: Decimal,
+    /// How many movements.
+    pub count: i64,
+}
+
+/// Revenue and count per calendar month in `time_zone` (an IANA name), oldest month first.
+/// Months without movements do not appear (as in Django's `GROUP BY`).
+///
+/// Django: `Transaction.objects.annotate(month=TruncMonth('created_at')).values('month')
+/// .annotate(revenue=Sum('amount'), count=Count('id')).order_by('month')`
+///
+/// SQL: `date_trunc('month', created_at at time zone $1)::date`, `group by 1 order by 1`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for an unknown time zone.
+pub async fn monthly_revenue(
+    db: impl PgExecutor<'_>,
+    time_zone: &str,
+) -> Result<Vec<MonthlyRevenue>> {
+    sqlx::query_as!(
+        MonthlyRevenue,
+        r#"
+        select date_trunc('month', created_at at time zone $1)::date as "month!",
+               sum(amount) as "revenue!",
+               count(*) as "count!"
+        from transactions
+        group by 1
+        order by 1
+        "#,
+        time_zone
+    )
+    .fetch_all(db)
+    .await
+    .map_err(|e| crate::users::time_zone_error(e, time_zone))
+}
+
+/// An entry with both its accounts, read in one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryWithAccounts {
+    /// The entry.
+    pub entry: LedgerEntry,
+    /// The debited account; `None` for a deposit.
+    pub from_account: Option<Account>,
+    /// The credited account; `None` for a withdrawal.
+    pub to_account: Option<Account>,
+}
+
+struct JoinedRow {
+    id: EntryId,
+    from_account_id: Option<AccountId>,
+    to_account_id: Option<AccountId>,
+    amount: Decimal,
+    kind: String,
+    status: String,
+    metadata: serde_json::Value,
+    created_at: DateTime<Utc>,
+    idempotency_key: Option<String>,
+    from_user_id: Option<UserId>,
+    from_balance: Option<Decimal>,
+    from_currency: Option<String>,
+    from_status: Option<String>,
+    to_user_id: Option<UserId>,
+    to_balance: Option<Decimal>,
+    to_currency: Option<String>,
+    to_status: Option<String>,
+}
+
+fn joined_account(
+    id: Option<AccountId>,
+    user_id: Option<UserId>,
+    balance: Option<Decimal>,
+    currency: Option<String>,
+    status: Option<String>,
+) -> Option<Account> {
+    Some(Account {
+        id: id?,
+        user_id: user_id?,
+        balance: balance?,
+        currency: currency?,
+        status: status?,
+    })
+}
+
+/// The newest entries with their `from` and `to` accounts: one query, no N+1.
+///
+/// Django: `Transaction.objects.select_related('from_account', 'to_account')`
+///
+/// SQL: `transactions left join accounts f ... left join accounts t ... order by created_at desc,
+/// id desc limit $1`. Left joins: a deposit has no `from` account and a withdrawal no `to`, and
+/// an inner join would drop them.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`.
+pub async fn list_with_accounts(
+    db: impl PgExecutor<'_>,
+    limit: i64,
+) -> Result<Vec<EntryWithAccounts>> {
+    let limit = page::check_limit(limit)?;
+    let rows = sqlx::query_as!(
+        JoinedRow,
+        r#"
+        select t.id as "id: EntryId",
+               t.from_account_id as "from_account_id: AccountId",
+               t.to_account_id as "to_account_id: AccountId",
+               t.amount, t.type as kind, t.status, t.metadata, t.created_at, t.idempotency_key,
+               f.user_id as "from_user_id?: UserId", f.balance as "from_balance?",
+               f.currency as "from_currency?", f.status as "from_status?",
+               a.user_id as "to_user_id?: UserId", a.balance as "to_balance?",
+               a.currency as "to_currency?", a.status as "to_status?"
+        from transactions t
+        left join accounts f on f.id = t.from_account_id
+        left join accounts a on a.id = t.to_account_id
+        order by t.created_at desc, t.id desc
+        limit $1
+        "#,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| EntryWithAccounts {
+            from_account: joined_account(
+                r.from_account_id,
+                r.from_user_id,
+                r.from_balance,
+                r.from_currency,
+                r.from_status,
+            ),
+            to_account: joined_account(
+                r.to_account_id,
+                r.to_user_id,
+                r.to_balance,
+                r.to_currency,
+                r.to_status,
+            ),
+            entry: LedgerEntry {
+                id: r.id,
+                from_account_id: r.from_account_id,
+                to_account_id: r.to_account_id,
+                amount: r.amount,
+                kind: r.kind,
+                status: r.status,
+                metadata: r.metadata,
+                created_at: r.created_at,
+                idempotency_key: r.idempotency_key,
+            },
+        })
+        .collect())
+}
+
+/// An outgoing movement with its owner's running total.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunningTotal {
+    /// The entry.
+    pub id: EntryId,
+    /// The owner of the debited account.
+    pub user_id: UserId,
+    /// The entry's amount.
+    pub amount: Decimal,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+    /// Sum of this user's outgoing amounts up to and including this entry.
+    pub running_total: Decimal,
+}
+
+/// Each outgoing movement (withdrawals and transfers) with the running total of its user's
+/// outgoing money, oldest first. Deposits have no `from` account and so no user here (Django
+/// would put them in one `NULL` partition; they are left out).
+///
+/// Django: `Transaction.objects.annotate(running_total=Window(expression=Sum('amount'),
+/// partition_by=[F('from_account__user')], order_by=F('created_at').asc()))`
+///
+/// SQL: `sum(amount) over (partition by user_id order by created_at, id rows between unbounded
+/// preceding and current row)`: the `id` tie-breaker and the ROWS frame make it deterministic
+/// when timestamps tie (Django's default RANGE frame would give tied rows the same total).
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>> {
+    Ok(sqlx::query_as!(
+        RunningTotal,
+        r#"
+        select t.id as "id: EntryId",
+               a.user_id as "user_id: UserId",
+               t.amount,
+               t.created_at,
+               sum(t.amount) over (
+                   partition by a.user_id
+                   order by t.created_at, t.id
+                   rows between unbounded preceding and current row
+               ) as "running_total!"
+        from transactions t
+        join accounts a on a.id = t.from_account_id
+        order by a.user_id, t.created_at, t.id
+        "#
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// A user's outgoing total over a window of days.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Spender {
+    /// The user.
+    pub user_id: UserId,
+    /// Their name.
+    pub name: String,
+    /// Sum of their completed outgoing movements in the window.
+    pub total_spent: Decimal,
+}
+
+/// The users who sent the most money in the last `days` days, biggest first.
+///
+/// Django: the seed's raw `cursor.execute("SELECT u.name, SUM(t.amount) AS total_spent FROM users
+/// u JOIN transactions t ON t.from_account_id IN (SELECT id FROM accounts WHERE user_id = u.id)
+/// WHERE t.created_at > NOW() - INTERVAL '30 days' ... LIMIT %s", [10])`
+///
+/// SQL: the seed's intent with plain joins — `users join accounts join transactions on
+/// from_account_id`, completed only, `created_at > now() - make_interval(days => $1)`, `group by
+/// u.id order by total desc, u.id limit $2` — with the window a parameter too.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for `days` below 1 or a limit outside `1..=MAX_PER_PAGE`.
+pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Result<Vec<Spender>> {
+    if days < 1 {
+        return Err(Error::invalid("days", "must be at least 1"));
+    }
+    let limit = page::check_limit(limit)?;
+    Ok(sqlx::query_as!(
+        Spender,
+        r#"
+        select u.id as "user_id: UserId", u.name, sum(t.amount) as "total_spent!"
+        from users u
+        join accounts a on a.user_id = u.id
+        join transactions t on t.from_account_id = a.id
+        where t.created_at > now() - make_interval(days => $1)
+          and t.status = 'completed'
+        group by u.id, u.name
+        order by 3 desc, u.id
+        limit $2
+        "#,
+        days,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// An account whose balance disagrees with its ledger.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Discrepancy {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its stored balance.
+    pub balance: Decimal,
+    /// Deposits + incoming − withdrawals − outgoing, over completed movements.
+    pub expected: Decimal,
+}
+
+/// Checks the whole ledger: every account's balance must equal its completed deposits and
+/// incoming transfers minus its completed withdrawals and outgoing transfers, from a zero
+/// opening balance (accounts open empty; record an imported opening balance as a deposit).
+/// Returns each account that disagrees; an empty list means the books balance.
+///
+/// Django: none in the seed.
+///
+/// SQL: per account, two correlated sums (served by the two `(account, created_at)` indexes),
+/// keeping the rows where `balance <> credits - debits`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
+    Ok(sqlx::query_as!(
+        Discrepancy,
+        r#"
+        select account_id as "account_id!: AccountId", balance as "balance!",
+               expected as "expected!"
+        from (
+            select a.id as account_id,
+                   a.balance,
+                   coalesce((select sum(t.amount) from transactions t
+                             where t.to_account_id = a.id and t.status = 'completed'), 0)
+                 - coalesce((select sum(t.amount) from transactions t
+                             where t.from_account_id = a.id and t.status = 'completed'), 0)
+                   as expected
+            from accounts a
+        ) as books
+        where balance <> expected
+        order by account_id
+        "#
+    )
+    .fetch_all(db)
+    .await?)
+}

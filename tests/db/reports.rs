@@ -1,0 +1,349 @@
+//! `ledger::transactions` reads: aggregates, joins, prefetching, windows, raw SQL, reconciliation.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger::transactions::{self, EntryId, Movement, Transfer};
+use ledger::users;
+use ledger::{Error, accounts};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+use crate::money::funded;
+use crate::support::{StatementCounter, dec, user};
+
+async fn set_entry_time(pool: &PgPool, id: EntryId, at: &str) {
+    let at: DateTime<Utc> = at.parse().unwrap();
+    sqlx::query!(
+        "update transactions set created_at = $2 where id = $1",
+        id.as_uuid(),
+        at
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn aggregates_of_an_empty_ledger_are_zero_not_null(pool: PgPool) {
+    assert_eq!(
+        transactions::total_completed(&pool).await.unwrap(),
+        Decimal::ZERO
+    );
+    let stats = transactions::stats(&pool).await.unwrap();
+    assert_eq!(
+        stats,
+        transactions::Stats {
+            total: Decimal::ZERO,
+            count: 0,
+            average: None,
+            maximum: None,
+            minimum: None
+        }
+    );
+    assert!(
+        transactions::monthly_revenue(&pool, "UTC")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn aggregates_sum_count_average_max_and_min_in_one_query(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "100").await; // deposit 100
+    let b = funded(&pool, "b@example.com", "USD", "0.01").await; // deposit 0.01
+    let mut conn = pool.acquire().await.unwrap();
+    transactions::transfer(&mut conn, &Transfer::new(a.id, b.id, dec("33.33")))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        transactions::total_completed(&pool).await.unwrap(),
+        dec("133.34")
+    );
+    let counter = StatementCounter::start();
+    let stats = transactions::stats(&pool).await.unwrap();
+    assert_eq!(counter.count(), 1);
+    assert_eq!(
+        (
+            stats.total,
+            stats.count,
+            stats.average,
+            stats.maximum,
+            stats.minimum
+        ),
+        (
+            dec("133.34"),
+            3,
+            Some(dec("44.45")),
+            Some(dec("100")),
+            Some(dec("0.01"))
+        )
+    );
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn monthly_revenue_groups_by_month_in_the_given_time_zone(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "0").await;
+    let mut conn = pool.acquire().await.unwrap();
+    let mut made = Vec::new();
+    for amount in ["10", "20", "30"] {
+        let movement = Movement::new(a.id, dec(amount));
+        made.push(transactions::deposit(&mut conn, &movement).await.unwrap());
+    }
+    // 1 February 03:00 UTC is still 31 January in Bogotá.
+    let [jan, boundary, mar] = <[_; 3]>::try_from(made).unwrap();
+    set_entry_time(&pool, jan.id, "2026-01-15T12:00:00Z").await;
+    set_entry_time(&pool, boundary.id, "2026-02-01T03:00:00Z").await;
+    set_entry_time(&pool, mar.id, "2026-03-10T12:00:00Z").await;
+
+    let month = |m| NaiveDate::from_ymd_opt(2026, m, 1).unwrap();
+    let utc = transactions::monthly_revenue(&pool, "UTC").await.unwrap();
+    let utc: Vec<_> = utc.iter().map(|r| (r.month, r.revenue, r.count)).collect();
+    assert_eq!(
+        utc,
+        [
+            (month(1), dec("10"), 1),
+            (month(2), dec("20"), 1),
+            (month(3), dec("30"), 1)
+        ]
+    );
+
+    let bogota = transactions::monthly_revenue(&pool, "America/Bogota")
+        .await
+        .unwrap();
+    let bogota: Vec<_> = bogota
+        .iter()
+        .map(|r| (r.month, r.revenue, r.count))
+        .collect();
+    // February has no movement there, and empty months do not appear.
+    assert_eq!(bogota, [(month(1), dec("30"), 2), (month(3), dec("30"), 1)]);
+
+    let err = transactions::monthly_revenue(&pool, "Not/AZone")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "time_zone",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn select_related_keeps_deposits_and_withdrawals_with_their_missing_side(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "50").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let mut conn = pool.acquire().await.unwrap();
+    let tr = transactions::transfer(&mut conn, &Transfer::new(a.id, b.id, dec("20")))
+        .await
+        .unwrap();
+    let wd = transactions::withdraw(&mut conn, &Movement::new(b.id, dec("5")))
+        .await
+        .unwrap();
+
+    let counter = StatementCounter::start();
+    let rows = transactions::list_with_accounts(&pool, 10).await.unwrap();
+    assert_eq!(counter.count(), 1, "one query, joins included");
+    assert_eq!(rows.len(), 3);
+    let find = |id| rows.iter().find(|r| r.entry.id == id).unwrap();
+
+    let deposit = rows.iter().find(|r| r.entry.kind == "deposit").unwrap();
+    assert_eq!(deposit.from_account, None);
+    assert_eq!(deposit.to_account.as_ref().map(|x| x.id), Some(a.id));
+    let withdrawal = find(wd.id);
+    assert_eq!(
+        withdrawal.from_account.as_ref().map(|x| (x.id, x.balance)),
+        Some((b.id, dec("15")))
+    );
+    assert_eq!(withdrawal.to_account, None);
+    let transfer = find(tr.id);
+    assert_eq!(transfer.from_account.as_ref().map(|x| x.id), Some(a.id));
+    assert_eq!(transfer.to_account.as_ref().map(|x| x.id), Some(b.id));
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn prefetch_uses_two_queries_however_many_users(pool: PgPool) {
+    let mut counts = Vec::new();
+    for n in [1usize, 5, 40] {
+        while users::count_active(&pool).await.unwrap() < n as i64 {
+            let i = users::count_active(&pool).await.unwrap();
+            let u = user(&pool, &format!("p{i}@example.com"), "P").await;
+            accounts::open(&pool, u.id, Some("USD")).await.unwrap();
+            accounts::open(&pool, u.id, Some("EUR")).await.unwrap();
+        }
+        let mut conn = pool.acquire().await.unwrap();
+        let counter = StatementCounter::start();
+        let listed = users::list_with_accounts(&mut conn).await.unwrap();
+        counts.push(counter.count());
+        assert_eq!(listed.len(), n);
+        assert!(listed.iter().all(|u| u.accounts.len() == 2 && u.accounts.iter().all(|a| a.user_id == u.user.id)));
+    }
+    assert_eq!(counts, [2, 2, 2]);
+
+    // A user without accounts is listed with none.
+    user(&pool, "lonely@example.com", "Lonely").await;
+    let mut conn = pool.acquire().await.unwrap();
+    let listed = users::list_with_accounts(&mut conn).await.unwrap();
+    assert_eq!(listed.last().map(|u| u.accounts.len()), Some(0));
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn running_totals_are_per_user_and_deterministic_on_tied_times(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "100").await;
+    let b = funded(&pool, "b@example.com", "USD", "100").await;
+    let mut conn = pool.acquire().await.unwrap();
+    let mut out = Vec::new();
+    for amount in ["1", "2", "3"] {
+        out.push(
+            transactions::transfer(&mut conn, &Transfer::new(a.id, b.id, dec(amount)))
+                .await
+                .unwrap(),
+        );
+    }
+    let b_out = transactions::withdraw(&mut conn, &Movement::new(b.id, dec("7")))
+        .await
+        .unwrap();
+    // All of a's outgoing movements at the same instant: the id breaks the tie.
+    for e in &out {
+        set_entry_time(&pool, e.id, "2026-05-01T00:00:00Z").await;
+    }
+
+    let totals = transactions::running_totals(&pool).await.unwrap();
+    let mut a_rows: Vec<_> = totals.iter().filter(|r| r.user_id == a.user_id).collect();
+    assert_eq!(a_rows.len(), 3);
+    a_rows.sort_by_key(|r| r.id);
+    let by_id: Vec<Decimal> = a_rows.iter().map(|r| r.amount).collect();
+    let mut running = Decimal::ZERO;
+    for (row, amount) in a_rows.iter().zip(&by_id) {
+        running += amount;
+        assert_eq!(
+            row.running_total, running,
+            "each tied row gets its own total"
+        );
+    }
+    let b_rows: Vec<_> = totals.iter().filter(|r| r.user_id == b.user_id).collect();
+    assert_eq!(b_rows.len(), 1);
+    assert_eq!(
+        (b_rows[0].id, b_rows[0].running_total),
+        (b_out.id, dec("7"))
+    );
+    assert_eq!(transactions::running_totals(&pool).await.unwrap(), totals);
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn rank_by_balance_shares_ranks_on_ties(pool: PgPool) {
+    for (email, amount) in [
+        ("a@example.com", "300"),
+        ("b@example.com", "200"),
+        ("c@example.com", "200"),
+        ("d@example.com", "5"),
+    ] {
+        funded(&pool, email, "USD", amount).await;
+    }
+    let ranks = accounts::rank_by_balance(&pool).await.unwrap();
+    let got: Vec<(Decimal, i64)> = ranks.iter().map(|r| (r.balance, r.rank)).collect();
+    assert_eq!(
+        got,
+        [
+            (dec("300"), 1),
+            (dec("200"), 2),
+            (dec("200"), 2),
+            (dec("5"), 4)
+        ]
+    );
+    assert!(ranks.iter().all(|r| r.user_name == "Owner"));
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn top_spenders_sums_outgoing_money_in_the_window(pool: PgPool) {
+    let big = funded(&pool, "big@example.com", "USD", "1000").await;
+    let small = funded(&pool, "small@example.com", "USD", "1000").await;
+    let sink = funded(&pool, "sink@example.com", "USD", "0").await;
+    users::update_name(&pool, big.user_id, "Big").await.unwrap();
+    users::update_name(&pool, small.user_id, "Small")
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    transactions::transfer(&mut conn, &Transfer::new(big.id, sink.id, dec("300")))
+        .await
+        .unwrap();
+    transactions::withdraw(&mut conn, &Movement::new(big.id, dec("200")))
+        .await
+        .unwrap();
+    transactions::transfer(&mut conn, &Transfer::new(small.id, sink.id, dec("100")))
+        .await
+        .unwrap();
+    let old = transactions::withdraw(&mut conn, &Movement::new(small.id, dec("900")))
+        .await
+        .unwrap();
+    set_entry_time(&pool, old.id, "2020-01-01T00:00:00Z").await;
+
+    let top = transactions::top_spenders(&pool, 30, 10).await.unwrap();
+    let got: Vec<(&str, Decimal)> = top
+        .iter()
+        .map(|s| (s.name.as_str(), s.total_spent))
+        .collect();
+    assert_eq!(got, [("Big", dec("500")), ("Small", dec("100"))]);
+    assert_eq!(
+        transactions::top_spenders(&pool, 30, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let all_time = transactions::top_spenders(&pool, 100_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(all_time[0].name, "Small");
+    assert!(matches!(
+        transactions::top_spenders(&pool, 0, 10).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn raw_users_with_balance_over_maps_rows_to_users(pool: PgPool) {
+    let rich = funded(&pool, "rich@example.com", "USD", "1000.01").await;
+    funded(&pool, "poor@example.com", "USD", "1000").await;
+    let gone = funded(&pool, "gone@example.com", "USD", "5000").await;
+    users::soft_delete(&pool, gone.user_id).await.unwrap();
+
+    let found = users::list_with_balance_over(&pool, dec("1000"))
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [rich.user_id]
+    );
+    assert_eq!(found[0].email, "rich@example.com");
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn reconcile_reports_each_account_whose_balance_disagrees(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "100").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let mut conn = pool.acquire().await.unwrap();
+    transactions::transfer(&mut conn, &Transfer::new(a.id, b.id, dec("40")))
+        .await
+        .unwrap();
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+
+    // Someone edits a balance behind the ledger's back.
+    sqlx::query!(
+        "update accounts set balance = balance + 1 where id = $1",
+        b.id.as_uuid()
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let off = transactions::reconcile(&pool).await.unwrap();
+    assert_eq!(off.len(), 1);
+    assert_eq!(
+        (off[0].account_id, off[0].balance, off[0].expected),
+        (b.id, dec("41"), dec("40"))
+    );
+}
