@@ -5,6 +5,7 @@
 //! `DB_*` variables, or else by starting (or finding) the private cluster of `ledger::local`.
 
 mod accounts;
+mod cli;
 mod constraints;
 mod money;
 mod reports;

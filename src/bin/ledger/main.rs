@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod table;
+mod tour;
 use ledger::local::Cluster;
 use ledger::{Config, schema};
 
@@ -104,7 +107,7 @@ async fn config(cli: &Cli) -> ledger::Result<Config> {
 
 async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
     match &cli.command {
-        Command::Tour => tour(&config(&cli).await?, out).await,
+        Command::Tour => tour::run(&config(&cli).await?, out).await,
         Command::Migrate { target } => {
             let config = config(&cli).await?;
             let mut conn = config.connect_one().await?;
@@ -153,25 +156,5 @@ async fn print_status(conn: &mut sqlx::PgConnection, out: &mut impl Write) -> An
         let mark = if m.applied { "[X]" } else { "[ ]" };
         writeln!(out, " {mark} {:04}_{}", m.version, m.description)?;
     }
-    Ok(())
-}
-
-async fn tour(config: &Config, out: &mut impl Write) -> AnyResult {
-    writeln!(
-        out,
-        "ledger tour: the Django + PostgreSQL cheat sheet, in Rust"
-    )?;
-    writeln!(out, "database: {config}")?;
-    let mut conn = config.connect_one().await?;
-    writeln!(
-        out,
-        "\n$ python manage.py migrate      -> ledger::schema::migrate"
-    )?;
-    schema::migrate(&mut conn).await?;
-    writeln!(
-        out,
-        "$ python manage.py showmigrations -> ledger::schema::status"
-    )?;
-    print_status(&mut conn, out).await?;
     Ok(())
 }
