@@ -1,36 +1,128 @@
-//! `articles`: the `Article` model the seed searches but never defines.
+//! `articles`: the `Article` model the seed searches but never defines, with weighted full-text
+//! search.
 //!
-//! Defined as the smallest model its search examples need: a `title` (weight A in search) and a
-//! `content` body (weight B), plus `created_at`. Invariant: the title is not blank
-//! ([`TITLE_NOT_BLANK`]).
+//! Defined as the smallest model its search examples need: a `title` (weight A in search), a
+//! `content` body (weight B), `created_at`, and the text search configuration the article is
+//! written in ([`Language`], english by default). Invariant: the title is not blank
+//! ([`TITLE_NOT_BLANK`]; checked in Rust first, with its 200-character limit).
+//!
+//! **Search.** The seed's `SearchVector('title', weight='A') + SearchVector('content',
+//! weight='B')` is computed per row per query, which no index can serve. Here it is a stored
+//! generated `tsvector` column, `search`, kept current by PostgreSQL on every write and indexed
+//! with GIN (`articles_search_gin_idx`). User input goes through `websearch_to_tsquery`, which
+//! accepts any string — quotes, `&|!:*()`, SQL-looking text, an empty or punctuation-only string
+//! — and never raises a syntax error: the worst case is an empty result.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgExecutor;
 
 use crate::ids::id_type;
+use crate::page;
+use crate::{Error, Result};
 
 /// `check (title ~ '[^[:space:]]')`: not blank.
 pub const TITLE_NOT_BLANK: &str = "articles_title_not_blank";
+/// Longest title (varchar(200)), in characters.
+pub const MAX_TITLE_LEN: usize = 200;
+/// The seed's `rank__gte=0.1`.
+pub const DEFAULT_MIN_RANK: f32 = 0.1;
 
 id_type! {
     /// The id of an [`Article`].
     ArticleId
 }
 
-/// A row of `articles`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A PostgreSQL text search configuration: how an article's words are split and stemmed.
+/// These are the configurations every PostgreSQL installation ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Language {
+    /// No stemming, no stop words.
+    Simple,
+    /// The default.
+    #[default]
+    English,
+    /// Spanish.
+    Spanish,
+    /// French.
+    French,
+    /// German.
+    German,
+    /// Portuguese.
+    Portuguese,
+    /// Italian.
+    Italian,
+    /// Dutch.
+    Dutch,
+    /// Russian.
+    Russian,
+}
+
+impl Language {
+    /// The configuration's name in PostgreSQL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Simple => "simple",
+            Language::English => "english",
+            Language::Spanish => "spanish",
+            Language::French => "french",
+            Language::German => "german",
+            Language::Portuguese => "portuguese",
+            Language::Italian => "italian",
+            Language::Dutch => "dutch",
+            Language::Russian => "russian",
+        }
+    }
+}
+
+/// A row of `articles` (without the generated `search` vector, which has no Rust type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Article {
     /// Primary key.
     pub id: ArticleId,
-    /// At most 200 characters, not blank.
+    /// 1 to 200 characters, not blank.
     pub title: String,
     /// The body.
     pub content: String,
+    /// The text search configuration the article is written in.
+    pub language: Language,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
 }
 
+/// An article to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewArticle {
+    /// 1 to 200 characters, not blank.
+    pub title: String,
+    /// The body.
+    pub content: String,
+    /// The text search configuration (english by default).
+    pub language: Language,
+}
+
+impl NewArticle {
+    /// An English article.
+    pub fn new(title: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            content: content.into(),
+            language: Language::English,
+        }
+    }
+
+    /// Sets the language.
+    pub fn language(mut self, language: Language) -> Self {
+        self.language = language;
+        self
+    }
+}
+
 /// An article without its body: what a result list shows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArticleSummary {
     /// Primary key.
     pub id: ArticleId,
@@ -40,21 +132,153 @@ pub struct ArticleSummary {
     pub created_at: DateTime<Utc>,
 }
 
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// The article.
+    pub id: ArticleId,
+    /// Its title.
+    pub title: String,
+    /// `ts_rank` of the weighted vector against the query (a `real`).
+    pub rank: f32,
+    /// Up to two fragments of the body with the matches between `<<` and `>>` (`ts_headline`).
+    pub snippet: String,
+}
+
+fn validate_content(content: &str) -> Result<()> {
+    if content.contains('\0') {
+        return Err(Error::invalid(
+            "content",
+            "must not contain the character U+0000",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a title: not blank, at most 200 characters, no U+0000 (PostgreSQL text cannot hold
+/// it).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for the field `title`.
+pub fn validate_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        return Err(Error::invalid("title", "must not be blank"));
+    }
+    if title.contains('\0') {
+        return Err(Error::invalid(
+            "title",
+            "must not contain the character U+0000",
+        ));
+    }
+    if title.chars().count() > MAX_TITLE_LEN {
+        return Err(Error::invalid(
+            "title",
+            format!("must be at most {MAX_TITLE_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates an article; its search vector is computed by the database.
+///
+/// Django: `Article.objects.create(title=..., content=...)`
+///
+/// SQL: `insert into articles (title, content, language) values ($1, $2, $3::regconfig)
+/// returning ...` (the generated `search` column is filled in by PostgreSQL).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a blank or over-long title (nothing is sent).
+pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Article> {
+    validate_title(&article.title)?;
+    validate_content(&article.content)?;
+    Ok(sqlx::query_as!(
+        Article,
+        r#"
+        insert into articles (title, content, language)
+        values ($1, $2, $3::text::regconfig)
+        returning id as "id: ArticleId", title, content,
+                  language::text as "language!: Language", created_at
+        "#,
+        article.title,
+        article.content,
+        article.language.as_str()
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// The article with this id.
+///
+/// Django: `Article.objects.get(id=...)`
+///
+/// SQL: `select ... from articles where id = $1`.
+///
+/// # Errors
+/// [`Error::NotFound`] when there is no such article.
+pub async fn get(db: impl PgExecutor<'_>, id: ArticleId) -> Result<Article> {
+    sqlx::query_as!(
+        Article,
+        r#"
+        select id as "id: ArticleId", title, content,
+               language::text as "language!: Language", created_at
+        from articles
+        where id = $1
+        "#,
+        id.as_uuid()
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound { what: "article" })
+}
+
+/// Replaces an article's title and body; the search vector follows.
+///
+/// Django: `Article.objects.filter(id=...).update(title=..., content=...)`
+///
+/// SQL: `update articles set title = $2, content = $3 where id = $1 returning ...`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad title (nothing is sent); [`Error::NotFound`] for an unknown
+/// id.
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: ArticleId,
+    title: &str,
+    content: &str,
+) -> Result<Article> {
+    validate_title(title)?;
+    validate_content(content)?;
+    sqlx::query_as!(
+        Article,
+        r#"
+        update articles
+        set title = $2, content = $3
+        where id = $1
+        returning id as "id: ArticleId", title, content,
+                  language::text as "language!: Language", created_at
+        "#,
+        id.as_uuid(),
+        title,
+        content
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound { what: "article" })
+}
+
 /// The newest articles without their `content`, the one heavy column.
 ///
 /// Django: `Article.objects.defer('content')` — the seed defers `large_text_field` and
 /// `avatar_data`, which its `User` does not have; `content` is this schema's large text field.
 /// Rust has no lazily loaded fields, so a deferred read is a narrower struct.
 ///
-/// SQL: `select id, title, created_at from articles order by created_at desc, id desc limit $1`.
+/// SQL: `select id, title, created_at from articles order by created_at desc, id desc limit $1`
+/// (index `articles_created_at_id_idx`).
 ///
 /// # Errors
-/// [`Error::InvalidInput`](crate::Error::InvalidInput) for a limit outside `1..=MAX_PER_PAGE`.
-pub async fn list_summaries(
-    db: impl sqlx::PgExecutor<'_>,
-    limit: i64,
-) -> crate::Result<Vec<ArticleSummary>> {
-    let limit = crate::page::check_limit(limit)?;
+/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`.
+pub async fn list_summaries(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<ArticleSummary>> {
+    let limit = page::check_limit(limit)?;
     Ok(sqlx::query_as!(
         ArticleSummary,
         r#"
@@ -67,4 +291,123 @@ pub async fn list_summaries(
     )
     .fetch_all(db)
     .await?)
+}
+
+/// Articles matching `query`, best first, without their bodies: ids, titles and ranks only.
+///
+/// Django: `Article.objects.annotate(search=SearchVector('title', 'content')).filter(search='database')`
+///
+/// SQL: `where language = $2 and search @@ websearch_to_tsquery($2, $1) order by ts_rank desc, id
+/// limit $3` (GIN index).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit. Any query string is accepted.
+pub async fn search_titles(
+    db: impl PgExecutor<'_>,
+    query: &str,
+    language: Language,
+    limit: i64,
+) -> Result<Vec<ArticleSummary>> {
+    let limit = page::check_limit(limit)?;
+    let query = searchable(query);
+    Ok(sqlx::query_as!(
+        ArticleSummary,
+        r#"
+        select a.id as "id: ArticleId", a.title, a.created_at
+        from articles a, websearch_to_tsquery($2::text::regconfig, $1) as q
+        where a.language = $2::text::regconfig and a.search @@ q
+        order by ts_rank(a.search, q) desc, a.id
+        limit $3
+        "#,
+        query,
+        language.as_str(),
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Weighted, ranked search with highlighted snippets: title matches (weight A) outrank body
+/// matches (weight B); results below `min_rank` are dropped; ties are broken by id.
+///
+/// Django: `vector = SearchVector('title', weight='A') + SearchVector('content', weight='B')`;
+/// `Article.objects.annotate(rank=SearchRank(vector, SearchQuery('postgres performance')))
+/// .filter(rank__gte=0.1).order_by('-rank')`
+///
+/// SQL: an inner query ranks and limits the matches (`search @@ websearch_to_tsquery`, GIN index,
+/// `ts_rank(search, q) >= $3`, `order by rank desc, id limit $4`); only those rows get
+/// `ts_headline`, which re-parses the body and is the expensive part.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit or a negative `min_rank`. Any query string is accepted:
+/// one without searchable words returns no rows.
+pub async fn search(
+    db: impl PgExecutor<'_>,
+    query: &str,
+    language: Language,
+    min_rank: f32,
+    limit: i64,
+) -> Result<Vec<SearchHit>> {
+    let limit = page::check_limit(limit)?;
+    if min_rank.is_nan() || min_rank < 0.0 {
+        return Err(Error::invalid("min_rank", "must be zero or more"));
+    }
+    let query = searchable(query);
+    Ok(sqlx::query_as!(
+        SearchHit,
+        r#"
+        select hit.id as "id!: ArticleId",
+               hit.title as "title!",
+               hit.rank as "rank!",
+               ts_headline(
+                   hit.language, hit.content, hit.q,
+                   'StartSel=<<, StopSel=>>, MaxFragments=2, MaxWords=18, MinWords=6'
+               ) as "snippet!"
+        from (
+            select a.id, a.title, a.content, a.language, q, ts_rank(a.search, q) as rank
+            from articles a, websearch_to_tsquery($2::text::regconfig, $1) as q
+            where a.language = $2::text::regconfig
+              and a.search @@ q
+              and ts_rank(a.search, q) >= $3
+            order by rank desc, a.id
+            limit $4
+        ) as hit
+        order by hit.rank desc, hit.id
+        "#,
+        query,
+        language.as_str(),
+        min_rank,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The query text as PostgreSQL can take it: U+0000, which text cannot hold and no article
+/// contains, is dropped; everything else is `websearch_to_tsquery`'s to read.
+fn searchable(query: &str) -> String {
+    query.replace('\0', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_not_blank_and_at_most_200_characters() {
+        assert!(validate_title("Postgres performance").is_ok());
+        assert!(validate_title(&"é".repeat(200)).is_ok());
+        for bad in ["", "  ", "\t\n", &"x".repeat(201)] {
+            assert!(validate_title(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn language_names_match_postgres_configurations() {
+        assert_eq!(Language::default().as_str(), "english");
+        assert_eq!(
+            serde_json::to_value(Language::Spanish).unwrap(),
+            serde_json::json!("spanish")
+        );
+    }
 }

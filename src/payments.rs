@@ -1,14 +1,40 @@
-//! `payments`: the seed's `Payment` model, a JSONB document per payment.
+//! `payments`: the seed's `Payment` model, one JSONB document per payment.
 //!
-//! Invariant: `data` is a JSON object ([`DATA_OBJECT`]). The seed's model has only `data`; the
-//! table adds a uuid key and `created_at` for a stable order.
+//! Invariant: `data` is a JSON object ([`DATA_OBJECT`]) of at most [`MAX_PAYLOAD_BYTES`]. The
+//! seed's model has only `data`; the table adds a uuid key and `created_at` for a stable order.
+//!
+//! **Typed, but open.** [`PaymentData`] types the fields the seed shows (`method`, `last4`,
+//! `brand`, a numeric `amount`, `shipping.country`, an optional `discount`); any other key is kept
+//! in [`PaymentData::extra`] and written back untouched.
+//!
+//! **Indexed.** Key-value and nested queries are written as containment (`data @> {...}`) and key
+//! existence as `data ? key`, both served by the GIN index `payments_data_gin_idx`. Django's
+//! `data__method='credit_card'` compiles to `data -> 'method' = '"credit_card"'`, which no index
+//! serves. After a bulk load, new entries wait in the GIN index's pending list and the planner
+//! avoids the index until (auto)vacuum merges them: run `vacuum analyze payments` after one.
+//!
+//! **Numbers compare as numbers.** [`list_amount_at_least`] compares the JSON number with a
+//! jsonpath filter, so 9 < 100 (text comparison says otherwise) and an `amount` stored as a string
+//! never matches instead of failing the query.
+//!
+//! Amounts in documents are JSON numbers. `serde_json` reads a fractional number as an `f64`,
+//! which holds the 15 significant digits of any numeric(15,2) amount exactly; [`PaymentData`]
+//! converts through the shortest decimal form, so such amounts round-trip exactly.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::PgExecutor;
 
 use crate::ids::id_type;
+use crate::page;
+use crate::{Error, Result};
 
 /// `check (jsonb_typeof(data) = 'object')`.
 pub const DATA_OBJECT: &str = "payments_data_object";
+/// Largest document accepted, serialized, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 id_type! {
     /// The id of a [`Payment`].
@@ -16,12 +42,327 @@ id_type! {
 }
 
 /// A row of `payments`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     /// Primary key.
     pub id: PaymentId,
-    /// The document.
-    pub data: serde_json::Value,
+    /// The document, as stored.
+    pub data: Value,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// The document as [`PaymentData`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when a known field has the wrong JSON type (say, `amount` is a
+    /// string).
+    pub fn typed(&self) -> Result<PaymentData> {
+        serde_json::from_value(self.data.clone())
+            .map_err(|e| Error::invalid("data", format!("not a payment document: {e}")))
+    }
+}
+
+/// Where a payment ships.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shipping {
+    /// ISO country code, e.g. `US`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Every other key, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The document of a payment: the seed's fields typed, every other key kept.
+///
+/// ```
+/// use ledger::payments::PaymentData;
+///
+/// let data: PaymentData = serde_json::from_value(serde_json::json!({
+///     "method": "credit_card", "last4": "4242", "brand": "Visa",
+///     "amount": 120.5, "shipping": {"country": "US"}, "gift": true
+/// }))?;
+/// assert_eq!(data.amount, Some("120.5".parse()?));
+/// assert_eq!(data.extra["gift"], true); // unknown keys are kept
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PaymentData {
+    /// `credit_card`, `bank_transfer`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The card's last four digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+    /// The card brand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// The amount, a JSON number.
+    #[serde(default, with = "json_number", skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Decimal>,
+    /// Shipping details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<Shipping>,
+    /// A discount, a JSON number.
+    #[serde(default, with = "json_number", skip_serializing_if = "Option::is_none")]
+    pub discount: Option<Decimal>,
+    /// Every other key, kept.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `Option<Decimal>` as a JSON number (not the string `rust_decimal` serializes by default).
+mod json_number {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Number;
+
+    pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => {
+                let number: Number = d
+                    .to_string()
+                    .parse()
+                    .map_err(|_| serde::ser::Error::custom("amount is not a JSON number"))?;
+                s.serialize_some(&number)
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        let number = Option::<Number>::deserialize(d)?;
+        number
+            .map(|n| n.to_string().parse::<Decimal>())
+            .transpose()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn check_payload(data: &Value) -> Result<()> {
+    if !data.is_object() {
+        return Err(Error::invalid("data", "must be a JSON object"));
+    }
+    if has_nul(data) {
+        // PostgreSQL's jsonb cannot hold U+0000 (it refuses `\u0000` in text).
+        return Err(Error::invalid(
+            "data",
+            "must not contain the character U+0000",
+        ));
+    }
+    let size = data.to_string().len();
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(Error::invalid(
+            "data",
+            format!("is {size} bytes; at most {MAX_PAYLOAD_BYTES} are accepted"),
+        ));
+    }
+    Ok(())
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Stores a typed payment document.
+///
+/// Django: `Payment.objects.create(data={'method': 'credit_card', 'last4': '4242', 'brand': 'Visa'})`
+///
+/// SQL: `insert into payments (data) values ($1) returning id, data, created_at`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the document is larger than [`MAX_PAYLOAD_BYTES`] (nothing is
+/// sent).
+pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payment> {
+    let value = serde_json::to_value(data)
+        .map_err(|e| Error::invalid("data", format!("cannot be serialized: {e}")))?;
+    insert_json(db, &value).await
+}
+
+/// Stores an untyped document.
+///
+/// Django: `Payment.objects.create(data={...})` with any dict
+///
+/// SQL: `insert into payments (data) values ($1) returning id, data, created_at`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a document that is not a JSON object or is larger than
+/// [`MAX_PAYLOAD_BYTES`] (nothing is sent).
+pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Payment> {
+    check_payload(data)?;
+    Ok(sqlx::query_as!(
+        Payment,
+        r#"
+        insert into payments (data)
+        values ($1)
+        returning id as "id: PaymentId", data, created_at
+        "#,
+        data
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// The payment with this id.
+///
+/// Django: `Payment.objects.get(id=...)`
+///
+/// SQL: `select id, data, created_at from payments where id = $1`.
+///
+/// # Errors
+/// [`Error::NotFound`] when there is no such payment.
+pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
+    sqlx::query_as!(
+        Payment,
+        r#"select id as "id: PaymentId", data, created_at from payments where id = $1"#,
+        id.as_uuid()
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound { what: "payment" })
+}
+
+/// Payments whose document contains `fragment` (every key and value of it, at any depth):
+/// the building block of the key-value and nested queries below.
+///
+/// Django: `Payment.objects.filter(data__contains={'shipping': {'country': 'US'}})`
+///
+/// SQL: `where data @> $1 order by created_at, id limit $2` (GIN index `payments_data_gin_idx`).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a fragment that is not an object, or a bad limit.
+pub async fn list_containing(
+    db: impl PgExecutor<'_>,
+    fragment: &Value,
+    limit: i64,
+) -> Result<Vec<Payment>> {
+    check_payload(fragment)?;
+    let limit = page::check_limit(limit)?;
+    Ok(sqlx::query_as!(
+        Payment,
+        r#"
+        select id as "id: PaymentId", data, created_at
+        from payments
+        where data @> $1
+        order by created_at, id
+        limit $2
+        "#,
+        fragment,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Payments made with this method.
+///
+/// Django: `Payment.objects.filter(data__method='credit_card')`
+///
+/// SQL: `where data @> '{"method": $1}'` (GIN index).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit.
+pub async fn list_by_method(
+    db: impl PgExecutor<'_>,
+    method: &str,
+    limit: i64,
+) -> Result<Vec<Payment>> {
+    list_containing(db, &json!({ "method": method }), limit).await
+}
+
+/// Payments with this card brand.
+///
+/// Django: `Payment.objects.filter(data__brand='Visa')`
+///
+/// SQL: `where data @> '{"brand": $1}'` (GIN index).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit.
+pub async fn list_by_brand(
+    db: impl PgExecutor<'_>,
+    brand: &str,
+    limit: i64,
+) -> Result<Vec<Payment>> {
+    list_containing(db, &json!({ "brand": brand }), limit).await
+}
+
+/// Payments shipping to this country (a nested key).
+///
+/// Django: `Payment.objects.filter(data__shipping__country='US')`
+///
+/// SQL: `where data @> '{"shipping": {"country": $1}}'` (GIN index).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit.
+pub async fn list_by_shipping_country(
+    db: impl PgExecutor<'_>,
+    country: &str,
+    limit: i64,
+) -> Result<Vec<Payment>> {
+    list_containing(db, &json!({ "shipping": { "country": country } }), limit).await
+}
+
+/// Payments whose document has this top-level key.
+///
+/// Django: `Payment.objects.filter(data__has_key='discount')`
+///
+/// SQL: `where data ? $1 order by created_at, id limit $2` (GIN index).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit.
+pub async fn list_with_key(db: impl PgExecutor<'_>, key: &str, limit: i64) -> Result<Vec<Payment>> {
+    let limit = page::check_limit(limit)?;
+    Ok(sqlx::query_as!(
+        Payment,
+        r#"
+        select id as "id: PaymentId", data, created_at
+        from payments
+        where data ? $1
+        order by created_at, id
+        limit $2
+        "#,
+        key,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Payments whose `amount` is a JSON number of at least `min`.
+///
+/// Django: `Payment.objects.filter(data__amount__gte=100)`
+///
+/// SQL: `where jsonb_path_exists(data, '$.amount ? (@ >= $min)', {"min": $1})`: a numeric
+/// comparison (9 < 100), and an `amount` that is a string, missing or null matches nothing
+/// rather than failing the query.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit.
+pub async fn list_amount_at_least(
+    db: impl PgExecutor<'_>,
+    min: Decimal,
+    limit: i64,
+) -> Result<Vec<Payment>> {
+    let limit = page::check_limit(limit)?;
+    Ok(sqlx::query_as!(
+        Payment,
+        r#"
+        select id as "id: PaymentId", data, created_at
+        from payments
+        where jsonb_path_exists(data, '$.amount ? (@ >= $min)', jsonb_build_object('min', $1::numeric))
+        order by created_at, id
+        limit $2
+        "#,
+        min,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
 }

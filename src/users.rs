@@ -155,6 +155,12 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::invalid("name", "must not be blank"));
     }
+    if name.contains('\0') {
+        return Err(Error::invalid(
+            "name",
+            "must not contain the character U+0000",
+        ));
+    }
     let len = name.chars().count();
     if len > MAX_NAME_LEN {
         return Err(Error::invalid(
@@ -978,5 +984,6 @@ mod tests {
         assert!(validate_name(&"é".repeat(101)).is_err());
         assert!(validate_name("").is_err());
         assert!(validate_name("   ").is_err());
+        assert!(validate_name("A\0na").is_err());
     }
 }

@@ -440,3 +440,75 @@ pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
     .fetch_all(db)
     .await?)
 }
+
+/// Entries whose metadata contains `fragment` (every key and value of it, at any depth), newest
+/// first: the seed's JSONB key-value and nested queries, on `transactions.metadata`.
+///
+/// Django: `Transaction.objects.filter(metadata__channel='web')`,
+/// `Transaction.objects.filter(metadata__device__os='ios')`
+///
+/// SQL: `where metadata @> $1 order by created_at desc, id desc limit $2` (GIN index
+/// `transactions_metadata_gin_idx`).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a fragment that is not a JSON object, or a bad limit.
+pub async fn list_metadata_containing(
+    db: impl PgExecutor<'_>,
+    fragment: &serde_json::Value,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>> {
+    if !fragment.is_object() {
+        return Err(Error::invalid("metadata", "must be a JSON object"));
+    }
+    let limit = page::check_limit(limit)?;
+    Ok(sqlx::query_as!(
+        LedgerEntry,
+        r#"
+        select id as "id: EntryId",
+               from_account_id as "from_account_id: AccountId",
+               to_account_id as "to_account_id: AccountId",
+               amount, type as kind, status, metadata, created_at, idempotency_key
+        from transactions
+        where metadata @> $1
+        order by created_at desc, id desc
+        limit $2
+        "#,
+        fragment,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Entries whose metadata has this top-level key, newest first.
+///
+/// Django: `Transaction.objects.filter(metadata__has_key='refund_of')`
+///
+/// SQL: `where metadata ? $1 order by created_at desc, id desc limit $2` (GIN index).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit.
+pub async fn list_with_metadata_key(
+    db: impl PgExecutor<'_>,
+    key: &str,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>> {
+    let limit = page::check_limit(limit)?;
+    Ok(sqlx::query_as!(
+        LedgerEntry,
+        r#"
+        select id as "id: EntryId",
+               from_account_id as "from_account_id: AccountId",
+               to_account_id as "to_account_id: AccountId",
+               amount, type as kind, status, metadata, created_at, idempotency_key
+        from transactions
+        where metadata ? $1
+        order by created_at desc, id desc
+        limit $2
+        "#,
+        key,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}

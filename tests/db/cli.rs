@@ -50,6 +50,8 @@ async fn tour_walks_every_section_and_leaves_no_rows_behind(pool: PgPool) {
         "== JOINs ==",
         "== Window Functions ==",
         "== Raw SQL ==",
+        "== JSONB ==",
+        "== Full-Text Search ==",
         "== Performance Tips ==",
     ] {
         assert!(stdout.contains(section), "missing {section}");
@@ -58,6 +60,8 @@ async fn tour_walks_every_section_and_leaves_no_rows_behind(pool: PgPool) {
         "User.objects.filter(name__icontains='GARCÍA')",
         "User.objects.filter(Q(balance__gte=100) | Q(status='vip'))",
         "User.objects.prefetch_related('accounts')",
+        "Payment.objects.filter(data__shipping__country='US')",
+        "never an SQL error",
         "-> same idempotency key again -> same entry: true",
         "-> 0 accounts disagree with their ledger",
         "(rolled back: the database is as the tour found it)",
@@ -68,7 +72,8 @@ async fn tour_walks_every_section_and_leaves_no_rows_behind(pool: PgPool) {
     let rows = sqlx::query_scalar!(
         r#"
         select (select count(*) from users) + (select count(*) from accounts)
-             + (select count(*) from transactions) as "n!"
+             + (select count(*) from transactions) + (select count(*) from payments)
+             + (select count(*) from articles) as "n!"
         "#
     )
     .fetch_one(&pool)

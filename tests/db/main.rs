@@ -5,9 +5,11 @@
 //! `DB_*` variables, or else by starting (or finding) the private cluster of `ledger::local`.
 
 mod accounts;
+mod articles;
 mod cli;
 mod constraints;
 mod money;
+mod payments;
 mod reports;
 mod schema;
 mod support;

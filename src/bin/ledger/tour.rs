@@ -9,6 +9,8 @@ use std::io::Write;
 
 use chrono::Utc;
 use ledger::accounts::{self, Account, AccountFilter};
+use ledger::articles::{self, Language, NewArticle};
+use ledger::payments::{self, PaymentData, Shipping};
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::{self, NewUser, User, UserFilter, UserOrder};
 use ledger::{Config, atomic, schema};
@@ -47,6 +49,23 @@ const ACCOUNTS: [(usize, &str, &str, &str); 10] = [
 ];
 
 /// `(from account index, to account index, amount)`: transfers, and withdrawals without a `to`.
+/// Demo articles for the search section.
+const ARTICLES: [(&str, &str); 4] = [
+    (
+        "Postgres performance tuning",
+        "Indexes, vacuum and the query planner: a practical guide to a faster database.",
+    ),
+    (
+        "Notes from a database conference",
+        "Talks on replication, and one on postgres performance under heavy write load.",
+    ),
+    (
+        "Choosing a database",
+        "Relational or document store? Transactions and constraints decide it for a ledger.",
+    ),
+    ("Gardening", "Tomatoes need sun, water and patience."),
+];
+
 const MOVES: [(Option<usize>, Option<usize>, &str); 6] = [
     (Some(0), Some(2), "200.00"),
     (Some(4), Some(5), "120.00"),
@@ -149,11 +168,13 @@ pub async fn run(config: &Config, out: &mut impl Write) -> AnyResult {
     crud(&mut tx, out).await?;
     filtering(&mut tx, out).await?;
     ordering(&mut tx, out).await?;
-    money(&mut tx, out, &accounts_made).await?;
     aggregations(&mut tx, out).await?;
     joins(&mut tx, out).await?;
-    windows(&mut tx, out).await?;
+    money(&mut tx, out, &accounts_made).await?;
     raw_sql(&mut tx, out).await?;
+    jsonb(&mut tx, out).await?;
+    windows(&mut tx, out).await?;
+    full_text(&mut tx, out).await?;
     performance(&mut tx, out).await?;
     tx.rollback().await?;
     writeln!(out, "\n(rolled back: the database is as the tour found it)")?;
@@ -703,6 +724,141 @@ async fn raw_sql(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
     value(
         out,
         format!("{} accounts disagree with their ledger", off.len()),
+    )?;
+    Ok(())
+}
+
+fn payment_table(out: &mut impl Write, rows: &[payments::Payment]) -> AnyResult {
+    let mut t = Table::new(&["id", "data"]);
+    for p in rows {
+        t.row(vec![short(p.id), p.data.to_string()]);
+    }
+    Ok(t.print(out)?)
+}
+
+async fn jsonb(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
+    heading(out, "JSONB")?;
+    step(
+        out,
+        "Payment.objects.create(data={'method': 'credit_card', 'last4': '4242', 'brand': 'Visa'})",
+        "payments::insert(db, &PaymentData { method, last4, brand, .. })",
+    )?;
+    let card = PaymentData {
+        method: Some("credit_card".into()),
+        last4: Some("4242".into()),
+        brand: Some("Visa".into()),
+        amount: Some(Decimal::new(12_050, 2)),
+        shipping: Some(Shipping {
+            country: Some("US".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    payment_table(out, &[payments::insert(&mut *conn, &card).await?])?;
+    for data in [
+        json!({"method": "credit_card", "brand": "Mastercard", "amount": 9, "discount": 2, "shipping": {"country": "FR"}}),
+        json!({"method": "bank_transfer", "amount": 1000, "reference": "INV-77"}),
+        json!({"method": "credit_card", "brand": "Visa", "amount": "150"}),
+    ] {
+        payments::insert_json(&mut *conn, &data).await?;
+    }
+    step(
+        out,
+        "Payment.objects.filter(data__method='credit_card')",
+        r#"payments::list_by_method(db, "credit_card", 10)  (data @> {...}, GIN)"#,
+    )?;
+    payment_table(
+        out,
+        &payments::list_by_method(&mut *conn, "credit_card", 10).await?,
+    )?;
+    step(
+        out,
+        "Payment.objects.filter(data__brand='Visa')",
+        r#"payments::list_by_brand(db, "Visa", 10)"#,
+    )?;
+    payment_table(out, &payments::list_by_brand(&mut *conn, "Visa", 10).await?)?;
+    step(
+        out,
+        "Payment.objects.filter(data__amount__gte=100)",
+        "payments::list_amount_at_least(db, Decimal::from(100), 10)  (numbers compare as numbers: 9 < 100; \"150\" is a string)",
+    )?;
+    payment_table(
+        out,
+        &payments::list_amount_at_least(&mut *conn, Decimal::from(100), 10).await?,
+    )?;
+    step(
+        out,
+        "Payment.objects.filter(data__has_key='discount')",
+        r#"payments::list_with_key(db, "discount", 10)"#,
+    )?;
+    payment_table(
+        out,
+        &payments::list_with_key(&mut *conn, "discount", 10).await?,
+    )?;
+    step(
+        out,
+        "Payment.objects.filter(data__shipping__country='US')",
+        r#"payments::list_by_shipping_country(db, "US", 10)"#,
+    )?;
+    payment_table(
+        out,
+        &payments::list_by_shipping_country(&mut *conn, "US", 10).await?,
+    )?;
+    step(
+        out,
+        "Transaction.objects.filter(metadata__source='tour')",
+        r#"transactions::list_metadata_containing(db, &json!({"source": "tour"}), 3)"#,
+    )?;
+    let entries =
+        transactions::list_metadata_containing(&mut *conn, &json!({"source": "tour"}), 3).await?;
+    value(
+        out,
+        format!("{} entries (first 3 of the demo deposits)", entries.len()),
+    )?;
+    Ok(())
+}
+
+async fn full_text(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
+    heading(out, "Full-Text Search")?;
+    for (title, content) in ARTICLES {
+        articles::insert(&mut *conn, &NewArticle::new(title, content)).await?;
+    }
+    step(
+        out,
+        "Article.objects.annotate(search=SearchVector('title', 'content')).filter(search='database')",
+        r#"articles::search_titles(db, "database", Language::English, 10)  (stored tsvector, GIN)"#,
+    )?;
+    let mut t = Table::new(&["title"]);
+    for a in articles::search_titles(&mut *conn, "database", Language::English, 10).await? {
+        t.row(vec![a.title]);
+    }
+    t.print(out)?;
+    step(
+        out,
+        "Article.objects.annotate(rank=SearchRank(vector, SearchQuery('postgres performance'))).filter(rank__gte=0.1).order_by('-rank')",
+        r#"articles::search(db, "postgres performance", Language::English, 0.1, 10)"#,
+    )?;
+    let mut t = Table::new(&["rank", "title", "snippet"]);
+    for hit in articles::search(
+        &mut *conn,
+        "postgres performance",
+        Language::English,
+        articles::DEFAULT_MIN_RANK,
+        10,
+    )
+    .await?
+    {
+        t.row(vec![format!("{:.3}", hit.rank), hit.title, hit.snippet]);
+    }
+    t.print(out)?;
+    let hostile = "'; drop table articles; -- \"unclosed & | !";
+    let safe = articles::search(&mut *conn, hostile, Language::English, 0.0, 10).await?;
+    value(
+        out,
+        format!(
+            "hostile input {hostile:?} -> Ok({} hits), never an SQL error",
+            safe.len()
+        ),
     )?;
     Ok(())
 }
