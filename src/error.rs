@@ -144,6 +144,16 @@ pub enum Error {
         key: String,
     },
 
+    /// One item of a batch was refused before anything was sent; nothing was written.
+    #[error("invalid item {index} of the batch")]
+    InvalidItem {
+        /// The item's index in the input.
+        index: usize,
+        /// Why it was refused.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The configuration (environment, `.env`, command line) is unusable.
     #[error("configuration: {0}")]
     Config(String),

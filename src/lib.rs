@@ -30,7 +30,9 @@
 pub mod accounts;
 pub mod articles;
 pub mod atomic;
+pub mod bulk;
 pub mod config;
+pub mod copy;
 mod error;
 mod ids;
 pub mod local;

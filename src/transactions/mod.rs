@@ -15,11 +15,18 @@
 //! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`; reads (aggregates, joins,
 //! window functions, the seed's raw SQL, [`reconcile`]) in `reports`. Both are re-exported here.
 
-mod movements;
+mod batch;
+pub(crate) mod movements;
 mod reports;
+mod stream;
 
-pub use movements::*;
+pub use batch::*;
+pub use movements::{
+    MAX_ATTEMPTS, MAX_IDEMPOTENCY_KEY_LEN, Movement, Transfer, deposit, transfer, validate_amount,
+    withdraw,
+};
 pub use reports::*;
+pub use stream::*;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -201,17 +201,17 @@ pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<Le
 
 /// One movement, as the `transactions` row it will write.
 #[derive(Debug)]
-struct Posting<'a> {
-    kind: &'static str,
-    from: Option<AccountId>,
-    to: Option<AccountId>,
-    amount: Decimal,
-    metadata: &'a Value,
-    key: Option<&'a str>,
+pub(super) struct Posting<'a> {
+    pub(super) kind: &'static str,
+    pub(super) from: Option<AccountId>,
+    pub(super) to: Option<AccountId>,
+    pub(super) amount: Decimal,
+    pub(super) metadata: &'a Value,
+    pub(super) key: Option<&'a str>,
 }
 
 impl<'a> Posting<'a> {
-    fn movement(
+    pub(super) fn movement(
         kind: &'static str,
         from: Option<AccountId>,
         to: Option<AccountId>,
@@ -227,7 +227,7 @@ impl<'a> Posting<'a> {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(super) fn validate(&self) -> Result<()> {
         validate_amount(self.amount)?;
         if !self.metadata.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
@@ -281,39 +281,70 @@ pub fn validate_amount(amount: Decimal) -> Result<()> {
     Ok(())
 }
 
+/// Runs `$unit` (an expression that awaits one attempt of a unit of work) until it succeeds,
+/// fails with a non-retryable error, or has been attempted [`MAX_ATTEMPTS`] times, sleeping with
+/// jittered exponential backoff between attempts. A macro rather than a function taking an async
+/// closure: such a closure's future is not `Send` for every borrow of the connection, and callers
+/// spawn these futures on multi-threaded runtimes.
+macro_rules! retrying {
+    ($unit:expr) => {{
+        let mut attempt = 1;
+        loop {
+            match $unit {
+                Err(err) if err.is_retryable() && attempt < $crate::transactions::MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %err, "retrying a unit of work");
+                    tokio::time::sleep($crate::transactions::movements::backoff(attempt)).await;
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+pub(super) use retrying;
+
 /// Runs the posting as one unit of work, retrying it on serialization failure or deadlock.
 async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
     posting.validate()?;
-    let mut attempt = 1;
-    loop {
-        let result = post_once(conn, posting).await;
-        match result {
-            Err(err) if err.is_retryable() && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(attempt, error = %err, "retrying a money movement");
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
+    match retrying!(post_once(conn, posting).await) {
+        // Another call with the same key committed first: return its movement.
+        Err(err) if err.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) => {
+            let key = posting.key.unwrap_or_default();
+            match find_by_key(&mut *conn, key).await? {
+                Some(entry) if posting.is_same_as(&entry) => Ok(entry),
+                _ => Err(Error::IdempotencyConflict {
+                    key: key.to_owned(),
+                }),
             }
-            // Another call with the same key committed first: return its movement.
-            Err(err) if err.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) => {
-                let key = posting.key.unwrap_or_default();
-                return match find_by_key(&mut *conn, key).await? {
-                    Some(entry) if posting.is_same_as(&entry) => Ok(entry),
-                    _ => Err(Error::IdempotencyConflict {
-                        key: key.to_owned(),
-                    }),
-                };
-            }
-            result => return result,
         }
+        result => result,
     }
 }
 
 /// A locked account row.
-struct Locked {
-    id: AccountId,
-    balance: Decimal,
-    currency: String,
-    status: String,
+pub(super) struct Locked {
+    pub(super) id: AccountId,
+    pub(super) balance: Decimal,
+    pub(super) currency: String,
+    pub(super) status: String,
+}
+
+/// Locks the accounts in one statement, in ascending id order, and returns them.
+pub(super) async fn lock_accounts(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Locked>> {
+    // One statement, ascending id order: concurrent transfers queue instead of deadlocking.
+    Ok(sqlx::query_as!(
+        Locked,
+        r#"
+        select id as "id: AccountId", balance, currency, status
+        from accounts
+        where id = any($1)
+        order by id
+        for update
+        "#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
@@ -335,21 +366,8 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
         .flatten()
         .map(|id| id.as_uuid())
         .collect();
-    // One statement, ascending id order: concurrent transfers queue instead of deadlocking.
-    let locked = sqlx::query_as!(
-        Locked,
-        r#"
-        select id as "id: AccountId", balance, currency, status
-        from accounts
-        where id = any($1)
-        order by id
-        for update
-        "#,
-        &ids
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    check(posting, &locked)?;
+    let locked = lock_accounts(&mut tx, &ids).await?;
+    check(posting, |id| locked.iter().find(|row| row.id == id))?;
 
     let entry = sqlx::query_as!(
         LedgerEntry,
@@ -382,15 +400,14 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
 }
 
 /// The checks made against the locked rows; any failure leaves the database untouched.
-fn check(posting: &Posting<'_>, locked: &[Locked]) -> Result<()> {
+pub(super) fn check<'l>(
+    posting: &Posting<'_>,
+    row: impl Fn(AccountId) -> Option<&'l Locked>,
+) -> Result<()> {
     let find = |id: Option<AccountId>| -> Result<Option<&Locked>> {
         match id {
             None => Ok(None),
-            Some(id) => locked
-                .iter()
-                .find(|row| row.id == id)
-                .map(Some)
-                .ok_or(Error::NotFound { what: "account" }),
+            Some(id) => row(id).map(Some).ok_or(Error::NotFound { what: "account" }),
         }
     };
     let (from, to) = (find(posting.from)?, find(posting.to)?);
@@ -448,7 +465,7 @@ async fn find_by_key(conn: &mut PgConnection, key: &str) -> Result<Option<Ledger
 }
 
 /// Exponential backoff from 5 ms, with up to 100% jitter so that retrying clients spread out.
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     use std::hash::{BuildHasher, RandomState};
     let base = 5u64 << attempt.min(6);
     // RandomState is seeded per instance: a cheap source of jitter without another dependency.

@@ -13,6 +13,10 @@
 //! accepts any string — quotes, `&|!:*()`, SQL-looking text, an empty or punctuation-only string
 //! — and never raises a syntax error: the worst case is an empty result.
 
+mod bulk;
+
+pub use bulk::insert_many;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;

@@ -24,6 +24,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgExecutor};
 
+mod bulk;
+
+pub use bulk::{copy_in, insert_many};
+
 use crate::accounts::{Account, AccountId};
 use crate::ids::id_type;
 use crate::page::{self, Cursor, Direction, KeysetPage, Page, Paginator};

@@ -10,6 +10,10 @@
 //! and NOT examples, and [`expire_trials`] (the bulk `update()`). [`filter`] combines them at run
 //! time. A balance changes only through the money movements of [`transactions`](crate::transactions).
 
+mod bulk;
+
+pub use bulk::{NewAccount, open_many, set_statuses};
+
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 

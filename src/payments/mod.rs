@@ -21,6 +21,10 @@
 //! which holds the 15 significant digits of any numeric(15,2) amount exactly; [`PaymentData`]
 //! converts through the shortest decimal form, so such amounts round-trip exactly.
 
+mod bulk;
+
+pub use bulk::{copy_in, insert_many};
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

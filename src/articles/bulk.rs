@@ -1,0 +1,61 @@
+//! Bulk writes of articles.
+
+use sqlx::{Acquire, PgConnection};
+use uuid::Uuid;
+
+use super::{Article, ArticleId, Language, NewArticle, validate_content, validate_title};
+use crate::Result;
+use crate::bulk::{self, BulkInserted, BulkOptions};
+
+/// Creates many articles, one `insert ... select ... from unnest(...)` per chunk, all or nothing;
+/// PostgreSQL computes each search vector.
+///
+/// Django: `Article.objects.bulk_create([Article(title=..., content=...), ...])`
+///
+/// SQL: per chunk, `insert into articles (id, title, content, language) select id, title,
+/// content, language::regconfig from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+/// returning ...`.
+///
+/// # Errors
+/// [`Error::InvalidItem`](crate::Error::InvalidItem) naming the first bad article. Nothing is
+/// written on any error.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    articles: &[NewArticle],
+    options: BulkOptions,
+) -> Result<BulkInserted<Article>> {
+    bulk::validate_all(articles, |a| {
+        validate_title(&a.title)?;
+        validate_content(&a.content)
+    })?;
+    let chunk_size = options.checked_chunk_size()?;
+    let ids: Vec<Uuid> = articles.iter().map(|_| Uuid::new_v4()).collect();
+    let mut tx = conn.begin().await?;
+    let mut rows = Vec::with_capacity(articles.len());
+    for (chunk, chunk_ids) in articles.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
+        let titles: Vec<&str> = chunk.iter().map(|a| a.title.as_str()).collect();
+        let contents: Vec<&str> = chunk.iter().map(|a| a.content.as_str()).collect();
+        let languages: Vec<&str> = chunk.iter().map(|a| a.language.as_str()).collect();
+        rows.extend(
+            sqlx::query_as!(
+                Article,
+                r#"
+                insert into articles (id, title, content, language)
+                select id, title, content, language::regconfig
+                from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+                    as input(id, title, content, language)
+                returning id as "id: ArticleId", title, content,
+                          language::text as "language!: Language", created_at
+                "#,
+                chunk_ids,
+                &titles as &[&str],
+                &contents as &[&str],
+                &languages as &[&str]
+            )
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+    }
+    tx.commit().await?;
+    Ok(bulk::align(&ids, rows, |a| a.id.as_uuid()))
+}

@@ -1,0 +1,128 @@
+//! Bulk writes of users: `bulk_create` through UNNEST, and a `COPY` loader.
+
+use sqlx::{Acquire, PgConnection};
+use uuid::Uuid;
+
+use super::{NewUser, User, UserId};
+use crate::Result;
+use crate::bulk::{self, BulkInserted, BulkOptions, OnConflict};
+use crate::copy::CopyText;
+
+/// Bytes of `COPY` data sent per message.
+const COPY_SEND_BYTES: usize = 1 << 20;
+
+fn validate(users: &[NewUser]) -> Result<()> {
+    bulk::validate_all(users, NewUser::validate)?;
+    bulk::reject_duplicates(users, "email", |u| u.email.as_str())
+}
+
+/// Creates many users, one `insert ... select ... from unnest(...)` per chunk, all or nothing.
+/// With [`OnConflict::Skip`], users whose email is taken are skipped and counted.
+///
+/// Django: `User.objects.bulk_create([User(email='a@a.com', name='A'), ...])`
+/// (and `ignore_conflicts=True`)
+///
+/// SQL: per chunk, `insert into users (id, email, name) select * from unnest($1::uuid[],
+/// $2::text[], $3::text[]) [on conflict do nothing] returning ...`; ids are generated in Rust and
+/// the returned rows matched to the inputs by id. One transaction (a savepoint inside the
+/// caller's).
+///
+/// ```no_run
+/// # async fn load(pool: sqlx::PgPool) -> ledger::Result<()> {
+/// use ledger::{bulk::BulkOptions, users::{self, NewUser}};
+///
+/// let batch = vec![NewUser::new("a@a.com", "A"), NewUser::new("b@b.com", "B")];
+/// let mut conn = pool.acquire().await?;
+/// let done = users::insert_many(&mut conn, &batch, BulkOptions::default().skip_conflicts()).await?;
+/// println!("{} created, {} skipped", done.created().count(), done.skipped);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidItem`](crate::Error::InvalidItem) naming the first bad user (bad email or
+/// name, or an email repeated in the batch); [`Error::UniqueViolation`](crate::Error::UniqueViolation)
+/// for a taken email with [`OnConflict::Fail`]. Nothing is written on any error.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    users: &[NewUser],
+    options: BulkOptions,
+) -> Result<BulkInserted<User>> {
+    validate(users)?;
+    let chunk_size = options.checked_chunk_size()?;
+    let ids: Vec<Uuid> = users.iter().map(|_| Uuid::new_v4()).collect();
+    let mut tx = conn.begin().await?;
+    let mut rows = Vec::with_capacity(users.len());
+    for (chunk, chunk_ids) in users.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
+        let emails: Vec<&str> = chunk.iter().map(|u| u.email.as_str()).collect();
+        let names: Vec<&str> = chunk.iter().map(|u| u.name.as_str()).collect();
+        let inserted = match options.on_conflict {
+            OnConflict::Fail => {
+                sqlx::query_as!(
+                    User,
+                    r#"
+                    insert into users (id, email, name)
+                    select * from unnest($1::uuid[], $2::text[], $3::text[])
+                    returning id as "id: UserId", email, name, created_at, deleted_at
+                    "#,
+                    chunk_ids,
+                    &emails as &[&str],
+                    &names as &[&str]
+                )
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            OnConflict::Skip => {
+                sqlx::query_as!(
+                    User,
+                    r#"
+                    insert into users (id, email, name)
+                    select * from unnest($1::uuid[], $2::text[], $3::text[])
+                    on conflict do nothing
+                    returning id as "id: UserId", email, name, created_at, deleted_at
+                    "#,
+                    chunk_ids,
+                    &emails as &[&str],
+                    &names as &[&str]
+                )
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
+        rows.extend(inserted);
+    }
+    tx.commit().await?;
+    Ok(bulk::align(&ids, rows, |u| u.id.as_uuid()))
+}
+
+/// Creates many users through `COPY ... FROM STDIN`, the fastest path for the largest loads:
+/// same validation and atomicity as [`insert_many`] (one `COPY` is one statement), no rows read
+/// back. Returns the new ids in input order.
+///
+/// Django: none (`bulk_create` is the closest).
+///
+/// SQL: `copy users (id, email, name) from stdin` in text format, streamed in 1 MiB messages.
+///
+/// # Errors
+/// As [`insert_many`] with [`OnConflict::Fail`]: a taken email fails the whole load.
+pub async fn copy_in(conn: &mut PgConnection, users: &[NewUser]) -> Result<Vec<UserId>> {
+    validate(users)?;
+    let ids: Vec<UserId> = users.iter().map(|_| UserId::new()).collect();
+    let mut tx = conn.begin().await?;
+    // COPY has no bind parameters and no result columns: no query macro can express it.
+    let mut copy = tx
+        .copy_in_raw("copy users (id, email, name) from stdin")
+        .await?;
+    let mut data = CopyText::new();
+    for (id, user) in ids.iter().zip(users) {
+        data.display(id).text(&user.email).text(&user.name);
+        data.end_row();
+        if data.len() >= COPY_SEND_BYTES {
+            copy.send(data.take()).await?;
+        }
+    }
+    copy.send(data.take()).await?;
+    copy.finish().await?;
+    tx.commit().await?;
+    Ok(ids)
+}
