@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::local::Cluster;
-use crate::{Error, Result};
+use crate::{Error, Result, sqlstate};
 
 /// The seed's `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,7 +48,8 @@ pub enum Source {
 #[derive(Clone)]
 pub struct Config {
     options: PgConnectOptions,
-    has_password: bool,
+    /// Kept only to hand to child tools (`psql`) through their environment; never displayed.
+    password: Option<String>,
     max_connections: u32,
     source: Source,
 }
@@ -107,8 +108,8 @@ impl Config {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("DATABASE_URL: {}", describe_parse_error(&e))))?;
         // The parser takes the password from the URL or PGPASSWORD; ~/.pgpass is read at connect.
-        let has_password = url_has_password(url) || std::env::var_os("PGPASSWORD").is_some();
-        Ok(Self::new(options, has_password, Source::Url))
+        let password = url_password(url).or_else(|| std::env::var("PGPASSWORD").ok());
+        Ok(Self::new(options, password, Source::Url))
     }
 
     fn from_django_variables(name: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Self> {
@@ -135,11 +136,7 @@ impl Config {
         if let Some(password) = &password {
             options = options.password(password);
         }
-        Ok(Self::new(
-            options,
-            password.is_some(),
-            Source::DjangoVariables,
-        ))
+        Ok(Self::new(options, password, Source::DjangoVariables))
     }
 
     /// A config for `database` in the private cluster (which needs no password: its socket
@@ -147,7 +144,7 @@ impl Config {
     pub fn local(cluster: &Cluster, database: &str) -> Self {
         Self::new(
             cluster.connect_options(database),
-            false,
+            None,
             Source::LocalCluster(cluster.dir().to_owned()),
         )
     }
@@ -169,10 +166,10 @@ impl Config {
         Ok(Self::local(&cluster, LOCAL_DATABASE))
     }
 
-    fn new(options: PgConnectOptions, has_password: bool, source: Source) -> Self {
+    fn new(options: PgConnectOptions, password: Option<String>, source: Source) -> Self {
         Self {
             options: options.application_name("ledger"),
-            has_password,
+            password,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             source,
         }
@@ -219,6 +216,29 @@ impl Config {
             .max_lifetime(CONNECTION_MAX_LIFETIME)
     }
 
+    /// The environment under which `psql` (or any libpq tool) reaches this database:
+    /// `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` and, if there is one, `PGPASSWORD` — so that
+    /// the password never appears on a command line.
+    pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
+        let o = &self.options;
+        let host = match o.get_socket() {
+            Some(dir) => dir.display().to_string(),
+            None => o.get_host().to_owned(),
+        };
+        let mut env = vec![
+            ("PGHOST", host),
+            ("PGPORT", o.get_port().to_string()),
+            ("PGUSER", o.get_username().to_owned()),
+        ];
+        if let Some(database) = o.get_database() {
+            env.push(("PGDATABASE", database.to_owned()));
+        }
+        if let Some(password) = &self.password {
+            env.push(("PGPASSWORD", password.clone()));
+        }
+        env
+    }
+
     /// Opens a pool and checks that the server answers.
     ///
     /// # Errors
@@ -229,6 +249,40 @@ impl Config {
             .pool_options()
             .connect_with(self.options.clone())
             .await?)
+    }
+
+    /// Creates `database` on this config's server unless it exists; racing creators are fine.
+    /// Connects to the server's `postgres` database to do it, so the role needs `CREATEDB`.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the server refuses.
+    pub async fn create_database(&self, database: &str) -> Result<()> {
+        let mut conn = self.with_database("postgres").connect_one().await?;
+        let exists = sqlx::query_scalar!(
+            r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#,
+            database
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if exists {
+            return Ok(());
+        }
+        let ddl = format!("create database {}", quote_ident(database));
+        // DDL takes no bind parameters and names an identifier: no query macro can express it.
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = e.as_database_error().and_then(|d| d.code());
+                match code.as_deref() {
+                    // Another process created it between our check and our create.
+                    Some(sqlstate::DUPLICATE_DATABASE | sqlstate::UNIQUE_VIOLATION) => Ok(()),
+                    _ => Err(e.into()),
+                }
+            }
+        }
     }
 
     /// Opens one connection (no pool), within [`CONNECT_TIMEOUT`].
@@ -252,7 +306,7 @@ impl fmt::Debug for Config {
             .field("port", &o.get_port())
             .field("socket", &o.get_socket())
             .field("username", &o.get_username())
-            .field("password", &self.has_password.then_some("<redacted>"))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("database", &o.get_database())
             .field("max_connections", &self.max_connections)
             .field("source", &self.source)
@@ -267,6 +321,11 @@ impl fmt::Display for Config {
     }
 }
 
+/// Double-quotes an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 fn parse_pool_size(size: &str) -> Result<u32> {
     match size.parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
@@ -276,14 +335,17 @@ fn parse_pool_size(size: &str) -> Result<u32> {
     }
 }
 
-/// Whether the URL's authority holds a `user:password@` part (without parsing the URL twice
-/// through another crate).
-fn url_has_password(url: &str) -> bool {
+/// The password of the URL's `user:password@` part, percent-decoded.
+fn url_password(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    Some(
+        percent_encoding::percent_decode_str(password)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// sqlx's URL errors come from the `url` crate, which never echoes its input; say so explicitly
@@ -404,9 +466,29 @@ mod tests {
     }
 
     #[test]
-    fn url_has_password_reads_only_the_authority() {
-        assert!(url_has_password("postgres://a:b@h/db"));
-        assert!(!url_has_password("postgres://a@h/db"));
-        assert!(!url_has_password("postgres://h/db?x=a:b@c"));
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("ledger"), "\"ledger\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn url_password_reads_only_the_authority_and_decodes_it() {
+        assert_eq!(
+            url_password("postgres://a:b%40c@h/db").as_deref(),
+            Some("b@c")
+        );
+        assert_eq!(url_password("postgres://a@h/db"), None);
+        assert_eq!(url_password("postgres://h/db?x=a:b@c"), None);
+    }
+
+    #[test]
+    fn libpq_env_carries_the_password_for_child_tools_only() {
+        let config = Config::from_url("postgres://ana:s3cret@db.example:6543/app").unwrap();
+        let env = config.libpq_env();
+        assert!(env.contains(&("PGHOST", "db.example".to_owned())));
+        assert!(env.contains(&("PGPORT", "6543".to_owned())));
+        assert!(env.contains(&("PGDATABASE", "app".to_owned())));
+        assert!(env.contains(&("PGPASSWORD", "s3cret".to_owned())));
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 }

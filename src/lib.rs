@@ -33,6 +33,8 @@ pub mod atomic;
 pub mod bulk;
 pub mod config;
 pub mod copy;
+pub mod demo;
+pub mod dump;
 mod error;
 mod ids;
 pub mod local;

@@ -27,7 +27,6 @@ use std::process::{Command, Output, Stdio};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::config::Config;
-use crate::error::sqlstate;
 use crate::{Error, Result};
 
 /// The superuser `initdb` creates in the private cluster.
@@ -131,37 +130,14 @@ impl Cluster {
         Config::local(self, database).url()
     }
 
-    /// Creates `database` unless it exists (racing creators are fine).
+    /// Creates `database` in this cluster unless it exists (see [`Config::create_database`]).
     ///
     /// # Errors
     /// [`Error::Database`] when the server refuses.
     pub async fn create_database(&self, database: &str) -> Result<()> {
-        let mut conn = Config::local(self, "postgres").connect_one().await?;
-        let exists = sqlx::query_scalar!(
-            r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#,
-            database
-        )
-        .fetch_one(&mut conn)
-        .await?;
-        if exists {
-            return Ok(());
-        }
-        let ddl = format!("create database {}", quote_ident(database));
-        // DDL takes no bind parameters and names an identifier: no query macro can express it.
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-            .execute(&mut conn)
+        Config::local(self, "postgres")
+            .create_database(database)
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let code = e.as_database_error().and_then(|d| d.code());
-                match code.as_deref() {
-                    // Another process created it between our check and our create.
-                    Some(sqlstate::DUPLICATE_DATABASE | sqlstate::UNIQUE_VIOLATION) => Ok(()),
-                    _ => Err(e.into()),
-                }
-            }
-        }
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -425,11 +401,6 @@ fn describe(output: &Output) -> String {
     }
 }
 
-/// Double-quotes an SQL identifier.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Whether `uid` may enter every ancestor of `dir`.
 fn reachable_by(dir: &Path, uid: u32, gid: u32) -> bool {
     dir.ancestors().skip(1).all(|a| {
@@ -507,12 +478,6 @@ mod tests {
             matches!(&err, Error::LocalCluster(msg) if msg.contains("LEDGER_PG_DIR")),
             "{err}"
         );
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_ident("ledger"), "\"ledger\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 
     #[test]

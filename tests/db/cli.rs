@@ -130,3 +130,185 @@ fn a_malformed_url_is_a_clear_error() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+fn scratch_file(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    dir.join(format!("{name}-{}", uuid::Uuid::new_v4()))
+}
+
+async fn wipe(pool: &PgPool) {
+    sqlx::query!("truncate users, accounts, transactions, payments, articles")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn seed_dump_wipe_load_gives_identical_rows(pool: PgPool) {
+    let url = url_of(&pool);
+    let seeded = ledger(&["seed", "--users", "300", "--seed", "42"], Some(&url));
+    assert!(seeded.status.success(), "{}", text(&seeded.stderr));
+    assert!(text(&seeded.stdout).starts_with("seeded 300 users"));
+    assert!(
+        ledger::transactions::reconcile(&pool)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Awkward values the demo does not make: max-precision money, control characters, nulls.
+    sqlx::query!(
+        r#"insert into users (email, name, deleted_at) values ('odd@example.com', E'tab\there\nnewline \\ back', now())"#
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        r#"insert into payments (data) values ('{"amount": 9999999999999.99, "s": "quote \" and \\ and é", "n": null}')"#
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let first = scratch_file("dump-1");
+    let out = ledger(&["dump", "-o", first.to_str().unwrap()], Some(&url));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wipe(&pool).await;
+    let load = ledger(&["load", first.to_str().unwrap()], Some(&url));
+    assert!(load.status.success(), "{}", text(&load.stderr));
+    let second = scratch_file("dump-2");
+    assert!(
+        ledger(&["dump", "-o", second.to_str().unwrap()], Some(&url))
+            .status
+            .success()
+    );
+
+    let (a, b) = (
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap(),
+    );
+    assert!(a.len() > 10_000);
+    assert!(
+        a == b,
+        "a dump of the loaded database is byte for byte the original dump"
+    );
+    assert!(
+        ledger::transactions::reconcile(&pool)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let _ = (std::fs::remove_file(first), std::fs::remove_file(second));
+}
+
+#[sqlx::test(migrations = false)]
+async fn malformed_truncated_or_conflicting_files_name_the_line_and_write_nothing(pool: PgPool) {
+    let url = url_of(&pool);
+    assert!(
+        ledger(&["seed", "--users", "20"], Some(&url))
+            .status
+            .success()
+    );
+    let good = scratch_file("good");
+    assert!(
+        ledger(
+            &["dump", "-o", good.to_str().unwrap(), "--table", "users"],
+            Some(&url)
+        )
+        .status
+        .success()
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&good)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 21);
+    let users_before = ledger::users::count_active(&pool).await.unwrap();
+
+    let write = |name: &str, content: String| {
+        let path = scratch_file(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    };
+    let mut broken = lines.clone();
+    broken[4] = "{not json".into();
+    let mut wrong_shape = lines.clone();
+    wrong_shape[6] = r#"{"table":"users","row":{"id":"x"}}"#.into();
+    let mut unknown = lines.clone();
+    unknown[2] = r#"{"table":"orders","row":{}}"#.into();
+    let cases = [
+        (
+            "malformed",
+            write("malformed", broken.join("\n") + "\n"),
+            "line 5:",
+        ),
+        (
+            "wrong shape",
+            write("shape", wrong_shape.join("\n") + "\n"),
+            "line 7:",
+        ),
+        (
+            "unknown table",
+            write("unknown", unknown.join("\n") + "\n"),
+            "line 3:",
+        ),
+        (
+            "cut mid-line",
+            write(
+                "cut",
+                lines.join("\n")[..lines.join("\n").len() - 40].to_owned(),
+            ),
+            "line 20:",
+        ),
+        (
+            "cut at a line",
+            write("cut-line", lines[..10].join("\n") + "\n"),
+            "line 11: no trailer",
+        ),
+        // The rows exist already: the first record conflicts with them.
+        (
+            "conflicting",
+            good.clone(),
+            "line 1: unique constraint users_pkey violated",
+        ),
+    ];
+    for (what, path, expected) in cases {
+        let out = ledger(&["load", path.to_str().unwrap()], Some(&url));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.contains(expected), "{what}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+    }
+    assert_eq!(
+        ledger::users::count_active(&pool).await.unwrap(),
+        users_before
+    );
+
+    let missing = ledger(&["load", "/nonexistent/dump.ndjson"], Some(&url));
+    assert!(text(&missing.stderr).contains("reading /nonexistent/dump.ndjson"));
+    let table = ledger(&["dump", "--table", "orders"], Some(&url));
+    assert_eq!(table.status.code(), Some(1));
+    assert!(text(&table.stderr).contains("unknown table \"orders\""));
+}
+
+#[sqlx::test(migrations = false)]
+async fn shell_runs_psql_without_the_password_on_its_command_line(pool: PgPool) {
+    let out = ledger(
+        &["shell", "--", "-Atc", "select current_database()"],
+        Some(&url_of(&pool)),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    assert_eq!(text(&out.stdout).trim(), database);
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        "tour", "migrate", "status", "seed", "dump", "load", "shell", "db",
+    ] {
+        let out = ledger(&[command, "--help"], None);
+        assert!(out.status.success(), "{command}");
+        assert!(text(&out.stdout).contains("Usage:"), "{command}");
+    }
+}

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod progress;
 mod table;
 mod tour;
+use ledger::dump::{self, Table};
 use ledger::local::Cluster;
 use ledger::{Config, schema};
 
@@ -39,6 +41,36 @@ enum Command {
     },
     /// List migrations and whether each is applied (`manage.py showmigrations`).
     Status,
+    /// Load deterministic demo data through the bulk paths.
+    Seed {
+        /// How many users (each gets 1 to 3 accounts, movements, and more).
+        #[arg(long, default_value_t = 1_000)]
+        users: u64,
+        /// The generator's seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Write tables as NDJSON (`manage.py dumpdata`), streamed in constant memory.
+    Dump {
+        /// A table to dump (repeatable): users, accounts, transactions, payments, articles.
+        /// All of them when omitted.
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Load a file written by `ledger dump` (`manage.py loaddata`): all or nothing.
+    Load {
+        /// The NDJSON file.
+        file: PathBuf,
+    },
+    /// Open psql on the database (`manage.py dbshell`); arguments after `--` go to psql.
+    Shell {
+        /// Extra arguments for psql, e.g. `-- -c 'select 1'`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// The private PostgreSQL cluster.
     Db {
         #[command(subcommand)]
@@ -122,6 +154,70 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             print_status(&mut conn, out).await
         }
         Command::Db { command } => db(&cli, command, out).await,
+        Command::Seed { users, seed } => {
+            let config = config(&cli).await?;
+            let mut conn = config.connect_one().await?;
+            schema::migrate(&mut conn).await?;
+            let bars = progress::Bars::new();
+            let mut report = |stage: &str, done: u64, total: u64| bars.update(stage, done, total);
+            let started = std::time::Instant::now();
+            let r = ledger::demo::seed(&mut conn, *users, *seed, &mut report).await?;
+            bars.finish();
+            writeln!(
+                out,
+                "seeded {} users, {} accounts, {} ledger entries, {} payments, {} articles in {:.1?}",
+                r.users,
+                r.accounts,
+                r.entries,
+                r.payments,
+                r.articles,
+                started.elapsed()
+            )?;
+            Ok(())
+        }
+        Command::Dump { tables, output } => {
+            let tables = tables
+                .iter()
+                .map(|t| t.parse::<Table>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let pool = config(&cli).await?.connect().await?;
+            let bars = progress::Bars::new();
+            let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, 0);
+            let records = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+                    let mut file = std::io::BufWriter::new(file);
+                    dump::dump(&pool, &tables, &mut file, &mut report).await?
+                }
+                None => {
+                    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+                    dump::dump(&pool, &tables, &mut stdout, &mut report).await?
+                }
+            };
+            bars.finish();
+            eprintln!("dumped {records} records");
+            Ok(())
+        }
+        Command::Load { file } => {
+            let config = config(&cli).await?;
+            let mut conn = config.connect_one().await?;
+            schema::migrate(&mut conn).await?;
+            let bars = progress::Bars::new();
+            let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, rows);
+            let records = dump::load(&mut conn, file, &mut report).await?;
+            bars.finish();
+            writeln!(out, "loaded {records} records")?;
+            Ok(())
+        }
+        Command::Shell { args } => {
+            let config = config(&cli).await?;
+            let mut psql = std::process::Command::new("psql");
+            psql.args(args).envs(config.libpq_env());
+            // exec only returns on failure; the password travels in PGPASSWORD, never in argv.
+            let err = std::os::unix::process::CommandExt::exec(&mut psql);
+            Err(format!("running psql: {err} (install the PostgreSQL client: apt-get install postgresql-client)").into())
+        }
     }
 }
 
@@ -131,10 +227,9 @@ async fn db(cli: &Cli, command: &DbCommand, out: &mut impl Write) -> AnyResult {
             let config = config(cli).await?;
             let config = match database {
                 Some(name) => {
+                    // Only in the private cluster: a configured server's databases are its owner's.
                     if let ledger::config::Source::LocalCluster(_) = config.source() {
-                        let cluster =
-                            tokio::task::spawn_blocking(Cluster::ensure_default).await??;
-                        cluster.create_database(name).await?;
+                        config.create_database(name).await?;
                     }
                     config.with_database(name)
                 }

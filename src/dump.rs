@@ -1,0 +1,467 @@
+//! `ledger dump` and `ledger load`: the seed's `dumpdata` and `loaddata`.
+//!
+//! **Format**: NDJSON, one record per line, tables in foreign-key order (users, accounts,
+//! transactions, payments, articles), rows in id order, then one trailer line:
+//!
+//! ```text
+//! {"table":"users","row":{"id":"…","email":"ana@example.com","name":"Ana García","created_at":"2026-05-01T10:00:00.123456Z","deleted_at":null}}
+//! {"table":"accounts","row":{"id":"…","user_id":"…","balance":"1500.00","currency":"USD","status":"active"}}
+//! {"end":{"records":2}}
+//! ```
+//!
+//! Decimals are strings (exact to the cent), times RFC 3339 with microseconds, ids UUIDs; every
+//! column is written, so a load restores the rows exactly. (Django's fixtures are one JSON array,
+//! which cannot be streamed line by line; NDJSON can, in constant memory, both ways.)
+//!
+//! **Load** is one transaction: the file is read once to check every record (valid JSON, a known
+//! table, the row's shape, the trailer's count — so a file truncated anywhere is refused), then
+//! once per table in foreign-key order, each table's rows sent with `COPY`. Any refusal names the
+//! record's line and writes nothing. A load writes balances and ledger rows as they were dumped;
+//! [`transactions::reconcile`](crate::transactions::reconcile) checks them afterwards.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::postgres::PgDatabaseError;
+use sqlx::{Acquire, PgConnection, PgPool};
+
+use crate::accounts::{Account, AccountId};
+use crate::articles::{Article, ArticleId, Language};
+use crate::copy::CopyText;
+use crate::payments::{Payment, PaymentId};
+use crate::transactions::{EntryId, LedgerEntry};
+use crate::users::{User, UserId};
+use crate::{Error, Result};
+
+/// The tables a dump holds, in foreign-key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    /// `users`
+    Users,
+    /// `accounts`
+    Accounts,
+    /// `transactions`
+    Transactions,
+    /// `payments`
+    Payments,
+    /// `articles`
+    Articles,
+}
+
+impl Table {
+    /// Every table, in foreign-key order.
+    pub const ALL: [Table; 5] = [
+        Table::Users,
+        Table::Accounts,
+        Table::Transactions,
+        Table::Payments,
+        Table::Articles,
+    ];
+
+    /// The table's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Accounts => "accounts",
+            Table::Transactions => "transactions",
+            Table::Payments => "payments",
+            Table::Articles => "articles",
+        }
+    }
+}
+
+impl std::str::FromStr for Table {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Table::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "table",
+                    format!(
+                        "unknown table {name:?} (users, accounts, transactions, payments, articles)"
+                    ),
+                )
+            })
+    }
+}
+
+#[derive(Serialize)]
+struct RecordOut<'a, T> {
+    table: Table,
+    row: &'a T,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn {
+    table: Option<Table>,
+    row: Option<Value>,
+    end: Option<Trailer>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Trailer {
+    records: u64,
+}
+
+/// Writes the chosen tables (all when `tables` is empty) to `out`, streaming each table so that
+/// memory stays flat. Calls `progress(table, rows written)` every 10,000 rows and at the end of
+/// each table. Returns the number of records.
+///
+/// Django: `python manage.py dumpdata myapp > backup.json`
+///
+/// SQL: one `select ... order by id` per table, read as a stream.
+///
+/// # Errors
+/// [`Error::Database`] when reading fails; [`Error::Config`] when writing to `out` fails.
+pub async fn dump(
+    pool: &PgPool,
+    tables: &[Table],
+    out: &mut (dyn Write + Send),
+    progress: &mut (dyn FnMut(Table, u64) + Send),
+) -> Result<u64> {
+    let mut chosen: Vec<Table> = if tables.is_empty() {
+        Table::ALL.to_vec()
+    } else {
+        tables.to_vec()
+    };
+    chosen.sort();
+    chosen.dedup();
+    let mut records = 0;
+    for table in chosen {
+        let mut written = 0u64;
+        let mut emit = |row: &dyn erased::Row| -> Result<()> {
+            row.write(table, out)?;
+            written += 1;
+            if written.is_multiple_of(10_000) {
+                progress(table, written);
+            }
+            Ok(())
+        };
+        match table {
+            Table::Users => {
+                let mut rows = sqlx::query_as!(
+                    User,
+                    r#"select id as "id: UserId", email, name, created_at, deleted_at from users order by id"#
+                )
+                .fetch(pool);
+                while let Some(row) = rows.try_next().await? {
+                    emit(&row)?;
+                }
+            }
+            Table::Accounts => {
+                let mut rows = sqlx::query_as!(
+                    Account,
+                    r#"
+                    select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+                    from accounts order by id
+                    "#
+                )
+                .fetch(pool);
+                while let Some(row) = rows.try_next().await? {
+                    emit(&row)?;
+                }
+            }
+            Table::Transactions => {
+                let mut rows = sqlx::query_as!(
+                    LedgerEntry,
+                    r#"
+                    select id as "id: EntryId",
+                           from_account_id as "from_account_id: AccountId",
+                           to_account_id as "to_account_id: AccountId",
+                           amount, type as kind, status, metadata, created_at, idempotency_key
+                    from transactions order by id
+                    "#
+                )
+                .fetch(pool);
+                while let Some(row) = rows.try_next().await? {
+                    emit(&row)?;
+                }
+            }
+            Table::Payments => {
+                let mut rows = sqlx::query_as!(
+                    Payment,
+                    r#"select id as "id: PaymentId", data, created_at from payments order by id"#
+                )
+                .fetch(pool);
+                while let Some(row) = rows.try_next().await? {
+                    emit(&row)?;
+                }
+            }
+            Table::Articles => {
+                let mut rows = sqlx::query_as!(
+                    Article,
+                    r#"
+                    select id as "id: ArticleId", title, content,
+                           language::text as "language!: Language", created_at
+                    from articles order by id
+                    "#
+                )
+                .fetch(pool);
+                while let Some(row) = rows.try_next().await? {
+                    emit(&row)?;
+                }
+            }
+        }
+        progress(table, written);
+        records += written;
+    }
+    let trailer = serde_json::json!({ "end": Trailer { records } });
+    writeln!(out, "{trailer}").map_err(write_error)?;
+    out.flush().map_err(write_error)?;
+    Ok(records)
+}
+
+fn write_error(e: std::io::Error) -> Error {
+    Error::Config(format!("writing the dump: {e}"))
+}
+
+/// Object-safe writing of any row type, so `dump` has one emitter for five row types.
+mod erased {
+    use super::*;
+
+    pub trait Row {
+        fn write(&self, table: Table, out: &mut (dyn Write + Send)) -> Result<()>;
+    }
+
+    impl<T: Serialize> Row for T {
+        fn write(&self, table: Table, out: &mut (dyn Write + Send)) -> Result<()> {
+            serde_json::to_writer(&mut *out, &RecordOut { table, row: self })
+                .map_err(|e| Error::Config(format!("writing the dump: {e}")))?;
+            out.write_all(b"\n").map_err(write_error)
+        }
+    }
+}
+
+/// A refusal while loading, naming the record's line.
+fn at_line(line: u64, reason: impl std::fmt::Display) -> Error {
+    Error::invalid("file", format!("line {line}: {reason}"))
+}
+
+/// Loads a file written by [`dump`] into the database, all or nothing. Calls `progress(table,
+/// rows)` after each table. Returns the number of records loaded.
+///
+/// Django: `python manage.py loaddata backup.json`
+///
+/// SQL: `begin`; per table in foreign-key order, `copy <table> (<every column>) from stdin`;
+/// `commit`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for the field `file` naming the line of a malformed record, a missing
+/// or wrong trailer (a truncated file), or a row the database refuses (a conflicting id, say;
+/// the database error is in the message). [`Error::Config`] when the file cannot be read.
+/// Nothing is written on any error.
+pub async fn load(
+    conn: &mut PgConnection,
+    path: &Path,
+    progress: &mut (dyn FnMut(Table, u64) + Send),
+) -> Result<u64> {
+    let counts = check_file(path)?;
+    let mut tx = conn.begin().await?;
+    let mut loaded = 0;
+    for table in Table::ALL {
+        if counts[table as usize] == 0 {
+            continue;
+        }
+        loaded += copy_table(&mut tx, path, table).await?;
+        progress(table, counts[table as usize]);
+    }
+    tx.commit().await?;
+    Ok(loaded)
+}
+
+fn open(path: &Path) -> Result<BufReader<File>> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))
+}
+
+/// Reads every line: each must be a record of a known table whose row has the table's shape, and
+/// the last must be the trailer with the right count. Returns the rows per table.
+fn check_file(path: &Path) -> Result<[u64; 5]> {
+    let mut counts = [0u64; 5];
+    let mut trailer: Option<(u64, u64)> = None;
+    let mut line_no = 0;
+    for line in open(path)?.lines() {
+        line_no += 1;
+        let line = line.map_err(|e| at_line(line_no, e))?;
+        if let Some((at, _)) = trailer {
+            return Err(at_line(
+                line_no,
+                format!("data after the trailer of line {at}"),
+            ));
+        }
+        let record: RecordIn = serde_json::from_str(&line).map_err(|e| at_line(line_no, e))?;
+        match record {
+            RecordIn {
+                end: Some(end),
+                table: None,
+                row: None,
+            } => trailer = Some((line_no, end.records)),
+            RecordIn {
+                table: Some(table),
+                row: Some(row),
+                end: None,
+            } => {
+                check_row(table, row).map_err(|e| at_line(line_no, e))?;
+                counts[table as usize] += 1;
+            }
+            _ => {
+                return Err(at_line(
+                    line_no,
+                    "not a record: expected {\"table\", \"row\"} or {\"end\"}",
+                ));
+            }
+        }
+    }
+    let total: u64 = counts.iter().sum();
+    match trailer {
+        Some((_, records)) if records == total => Ok(counts),
+        Some((at, records)) => Err(at_line(
+            at,
+            format!("the trailer counts {records} records, the file has {total}"),
+        )),
+        None => Err(at_line(line_no + 1, "no trailer: the file is truncated")),
+    }
+}
+
+fn check_row(table: Table, row: Value) -> std::result::Result<(), serde_json::Error> {
+    match table {
+        Table::Users => serde_json::from_value::<User>(row).map(drop),
+        Table::Accounts => serde_json::from_value::<Account>(row).map(drop),
+        Table::Transactions => serde_json::from_value::<LedgerEntry>(row).map(drop),
+        Table::Payments => serde_json::from_value::<Payment>(row).map(drop),
+        Table::Articles => serde_json::from_value::<Article>(row).map(drop),
+    }
+}
+
+fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Encodes one checked row as a `COPY` line.
+fn encode(
+    table: Table,
+    row: Value,
+    data: &mut CopyText,
+) -> std::result::Result<(), serde_json::Error> {
+    match table {
+        Table::Users => {
+            let u: User = serde_json::from_value(row)?;
+            data.display(u.id)
+                .text(&u.email)
+                .text(&u.name)
+                .text(&time(&u.created_at));
+            match u.deleted_at {
+                Some(t) => data.text(&time(&t)),
+                None => data.null(),
+            };
+        }
+        Table::Accounts => {
+            let a: Account = serde_json::from_value(row)?;
+            data.display(a.id)
+                .display(a.user_id)
+                .display(a.balance)
+                .text(&a.currency)
+                .text(&a.status);
+        }
+        Table::Transactions => {
+            let t: LedgerEntry = serde_json::from_value(row)?;
+            data.display(t.id);
+            match t.from_account_id {
+                Some(id) => data.display(id),
+                None => data.null(),
+            };
+            match t.to_account_id {
+                Some(id) => data.display(id),
+                None => data.null(),
+            };
+            data.display(t.amount)
+                .text(&t.kind)
+                .text(&t.status)
+                .text(&t.metadata.to_string());
+            data.text(&time(&t.created_at));
+            match &t.idempotency_key {
+                Some(key) => data.text(key),
+                None => data.null(),
+            };
+        }
+        Table::Payments => {
+            let p: Payment = serde_json::from_value(row)?;
+            data.display(p.id)
+                .text(&p.data.to_string())
+                .text(&time(&p.created_at));
+        }
+        Table::Articles => {
+            let a: Article = serde_json::from_value(row)?;
+            data.display(a.id)
+                .text(&a.title)
+                .text(&a.content)
+                .text(a.language.as_str());
+            data.text(&time(&a.created_at));
+        }
+    }
+    data.end_row();
+    Ok(())
+}
+
+async fn copy_table(conn: &mut PgConnection, path: &Path, table: Table) -> Result<u64> {
+    // COPY takes no bind parameters and returns no columns: no query macro can express it.
+    let statement = match table {
+        Table::Users => "copy users (id, email, name, created_at, deleted_at) from stdin",
+        Table::Accounts => "copy accounts (id, user_id, balance, currency, status) from stdin",
+        Table::Transactions => {
+            "copy transactions (id, from_account_id, to_account_id, amount, type, status, \
+             metadata, created_at, idempotency_key) from stdin"
+        }
+        Table::Payments => "copy payments (id, data, created_at) from stdin",
+        Table::Articles => "copy articles (id, title, content, language, created_at) from stdin",
+    };
+    let mut copy = conn.copy_in_raw(statement).await?;
+    // The file line of each row sent, to name the record PostgreSQL refuses.
+    let mut lines: Vec<u64> = Vec::new();
+    let mut data = CopyText::new();
+    let mut line_no = 0;
+    for line in open(path)?.lines() {
+        line_no += 1;
+        let line = line.map_err(|e| at_line(line_no, e))?;
+        let record: RecordIn = serde_json::from_str(&line).map_err(|e| at_line(line_no, e))?;
+        let (Some(t), Some(row)) = (record.table, record.row) else {
+            continue;
+        };
+        if t != table {
+            continue;
+        }
+        encode(table, row, &mut data).map_err(|e| at_line(line_no, e))?;
+        lines.push(line_no);
+        if data.len() >= 1 << 20 {
+            copy.send(data.take()).await?;
+        }
+    }
+    copy.send(data.take()).await?;
+    copy.finish().await.map_err(|e| refused_line(e, &lines))
+}
+
+/// Names the file line of the row a `COPY` refused (PostgreSQL reports "COPY users, line 3").
+fn refused_line(err: sqlx::Error, lines: &[u64]) -> Error {
+    let copy_line = err
+        .as_database_error()
+        .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
+        .and_then(|d| d.r#where())
+        .and_then(|w| w.split("line ").nth(1))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok());
+    match copy_line.and_then(|n| lines.get(n.wrapping_sub(1))) {
+        Some(line) => at_line(*line, Error::from(err)),
+        None => err.into(),
+    }
+}
