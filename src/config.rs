@@ -77,7 +77,8 @@ impl Config {
     /// ```
     /// let vars = [("DB_NAME", "mydb"), ("DB_USER", "postgres"), ("DB_PASSWORD", "s3cret")];
     /// let lookup = |key: &str| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string());
-    /// let config = ledger::Config::from_lookup(lookup)?.expect("DB_NAME is set");
+    /// let config = ledger::Config::from_lookup(lookup)?
+    ///     .ok_or_else(|| ledger::Error::Config("nothing configured".into()))?;
     /// assert!(config.url().starts_with("postgres://postgres@localhost:5432/mydb?"));
     /// assert!(!format!("{config:?}").contains("s3cret"));
     /// # Ok::<(), ledger::Error>(())

@@ -127,11 +127,12 @@ impl Rng {
 ///
 /// SQL: the bulk paths — `users::copy_in`, `accounts::open_many`, `transactions::post_batch`,
 /// `payments::copy_in`, `articles::insert_many` — plus one `update ... from unnest(...)` per
-/// chunk that spreads `created_at` over the history, all in one transaction.
+/// chunk of users that spreads their `created_at` over the history, all in one transaction.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for zero users; [`Error::UniqueViolation`] when demo data of the same
 /// seed is already there. Nothing is written on any error.
+#[tracing::instrument(name = "ledger.demo.seed", skip(conn, progress))]
 pub async fn seed(
     conn: &mut PgConnection,
     users: u64,
@@ -236,14 +237,14 @@ pub async fn seed(
         }
     }
     let total = items.len() as u64;
-    let mut entry_ids = Vec::with_capacity(items.len());
-    for chunk in items.chunks(5 * STEP) {
-        entry_ids.extend(transactions::post_batch(&mut tx, chunk).await?);
-        progress("transactions", entry_ids.len() as u64, total);
-    }
     let times: Vec<DateTime<Utc>> = (0..total).map(|i| at(i, total)).collect();
-    let raw: Vec<Uuid> = entry_ids.iter().map(|id| id.as_uuid()).collect();
-    set_entry_times(&mut tx, &raw, &times).await?;
+    let mut posted = 0u64;
+    for (chunk, chunk_times) in items.chunks(25 * STEP).zip(times.chunks(25 * STEP)) {
+        posted += transactions::post_batch_at(&mut tx, chunk, Some(chunk_times))
+            .await?
+            .len() as u64;
+        progress("transactions", posted, total);
+    }
     report.entries = total;
 
     // Payments: nested documents, every tenth user.
@@ -307,27 +308,6 @@ async fn set_user_times(
             update users as u set created_at = v.at
             from unnest($1::uuid[], $2::timestamptz[]) as v(id, at)
             where u.id = v.id
-            "#,
-            ids,
-            times
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn set_entry_times(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-    times: &[DateTime<Utc>],
-) -> Result<()> {
-    for (ids, times) in ids.chunks(STEP).zip(times.chunks(STEP)) {
-        sqlx::query!(
-            r#"
-            update transactions as t set created_at = v.at
-            from unnest($1::uuid[], $2::timestamptz[]) as v(id, at)
-            where t.id = v.id
             "#,
             ids,
             times

@@ -122,7 +122,8 @@ struct Trailer {
 /// SQL: one `select ... order by id` per table, read as a stream.
 ///
 /// # Errors
-/// [`Error::Database`] when reading fails; [`Error::Config`] when writing to `out` fails.
+/// [`Error::Database`] when reading fails; [`Error::Io`] when writing to `out` fails.
+#[tracing::instrument(name = "ledger.dump", skip_all)]
 pub async fn dump(
     pool: &PgPool,
     tables: &[Table],
@@ -221,8 +222,11 @@ pub async fn dump(
     Ok(records)
 }
 
-fn write_error(e: std::io::Error) -> Error {
-    Error::Config(format!("writing the dump: {e}"))
+fn write_error(source: std::io::Error) -> Error {
+    Error::Io {
+        what: "writing the dump".to_owned(),
+        source,
+    }
 }
 
 /// Object-safe writing of any row type, so `dump` has one emitter for five row types.
@@ -236,7 +240,7 @@ mod erased {
     impl<T: Serialize> Row for T {
         fn write(&self, table: Table, out: &mut (dyn Write + Send)) -> Result<()> {
             serde_json::to_writer(&mut *out, &RecordOut { table, row: self })
-                .map_err(|e| Error::Config(format!("writing the dump: {e}")))?;
+                .map_err(|e| write_error(e.into()))?;
             out.write_all(b"\n").map_err(write_error)
         }
     }
@@ -258,8 +262,9 @@ fn at_line(line: u64, reason: impl std::fmt::Display) -> Error {
 /// # Errors
 /// [`Error::InvalidInput`] for the field `file` naming the line of a malformed record, a missing
 /// or wrong trailer (a truncated file), or a row the database refuses (a conflicting id, say;
-/// the database error is in the message). [`Error::Config`] when the file cannot be read.
+/// the database error is in the message). [`Error::Io`] when the file cannot be read.
 /// Nothing is written on any error.
+#[tracing::instrument(name = "ledger.load", skip_all, fields(path = %path.display()))]
 pub async fn load(
     conn: &mut PgConnection,
     path: &Path,
@@ -282,7 +287,10 @@ pub async fn load(
 fn open(path: &Path) -> Result<BufReader<File>> {
     File::open(path)
         .map(BufReader::new)
-        .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))
+        .map_err(|source| Error::Io {
+            what: format!("reading {}", path.display()),
+            source,
+        })
 }
 
 /// Reads every line: each must be a record of a known table whose row has the table's shape, and

@@ -158,6 +158,16 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
 
+    /// Reading or writing a file or stream failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done, e.g. "reading backup.ndjson".
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The private PostgreSQL cluster could not be found, created or started.
     #[error("local postgresql: {0}")]
     LocalCluster(String),

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
@@ -62,7 +63,21 @@ impl BatchItem {
 /// [`Error::InvalidItem`] naming the first item refused, with the reason the single movement
 /// would give as its source (`InvalidInput`, `NotFound`, `AccountNotActive`, `CurrencyMismatch`,
 /// `InsufficientFunds`). Nothing is written on any error.
+#[tracing::instrument(name = "ledger.post_batch", skip_all, fields(items = items.len()))]
 pub async fn post_batch(conn: &mut PgConnection, items: &[BatchItem]) -> Result<Vec<EntryId>> {
+    post_batch_at(conn, items, None).await
+}
+
+/// [`post_batch`] with an explicit `created_at` for each item (demo data spread over months).
+/// Crate-private: the public API never backdates a movement.
+pub(crate) async fn post_batch_at(
+    conn: &mut PgConnection,
+    items: &[BatchItem],
+    times: Option<&[DateTime<Utc>]>,
+) -> Result<Vec<EntryId>> {
+    if times.is_some_and(|t| t.len() != items.len()) {
+        return Err(Error::invalid("times", "must have one timestamp per item"));
+    }
     bulk::validate_all(items, |item| {
         let posting = item.posting();
         posting.validate()?;
@@ -74,10 +89,14 @@ pub async fn post_batch(conn: &mut PgConnection, items: &[BatchItem]) -> Result<
         }
         Ok(())
     })?;
-    retrying!(post_batch_once(conn, items).await)
+    retrying!(post_batch_once(conn, items, times).await)
 }
 
-async fn post_batch_once(conn: &mut PgConnection, items: &[BatchItem]) -> Result<Vec<EntryId>> {
+async fn post_batch_once(
+    conn: &mut PgConnection,
+    items: &[BatchItem],
+    times: Option<&[DateTime<Utc>]>,
+) -> Result<Vec<EntryId>> {
     let mut touched: Vec<Uuid> = items
         .iter()
         .flat_map(|item| {
@@ -108,10 +127,20 @@ async fn post_batch_once(conn: &mut PgConnection, items: &[BatchItem]) -> Result
     }
 
     let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
-    for (chunk, chunk_ids) in items
+    for (n, (chunk, chunk_ids)) in items
         .chunks(BATCH_INSERT_CHUNK)
         .zip(ids.chunks(BATCH_INSERT_CHUNK))
+        .enumerate()
     {
+        let at: Vec<Option<DateTime<Utc>>> = match times {
+            Some(times) => times
+                .iter()
+                .skip(n * BATCH_INSERT_CHUNK)
+                .take(chunk.len())
+                .map(|t| Some(*t))
+                .collect(),
+            None => vec![None; chunk.len()],
+        };
         let postings: Vec<Posting<'_>> = chunk.iter().map(BatchItem::posting).collect();
         let from: Vec<Option<Uuid>> = postings
             .iter()
@@ -127,10 +156,12 @@ async fn post_batch_once(conn: &mut PgConnection, items: &[BatchItem]) -> Result
             postings.iter().map(|p| p.metadata.clone()).collect();
         sqlx::query!(
             r#"
-            insert into transactions (id, from_account_id, to_account_id, amount, type, status, metadata)
-            select id, from_id, to_id, amount, kind, $7, metadata
-            from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::jsonb[])
-                as input(id, from_id, to_id, amount, kind, metadata)
+            insert into transactions
+                (id, from_account_id, to_account_id, amount, type, status, metadata, created_at)
+            select id, from_id, to_id, amount, kind, $7, metadata, coalesce(at, now())
+            from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::jsonb[],
+                        $8::timestamptz[])
+                as input(id, from_id, to_id, amount, kind, metadata, at)
             "#,
             chunk_ids,
             &from as &[Option<Uuid>],
@@ -138,7 +169,8 @@ async fn post_batch_once(conn: &mut PgConnection, items: &[BatchItem]) -> Result
             &amounts,
             &kinds as &[&str],
             &metadata,
-            COMPLETED
+            COMPLETED,
+            &at as &[Option<DateTime<Utc>>]
         )
         .execute(&mut *tx)
         .await?;

@@ -133,6 +133,7 @@ impl Transfer {
 /// [`Error::InvalidInput`] for a bad amount, metadata or key; [`Error::NotFound`] for an unknown
 /// account; [`Error::AccountNotActive`]; [`Error::IdempotencyConflict`]; a retryable error after
 /// [`MAX_ATTEMPTS`]. Nothing is written on any error.
+#[tracing::instrument(name = "ledger.deposit", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
     post(
         conn,
@@ -151,6 +152,7 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 ///
 /// # Errors
 /// As [`deposit`], and [`Error::InsufficientFunds`] when the balance is below the amount.
+#[tracing::instrument(name = "ledger.withdraw", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
     post(
         conn,
@@ -187,6 +189,7 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 /// # Errors
 /// As [`withdraw`], and [`Error::InvalidInput`] when `from == to`, [`Error::CurrencyMismatch`]
 /// when the currencies differ.
+#[tracing::instrument(name = "ledger.transfer", skip_all, fields(from = %transfer.from, to = %transfer.to, amount = %transfer.amount))]
 pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<LedgerEntry> {
     let posting = Posting {
         kind: TRANSFER,

@@ -43,6 +43,7 @@ fn validate(users: &[NewUser]) -> Result<()> {
 /// [`Error::InvalidItem`](crate::Error::InvalidItem) naming the first bad user (bad email or
 /// name, or an email repeated in the batch); [`Error::UniqueViolation`](crate::Error::UniqueViolation)
 /// for a taken email with [`OnConflict::Fail`]. Nothing is written on any error.
+#[tracing::instrument(name = "ledger.users.insert_many", skip_all, fields(rows = users.len()))]
 pub async fn insert_many(
     conn: &mut PgConnection,
     users: &[NewUser],
@@ -105,6 +106,7 @@ pub async fn insert_many(
 ///
 /// # Errors
 /// As [`insert_many`] with [`OnConflict::Fail`]: a taken email fails the whole load.
+#[tracing::instrument(name = "ledger.users.copy_in", skip_all, fields(rows = users.len()))]
 pub async fn copy_in(conn: &mut PgConnection, users: &[NewUser]) -> Result<Vec<UserId>> {
     validate(users)?;
     let ids: Vec<UserId> = users.iter().map(|_| UserId::new()).collect();

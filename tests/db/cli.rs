@@ -302,6 +302,30 @@ async fn shell_runs_psql_without_the_password_on_its_command_line(pool: PgPool) 
     assert_eq!(text(&out.stdout).trim(), database);
 }
 
+#[sqlx::test(migrations = false)]
+async fn an_empty_database_url_counts_as_unset(pool: PgPool) {
+    // With DATABASE_URL empty, the binary falls back to DB_NAME (and friends), as the library does.
+    let options = pool.connect_options();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
+    command
+        .arg("status")
+        .env("DATABASE_URL", "")
+        .env("DB_NAME", options.get_database().unwrap());
+    command
+        .env("DB_USER", options.get_username())
+        .env("DB_PORT", options.get_port().to_string());
+    command.env(
+        "DB_HOST",
+        match options.get_socket() {
+            Some(dir) => dir.display().to_string(),
+            None => options.get_host().to_owned(),
+        },
+    );
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("[ ] 0001_users"));
+}
+
 #[test]
 fn every_command_has_help() {
     for command in [

@@ -100,7 +100,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,sqlx=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -131,7 +131,8 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 type AnyResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 async fn config(cli: &Cli) -> ledger::Result<Config> {
-    match &cli.database_url {
+    // An empty DATABASE_URL means unset, as it does for the library's own configuration.
+    match cli.database_url.as_deref().filter(|url| !url.is_empty()) {
         Some(url) => Config::from_url(url),
         None => Config::resolve().await,
     }
