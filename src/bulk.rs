@@ -102,10 +102,10 @@ pub(crate) fn validate_all<T>(items: &[T], check: impl Fn(&T) -> Result<()>) -> 
 
 /// Fails on the second occurrence of a key within one batch (so a conflict inside the input is
 /// reported by index, not as a database error).
-pub(crate) fn reject_duplicates<'a, T>(
-    items: &'a [T],
+pub(crate) fn reject_duplicates<T, K: std::hash::Hash + Eq>(
+    items: &[T],
     field: &'static str,
-    key: impl Fn(&'a T) -> &'a str,
+    key: impl Fn(&T) -> K,
 ) -> Result<()> {
     let mut seen = HashMap::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -162,7 +162,7 @@ mod tests {
             matches!(err, Error::InvalidItem { index: 2, .. }),
             "{err:?}"
         );
-        let dup = reject_duplicates(&["a", "b", "a"], "email", |s| s).unwrap_err();
+        let dup = reject_duplicates(&["a", "b", "a"], "email", |s| *s).unwrap_err();
         assert!(matches!(dup, Error::InvalidItem { index: 2, .. }));
     }
 

@@ -190,6 +190,16 @@ impl Error {
         }
     }
 
+    /// Maps PostgreSQL's "time zone not recognized" (SQLSTATE 22023) for the zone the caller
+    /// named to [`Error::InvalidInput`]; anything else converts as usual.
+    pub(crate) fn from_time_zone(err: sqlx::Error, time_zone: &str) -> Self {
+        let code = err.as_database_error().and_then(|d| d.code());
+        if code.as_deref() == Some(sqlstate::INVALID_PARAMETER_VALUE) {
+            return Error::invalid("time_zone", format!("unknown time zone {time_zone:?}"));
+        }
+        err.into()
+    }
+
     /// The name of the violated constraint, for the three constraint variants.
     pub fn constraint(&self) -> Option<&str> {
         match self {

@@ -82,8 +82,7 @@ pub async fn open_many(
 /// (nothing is sent).
 pub async fn set_statuses(db: impl PgExecutor<'_>, changes: &[(AccountId, &str)]) -> Result<u64> {
     bulk::validate_all(changes, |(_, status)| validate_status(status))?;
-    let ids: Vec<String> = changes.iter().map(|(id, _)| id.to_string()).collect();
-    bulk::reject_duplicates(&ids, "account", |id| id.as_str())?;
+    bulk::reject_duplicates(changes, "account", |(id, _)| *id)?;
     let uuids: Vec<Uuid> = changes.iter().map(|(id, _)| id.as_uuid()).collect();
     let statuses: Vec<&str> = changes.iter().map(|(_, s)| *s).collect();
     let done = sqlx::query!(

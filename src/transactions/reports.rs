@@ -178,7 +178,7 @@ pub async fn monthly_revenue(
     )
     .fetch_all(db)
     .await
-    .map_err(|e| crate::users::time_zone_error(e, time_zone))
+    .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
 /// An entry with both its accounts, read in one query.

@@ -13,7 +13,7 @@ const COPY_SEND_BYTES: usize = 1 << 20;
 
 fn validate(users: &[NewUser]) -> Result<()> {
     bulk::validate_all(users, NewUser::validate)?;
-    bulk::reject_duplicates(users, "email", |u| u.email.as_str())
+    bulk::reject_duplicates(users, "email", |u| u.email.clone())
 }
 
 /// Creates many users, one `insert ... select ... from unnest(...)` per chunk, all or nothing.

@@ -494,7 +494,7 @@ pub async fn list_created_on(
     )
     .fetch_all(db)
     .await
-    .map_err(|e| time_zone_error(e, time_zone))
+    .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
 /// Criteria for [`filter`], each optional; set ones are combined with AND.
@@ -561,7 +561,7 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
     )
     .fetch_all(db)
     .await
-    .map_err(|e| time_zone_error(e, time_zone))
+    .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
 /// A slice of the live users in `order`: `0..10` is `[:10]`, `20..30` is `[20:30]`.
@@ -928,15 +928,6 @@ pub fn escape_like(text: &str) -> String {
         escaped.push(c);
     }
     escaped
-}
-
-/// Maps PostgreSQL's "time zone not recognized" (SQLSTATE 22023) to [`Error::InvalidInput`].
-pub(crate) fn time_zone_error(err: sqlx::Error, time_zone: &str) -> Error {
-    let code = err.as_database_error().and_then(|d| d.code());
-    if code.as_deref() == Some(crate::sqlstate::INVALID_PARAMETER_VALUE) {
-        return Error::invalid("time_zone", format!("unknown time zone {time_zone:?}"));
-    }
-    err.into()
 }
 
 #[cfg(test)]
