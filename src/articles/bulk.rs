@@ -8,7 +8,8 @@ use crate::Result;
 use crate::bulk::{self, BulkInserted, BulkOptions};
 
 /// Creates many articles, one `insert ... select ... from unnest(...)` per chunk, all or nothing;
-/// PostgreSQL computes each search vector.
+/// PostgreSQL computes each search vector. (Articles have no unique column but their generated
+/// id, so there is nothing to skip: [`BulkOptions::on_conflict`] does not apply.)
 ///
 /// Django: `Article.objects.bulk_create([Article(title=..., content=...), ...])`
 ///

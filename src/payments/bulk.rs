@@ -10,6 +10,8 @@ use crate::bulk::{self, BulkInserted, BulkOptions};
 use crate::copy::CopyText;
 
 /// Stores many documents, one `insert ... select ... from unnest(...)` per chunk, all or nothing.
+/// (Payments have no unique column but their generated id, so there is nothing to skip:
+/// [`BulkOptions::on_conflict`] does not apply.)
 ///
 /// Django: `Payment.objects.bulk_create([Payment(data={...}), ...])`
 ///

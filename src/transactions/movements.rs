@@ -533,6 +533,43 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn the_last_retryable_error_reaches_the_caller_after_max_attempts() {
+        let mut attempts = 0;
+        let result: Result<()> = retrying!({
+            attempts += 1;
+            Err(Error::Deadlock(sqlx::Error::PoolTimedOut))
+        });
+        assert!(matches!(result, Err(Error::Deadlock(_))), "{result:?}");
+        assert_eq!(attempts, MAX_ATTEMPTS);
+
+        let mut attempts = 0;
+        let result: Result<u32> = retrying!({
+            attempts += 1;
+            if attempts < 3 {
+                Err(Error::SerializationFailure(sqlx::Error::PoolTimedOut))
+            } else {
+                Ok(attempts)
+            }
+        });
+        assert_eq!(
+            result.ok(),
+            Some(3),
+            "a later attempt's success is returned"
+        );
+
+        let mut attempts = 0;
+        let result: Result<()> = retrying!({
+            attempts += 1;
+            Err(Error::invalid("amount", "never retried"))
+        });
+        assert!(matches!(result, Err(Error::InvalidInput { .. })));
+        assert_eq!(
+            attempts, 1,
+            "only serialization failures and deadlocks are retried"
+        );
+    }
+
     #[test]
     fn backoff_grows_and_stays_bounded() {
         for attempt in 1..10 {
