@@ -248,15 +248,17 @@ impl Server {
         Ok(Self { bin, owner })
     }
 
-    /// `dir`, or when the server's OS user cannot enter one of its parents (a checkout under
-    /// `/root`, say), a directory of the same name's hash under the system's temporary directory.
+    /// `dir`, or a directory named after its hash under the system's temporary directory when
+    /// `dir` cannot serve: its socket path would be too long for a unix socket (a deep checkout),
+    /// or the server's OS user cannot enter one of its parents (a checkout under `/root`).
     fn usable_dir(&self, dir: &Path) -> Result<PathBuf> {
         let parent = dir.parent().unwrap_or(Path::new("/"));
         fs::create_dir_all(parent).map_err(|e| io_error("creating", parent, &e))?;
-        let Some(owner) = &self.owner else {
-            return Ok(dir.to_owned());
-        };
-        if reachable_by(dir, owner.uid, owner.gid) {
+        let reachable = self
+            .owner
+            .as_ref()
+            .is_none_or(|owner| reachable_by(dir, owner.uid, owner.gid));
+        if reachable && check_socket_path(dir).is_ok() {
             return Ok(dir.to_owned());
         }
         let mut hasher = std::hash::DefaultHasher::new();
@@ -268,7 +270,7 @@ impl Server {
         tracing::info!(
             wanted = %dir.display(),
             using = %fallback.display(),
-            "the server's OS user cannot reach the cluster directory"
+            "the cluster directory cannot hold the server's socket or is out of its reach"
         );
         Ok(fallback)
     }

@@ -97,3 +97,35 @@ fn without_a_server_or_binaries_the_error_says_what_to_install_or_set() {
     assert!(stderr.contains("set DATABASE_URL"), "{stderr}");
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_directory_too_deep_for_a_unix_socket_falls_back_to_a_short_one() {
+    let deep = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("a-rather-long-directory-name-".repeat(4))
+        .join(format!("pg-{}", std::process::id()));
+    let cluster = tokio::task::spawn_blocking({
+        let deep = deep.clone();
+        move || Cluster::ensure(&deep)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_ne!(cluster.dir(), deep.as_path());
+    assert!(cluster.dir().starts_with(std::env::temp_dir()));
+    let mut conn = sqlx::PgConnection::connect_with(&cluster.connect_options("postgres"))
+        .await
+        .unwrap();
+    let one = sqlx::query_scalar!(r#"select 1 as "one!""#)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    conn.close().await.unwrap();
+    // Stopping by the requested directory finds the same fallback.
+    let stopped = tokio::task::spawn_blocking(move || Cluster::stop(&deep))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped);
+    let _ = std::fs::remove_dir_all(cluster.dir());
+}
