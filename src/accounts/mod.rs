@@ -233,7 +233,6 @@ pub async fn list_balance_between(
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Result<Vec<Account>> {
-    let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
     Ok(sqlx::query_as!(
         Account,
         r#"
@@ -242,7 +241,7 @@ pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Resul
         where status = any($1)
         order by id
         "#,
-        &statuses
+        statuses as &[&str]
     )
     .fetch_all(db)
     .await?)
