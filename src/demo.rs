@@ -240,7 +240,7 @@ pub async fn seed(
     let times: Vec<DateTime<Utc>> = (0..total).map(|i| at(i, total)).collect();
     let mut posted = 0u64;
     for (chunk, chunk_times) in items.chunks(25 * STEP).zip(times.chunks(25 * STEP)) {
-        posted += transactions::post_batch_at(&mut tx, chunk, Some(chunk_times))
+        posted += transactions::post_batch_at(&mut tx, chunk, Some(chunk_times), None)
             .await?
             .len() as u64;
         progress("transactions", posted, total);

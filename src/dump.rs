@@ -1,7 +1,8 @@
 //! `ledger dump` and `ledger load`: the seed's `dumpdata` and `loaddata`.
 //!
 //! **Format**: NDJSON, one record per line, tables in foreign-key order (users, accounts,
-//! transactions, payments, articles), rows in id order, then one trailer line:
+//! transactions, payments, articles, then the used idempotency keys), rows in id order, then one
+//! trailer line:
 //!
 //! ```text
 //! {"table":"users","row":{"id":"…","email":"ana@example.com","name":"Ana García","created_at":"2026-05-01T10:00:00.123456Z","deleted_at":null}}
@@ -34,7 +35,7 @@ use crate::accounts::{Account, AccountId};
 use crate::articles::{Article, ArticleId, Language};
 use crate::copy::CopyText;
 use crate::payments::{Payment, PaymentId};
-use crate::transactions::{EntryId, LedgerEntry};
+use crate::transactions::{EntryId, IdempotencyKey, LedgerEntry};
 use crate::users::{User, UserId};
 use crate::{Error, Result};
 
@@ -52,16 +53,20 @@ pub enum Table {
     Payments,
     /// `articles`
     Articles,
+    /// `idempotency_keys`: the keys of movements and batches, so that a restored ledger still
+    /// replays them instead of moving money again.
+    IdempotencyKeys,
 }
 
 impl Table {
     /// Every table, in foreign-key order.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Users,
         Table::Accounts,
         Table::Transactions,
         Table::Payments,
         Table::Articles,
+        Table::IdempotencyKeys,
     ];
 
     /// The table's name.
@@ -72,6 +77,7 @@ impl Table {
             Table::Transactions => "transactions",
             Table::Payments => "payments",
             Table::Articles => "articles",
+            Table::IdempotencyKeys => "idempotency_keys",
         }
     }
 }
@@ -87,7 +93,8 @@ impl std::str::FromStr for Table {
                 Error::invalid(
                     "table",
                     format!(
-                        "unknown table {name:?} (users, accounts, transactions, payments, articles)"
+                        "unknown table {name:?} (users, accounts, transactions, payments, \
+                         articles, idempotency_keys)"
                     ),
                 )
             })
@@ -212,6 +219,19 @@ pub async fn dump(
                     emit(&row)?;
                 }
             }
+            Table::IdempotencyKeys => {
+                let mut rows = sqlx::query_as!(
+                    IdempotencyKey,
+                    r#"
+                    select key, entry_ids as "entry_ids: Vec<EntryId>", created_at
+                    from idempotency_keys order by key
+                    "#
+                )
+                .fetch(pool);
+                while let Some(row) = rows.try_next().await? {
+                    emit(&row)?;
+                }
+            }
         }
         progress(table, written);
         records += written;
@@ -295,8 +315,8 @@ fn open(path: &Path) -> Result<BufReader<File>> {
 
 /// Reads every line: each must be a record of a known table whose row has the table's shape, and
 /// the last must be the trailer with the right count. Returns the rows per table.
-fn check_file(path: &Path) -> Result<[u64; 5]> {
-    let mut counts = [0u64; 5];
+fn check_file(path: &Path) -> Result<[u64; Table::ALL.len()]> {
+    let mut counts = [0u64; Table::ALL.len()];
     let mut trailer: Option<(u64, u64)> = None;
     let mut line_no = 0;
     for line in open(path)?.lines() {
@@ -349,6 +369,7 @@ fn check_row(table: Table, row: Value) -> std::result::Result<(), serde_json::Er
         Table::Transactions => serde_json::from_value::<LedgerEntry>(row).map(drop),
         Table::Payments => serde_json::from_value::<Payment>(row).map(drop),
         Table::Articles => serde_json::from_value::<Article>(row).map(drop),
+        Table::IdempotencyKeys => serde_json::from_value::<IdempotencyKey>(row).map(drop),
     }
 }
 
@@ -417,6 +438,14 @@ fn encode(
                 .text(a.language.as_str());
             data.text(&time(&a.created_at));
         }
+        Table::IdempotencyKeys => {
+            let k: IdempotencyKey = serde_json::from_value(row)?;
+            // An array literal of UUIDs, which need no quoting: {id,id}.
+            let ids: Vec<String> = k.entry_ids.iter().map(ToString::to_string).collect();
+            data.text(&k.key)
+                .text(&format!("{{{}}}", ids.join(",")))
+                .text(&time(&k.created_at));
+        }
     }
     data.end_row();
     Ok(())
@@ -433,6 +462,7 @@ async fn copy_table(conn: &mut PgConnection, path: &Path, table: Table) -> Resul
         }
         Table::Payments => "copy payments (id, data, created_at) from stdin",
         Table::Articles => "copy articles (id, title, content, language, created_at) from stdin",
+        Table::IdempotencyKeys => "copy idempotency_keys (key, entry_ids, created_at) from stdin",
     };
     let mut copy = conn.copy_in_raw(statement).await?;
     // The file line of each row sent, to name the record PostgreSQL refuses.

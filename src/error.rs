@@ -31,6 +31,58 @@ pub mod sqlstate {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     /// `duplicate_database`
     pub const DUPLICATE_DATABASE: &str = "42P04";
+    /// `query_canceled` (`pg_cancel_backend`, `statement_timeout`)
+    pub const QUERY_CANCELED: &str = "57014";
+    /// `lock_not_available` (`lock_timeout`)
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    /// `admin_shutdown` (`pg_terminate_backend`, a fast or smart shutdown)
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    /// `crash_shutdown` (another backend crashed, or an immediate shutdown)
+    pub const CRASH_SHUTDOWN: &str = "57P02";
+    /// `cannot_connect_now` (the server is starting up or recovering)
+    pub const CANNOT_CONNECT_NOW: &str = "57P03";
+    /// Class 08, `connection_exception`: every code that starts with it.
+    pub const CONNECTION_EXCEPTION_CLASS: &str = "08";
+}
+
+/// Why a call failed for a reason that says nothing about the request: see
+/// [`Error::Transient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transient {
+    /// The connection broke, or could not be opened: an I/O error, the server closed it
+    /// (`pg_terminate_backend`, SQLSTATE 57P01), or a class 08 error. **The outcome of the call is
+    /// unknown**: the server may have committed before the connection went.
+    ConnectionLost,
+    /// The statement was cancelled (57014: `pg_cancel_backend`, `statement_timeout`) or gave up
+    /// waiting for a lock (55P03: `lock_timeout`). The unit of work was rolled back.
+    Cancelled,
+    /// The server is shutting down, crashed, or is still starting (57P02, 57P03). **The outcome
+    /// is unknown** when this ends a call that had begun writing.
+    ServerUnavailable,
+    /// No pooled connection became free within the pool's acquire timeout: nothing was sent.
+    PoolTimedOut,
+}
+
+impl Transient {
+    /// Whether a write that failed this way may nevertheless have committed.
+    pub fn outcome_unknown(self) -> bool {
+        matches!(
+            self,
+            Transient::ConnectionLost | Transient::ServerUnavailable
+        )
+    }
+}
+
+impl std::fmt::Display for Transient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transient::ConnectionLost => "connection lost",
+            Transient::Cancelled => "statement cancelled",
+            Transient::ServerUnavailable => "server unavailable",
+            Transient::PoolTimedOut => "timed out waiting for a pooled connection",
+        })
+    }
 }
 
 /// Everything that can go wrong in `ledger`.
@@ -137,7 +189,7 @@ pub enum Error {
         to_currency: String,
     },
 
-    /// An idempotency key was reused for a different movement; nothing was written.
+    /// An idempotency key was reused for a different movement or batch; nothing was written.
     #[error("idempotency key {key:?} was already used for a different movement")]
     IdempotencyConflict {
         /// The key.
@@ -176,6 +228,19 @@ pub enum Error {
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
+    /// The call failed for a reason outside the request (a lost connection, a cancelled
+    /// statement, a server going down, an exhausted pool). Retry it: with an idempotency key the
+    /// same call is always safe to repeat and returns the one result; without one, a write whose
+    /// outcome is unknown ([`Error::outcome_unknown`]) may have been applied.
+    #[error("{kind}")]
+    Transient {
+        /// What went wrong.
+        kind: Transient,
+        /// The database or connection error.
+        #[source]
+        source: sqlx::Error,
+    },
+
     /// Any other database or connection error.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -210,9 +275,43 @@ impl Error {
         }
     }
 
-    /// Whether running the whole unit of work again may succeed (serialization failure or
-    /// deadlock). Only the unit that owns the transaction should retry.
+    /// Whether making the same call again may succeed: a serialization failure, a deadlock, or a
+    /// [`Transient`] failure.
+    ///
+    /// The money movements already retry serialization failures and deadlocks themselves
+    /// ([`MAX_ATTEMPTS`](crate::transactions::MAX_ATTEMPTS) times), so a caller sees those only
+    /// when contention persists. **The rule for retrying a write**: with an idempotency key,
+    /// repeating the same call is always safe and returns the one result, whether or not the
+    /// first attempt was applied. Without a key, a write that failed with
+    /// [`outcome_unknown`](Error::outcome_unknown) may have been applied, and repeating it may
+    /// apply it twice.
     pub fn is_retryable(&self) -> bool {
+        self.is_conflict() || self.is_transient()
+    }
+
+    /// Whether the failure is [`Error::Transient`]: nothing to do with the request.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Transient { .. })
+    }
+
+    /// The kind of a [`Error::Transient`] failure.
+    pub fn transient(&self) -> Option<Transient> {
+        match self {
+            Error::Transient { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Whether a write that failed this way may nevertheless have been applied: the connection
+    /// or the server went away while the call was in flight. Only an idempotency key makes such
+    /// a call safe to repeat.
+    pub fn outcome_unknown(&self) -> bool {
+        self.transient().is_some_and(Transient::outcome_unknown)
+    }
+
+    /// A serialization failure or deadlock: the server rolled the transaction back, and running
+    /// the unit again on the same connection may succeed. The units of work retry these.
+    pub(crate) fn is_conflict(&self) -> bool {
         matches!(self, Error::SerializationFailure(_) | Error::Deadlock(_))
     }
 
@@ -224,6 +323,7 @@ impl Error {
             | Error::ForeignKeyViolation { source, .. }
             | Error::SerializationFailure(source)
             | Error::Deadlock(source)
+            | Error::Transient { source, .. }
             | Error::Database(source) => source,
             _ => return None,
         };
@@ -236,6 +336,9 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(source: sqlx::Error) -> Self {
+        if let Some(kind) = transient_kind(&source) {
+            return Error::Transient { kind, source };
+        }
         let Some(db) = source.as_database_error() else {
             return Error::Database(source);
         };
@@ -250,6 +353,26 @@ impl From<sqlx::Error> for Error {
             Some(sqlstate::DEADLOCK_DETECTED) => Error::Deadlock(source),
             _ => Error::Database(source),
         }
+    }
+}
+
+/// Classifies the failures that say nothing about the request.
+fn transient_kind(err: &sqlx::Error) -> Option<Transient> {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => Some(Transient::ConnectionLost),
+        sqlx::Error::PoolTimedOut => Some(Transient::PoolTimedOut),
+        sqlx::Error::Database(db) => match db.code().as_deref()? {
+            sqlstate::QUERY_CANCELED | sqlstate::LOCK_NOT_AVAILABLE => Some(Transient::Cancelled),
+            sqlstate::ADMIN_SHUTDOWN => Some(Transient::ConnectionLost),
+            sqlstate::CRASH_SHUTDOWN | sqlstate::CANNOT_CONNECT_NOW => {
+                Some(Transient::ServerUnavailable)
+            }
+            code if code.starts_with(sqlstate::CONNECTION_EXCEPTION_CLASS) => {
+                Some(Transient::ConnectionLost)
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -273,11 +396,31 @@ mod tests {
     }
 
     #[test]
-    fn non_database_errors_are_not_retryable_and_have_no_constraint() {
+    fn pool_timeouts_and_io_errors_are_transient_and_have_no_constraint() {
         let err = Error::from(sqlx::Error::PoolTimedOut);
-        assert!(matches!(err, Error::Database(_)));
-        assert!(!err.is_retryable());
+        assert_eq!(err.transient(), Some(Transient::PoolTimedOut));
+        assert!(err.is_retryable());
+        assert!(!err.outcome_unknown(), "nothing was sent");
         assert_eq!(err.constraint(), None);
         assert_eq!(err.sqlstate(), None);
+
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let err = Error::from(sqlx::Error::Io(reset));
+        assert_eq!(err.transient(), Some(Transient::ConnectionLost));
+        assert!(err.outcome_unknown());
+        assert_eq!(err.to_string(), "connection lost");
+    }
+
+    #[test]
+    fn other_non_database_errors_are_neither_transient_nor_retryable() {
+        for source in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Protocol("garbage".into()),
+        ] {
+            let err = Error::from(source);
+            assert!(matches!(err, Error::Database(_)), "{err:?}");
+            assert!(!err.is_retryable() && !err.outcome_unknown(), "{err:?}");
+        }
     }
 }

@@ -45,5 +45,5 @@ pub mod transactions;
 pub mod users;
 
 pub use config::Config;
-pub use error::{Error, Result, sqlstate};
+pub use error::{Error, Result, Transient, sqlstate};
 pub use schema::MIGRATOR;

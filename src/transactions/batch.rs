@@ -7,7 +7,9 @@ use rust_decimal::Decimal;
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
-use super::movements::{Locked, Posting, check, lock_accounts, retrying};
+use super::idempotency::{self, validate_key};
+use super::movements::{Locked, Posting, check, lock_accounts};
+use super::retry::retrying;
 use super::{COMPLETED, DEPOSIT, EntryId, TRANSFER, WITHDRAWAL};
 use super::{Movement, Transfer};
 use crate::accounts::AccountId;
@@ -57,7 +59,8 @@ impl BatchItem {
 /// balance with one `update ... from unnest(...)`; `commit`. Retried whole on serialization
 /// failure or deadlock, as the single movements are.
 ///
-/// Idempotency keys are for single movements: a batch item carrying one is refused.
+/// Items carry no idempotency keys of their own (an item with one is refused); to make the whole
+/// batch safe to repeat, give it one key with [`post_batch_with_key`].
 ///
 /// # Errors
 /// [`Error::InvalidItem`] naming the first item refused, with the reason the single movement
@@ -65,7 +68,58 @@ impl BatchItem {
 /// `InsufficientFunds`). Nothing is written on any error.
 #[tracing::instrument(name = "ledger.post_batch", skip_all, fields(items = items.len()))]
 pub async fn post_batch(conn: &mut PgConnection, items: &[BatchItem]) -> Result<Vec<EntryId>> {
-    post_batch_at(conn, items, None).await
+    post_batch_at(conn, items, None, None).await
+}
+
+/// [`post_batch`] under one idempotency key for the whole batch: the batch is applied at most
+/// once. Repeating the call with the same key and the same items returns the first call's entry
+/// ids and moves nothing; the same key with other items (another count, or any item of another
+/// type, accounts or amount; metadata is not compared) is [`Error::IdempotencyConflict`]. Keys
+/// share one namespace with the single movements' keys.
+///
+/// This is the call to repeat after an ambiguous failure (a connection lost around `commit`): the
+/// repeat waits for a first attempt still in flight, and returns its result if it committed or
+/// applies the batch if it rolled back.
+///
+/// Django: a loop of `transfer_funds` calls inside one `transaction.atomic()`, plus a
+/// `get_or_create` on a request-id model to make it safe to resend.
+///
+/// SQL: as [`post_batch`], with one statement first that claims the key:
+/// `insert into idempotency_keys (key, entry_ids) ... on conflict (key) do nothing`; a used key
+/// is answered from `idempotency_keys` joined to `transactions`, before any account is locked.
+///
+/// ```no_run
+/// # async fn pay(conn: &mut sqlx::PgConnection, a: ledger::accounts::AccountId,
+/// #              b: ledger::accounts::AccountId) -> ledger::Result<()> {
+/// use ledger::transactions::{self, BatchItem, Movement, Transfer};
+/// use rust_decimal::Decimal;
+///
+/// let items = [
+///     BatchItem::Deposit(Movement::new(a, Decimal::new(10_000, 2))),
+///     BatchItem::Transfer(Transfer::new(a, b, Decimal::new(2_500, 2))),
+/// ];
+/// let ids = loop {
+///     match transactions::post_batch_with_key(conn, "payroll-2026-11", &items).await {
+///         // A lost connection or a restart: the same call again is safe.
+///         Err(err) if err.is_transient() => continue,
+///         result => break result?,
+///     }
+/// };
+/// assert_eq!(ids.len(), 2);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`post_batch`]; [`Error::InvalidInput`] for a bad key; [`Error::IdempotencyConflict`].
+#[tracing::instrument(name = "ledger.post_batch_with_key", skip_all, fields(items = items.len()))]
+pub async fn post_batch_with_key(
+    conn: &mut PgConnection,
+    key: &str,
+    items: &[BatchItem],
+) -> Result<Vec<EntryId>> {
+    validate_key(key)?;
+    post_batch_at(conn, items, None, Some(key)).await
 }
 
 /// [`post_batch`] with an explicit `created_at` for each item (demo data spread over months).
@@ -74,6 +128,7 @@ pub(crate) async fn post_batch_at(
     conn: &mut PgConnection,
     items: &[BatchItem],
     times: Option<&[DateTime<Utc>]>,
+    key: Option<&str>,
 ) -> Result<Vec<EntryId>> {
     if times.is_some_and(|t| t.len() != items.len()) {
         return Err(Error::invalid("times", "must have one timestamp per item"));
@@ -84,18 +139,19 @@ pub(crate) async fn post_batch_at(
         if posting.key.is_some() {
             return Err(Error::invalid(
                 "idempotency_key",
-                "is for single movements, not batch items",
+                "belongs to the batch (post_batch_with_key), not to an item",
             ));
         }
         Ok(())
     })?;
-    retrying!(post_batch_once(conn, items, times).await)
+    retrying!(post_batch_once(conn, items, times, key).await)
 }
 
 async fn post_batch_once(
     conn: &mut PgConnection,
     items: &[BatchItem],
     times: Option<&[DateTime<Utc>]>,
+    key: Option<&str>,
 ) -> Result<Vec<EntryId>> {
     let mut touched: Vec<Uuid> = items
         .iter()
@@ -109,7 +165,24 @@ async fn post_batch_once(
     touched.sort_unstable();
     touched.dedup();
 
+    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
     let mut tx = conn.begin().await?;
+    if let Some(key) = key
+        && !idempotency::claim(&mut tx, key, &ids).await?
+    {
+        let first = idempotency::replay(&mut tx, key).await?;
+        tx.rollback().await?;
+        let same = first.len() == items.len()
+            && items
+                .iter()
+                .zip(&first)
+                .all(|(item, entry)| item.posting().is_same_as(entry));
+        return if same {
+            Ok(first.into_iter().map(|entry| entry.id).collect())
+        } else {
+            Err(idempotency::conflict(key))
+        };
+    }
     let locked = lock_accounts(&mut tx, &touched).await?;
     let mut state: HashMap<AccountId, Locked> = locked.into_iter().map(|l| (l.id, l)).collect();
     for (index, item) in items.iter().enumerate() {
@@ -126,7 +199,6 @@ async fn post_batch_once(
         }
     }
 
-    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
     for (n, (chunk, chunk_ids)) in items
         .chunks(BATCH_INSERT_CHUNK)
         .zip(ids.chunks(BATCH_INSERT_CHUNK))

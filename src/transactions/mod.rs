@@ -12,20 +12,31 @@
 //! writes `'completed'`). Here a successful movement is `completed`, and the database refuses any
 //! other spelling.
 //!
-//! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`; reads (aggregates, joins,
-//! window functions, the seed's raw SQL, [`reconcile`]) in `reports`. Both are re-exported here.
+//! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`, batches ([`post_batch`],
+//! [`post_batch_with_key`]) in `batch`; reads (aggregates, joins, window functions, the seed's raw
+//! SQL, [`reconcile`]) in `reports`. All are re-exported here.
+//!
+//! **Retrying after a failure.** With an idempotency key, repeating the same call after any
+//! failure is always safe and returns the one result: the key is claimed before any account is
+//! locked, a repeat waits for a first attempt still in flight, and a used key replays the first
+//! result (or is [`Error::IdempotencyConflict`](crate::Error::IdempotencyConflict) for another
+//! movement). Without a key, a call that failed with
+//! [`Error::outcome_unknown`](crate::Error::outcome_unknown) may have been applied, and repeating
+//! it may apply it twice. Keys live in `idempotency_keys` (one namespace for movements and
+//! batches, [`IDEMPOTENCY_KEYS_PKEY`]); single movements also keep theirs in the row.
 
 mod batch;
+mod idempotency;
 pub(crate) mod movements;
 mod reports;
+pub(crate) mod retry;
 mod stream;
 
 pub use batch::*;
-pub use movements::{
-    MAX_ATTEMPTS, MAX_IDEMPOTENCY_KEY_LEN, Movement, Transfer, deposit, transfer, validate_amount,
-    withdraw,
-};
+pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
+pub use movements::{Movement, Transfer, deposit, transfer, validate_amount, withdraw};
 pub use reports::*;
+pub use retry::MAX_ATTEMPTS;
 pub use stream::*;
 
 use chrono::{DateTime, Utc};
@@ -50,6 +61,10 @@ pub const FROM_ACCOUNT_FKEY: &str = "transactions_from_account_id_fkey";
 pub const TO_ACCOUNT_FKEY: &str = "transactions_to_account_id_fkey";
 /// `unique (idempotency_key)`.
 pub const IDEMPOTENCY_KEY_UNIQUE: &str = "transactions_idempotency_key_key";
+/// `idempotency_keys`: `primary key (key)`, claimed by every keyed movement and batch.
+pub const IDEMPOTENCY_KEYS_PKEY: &str = "idempotency_keys_pkey";
+/// `idempotency_keys`: `check (cardinality(entry_ids) > 0)`: a used key names its rows.
+pub const IDEMPOTENCY_KEYS_ENTRIES_PRESENT: &str = "idempotency_keys_entries_present";
 
 /// `type` of a transfer between two accounts.
 pub const TRANSFER: &str = "transfer";

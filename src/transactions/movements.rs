@@ -3,7 +3,9 @@
 //! Every movement is one unit of work, run by [`post`]:
 //!
 //! 1. `begin` (a savepoint when the caller's connection is already in a transaction);
-//! 2. with an idempotency key, look the key up: a movement already made is returned as is;
+//! 2. with an idempotency key, **claim the key** before anything else (see `idempotency`): a key
+//!    already used returns the first movement (or [`Error::IdempotencyConflict`]), and a key held
+//!    by a call still in flight makes this one wait for it to commit or roll back;
 //! 3. lock the account rows in **one statement, in ascending id order**
 //!    (`select ... where id = any($1) order by id for update`), so two transfers in opposite
 //!    directions queue instead of deadlocking — the seed's `transfer_funds` locks `from` then `to`
@@ -12,37 +14,44 @@
 //! 5. apply both balance changes and insert the `transactions` row in **one statement** (two
 //!    data-modifying CTEs and an insert), then `commit`.
 //!
-//! Four round trips in all (the seed's version needs seven), and the row locks are held for the
-//! last three only. Any refusal returns before step 5, so nothing is written. The whole unit is
-//! retried on serialization failure (40001) or deadlock (40P01), up to [`MAX_ATTEMPTS`] times
-//! with jittered exponential backoff; after the last attempt the caller gets that retryable
-//! error. Only this outermost unit retries: nothing below it does.
+//! Four round trips without a key, five with one (the seed's version needs seven); the row locks
+//! are held for the last three only. Any refusal returns before step 5, so nothing is written.
+//! The whole unit is retried on serialization failure (40001) or deadlock (40P01), up to
+//! [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS) times with jittered exponential backoff; after the last attempt the caller
+//! gets that error. Only this outermost unit retries: nothing below it does.
+//!
+//! **Retrying a call.** A call can fail without saying whether it was applied: the connection is
+//! lost around `commit`, the server restarts, the caller's future is dropped. Such failures are
+//! [`Error::Transient`] ([`Error::is_retryable`] is true, and [`Error::outcome_unknown`] says
+//! whether the movement may have been applied). **With an idempotency key, repeating the same call
+//! is always safe**: it returns the one entry the key names, applied once, whether the first
+//! attempt committed, rolled back, or is still in flight (the repeat waits for it). It is never
+//! refused for funds that its own first attempt moved. **Without a key**, the outcome of such a
+//! failure is unknown, and repeating the call may move the money twice.
 //!
 //! **Nesting.** The functions take `&mut PgConnection`. Given a pooled connection they run in a
 //! transaction of their own. Given `&mut *tx` inside the caller's transaction they run in a
 //! savepoint (sqlx's `begin` on a connection already in a transaction): a refusal rolls back to
 //! the savepoint and the caller's transaction carries on, but the movement commits only with the
-//! caller's transaction, and its locks are held until then.
-
-use std::time::Duration;
+//! caller's transaction, and its locks (and its key) are held until then. The caller's
+//! transaction should be `read committed` (PostgreSQL's default): under `repeatable read`, a key
+//! or a row changed by a concurrent commit is a serialization failure.
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
+use super::idempotency::{self, validate_key};
+use super::retry::retrying;
 use super::{
     COMPLETED, DEPOSIT, EntryId, IDEMPOTENCY_KEY_UNIQUE, LedgerEntry, TRANSFER, WITHDRAWAL,
 };
 use crate::accounts::AccountId;
 use crate::{Error, Result};
 
-/// How many times a movement is attempted before a retryable error reaches the caller.
-pub const MAX_ATTEMPTS: u32 = 5;
 /// 10^13: numeric(15,2) holds values below it (checked by a unit test).
 const AMOUNT_LIMIT: Decimal = Decimal::from_parts(1_316_134_912, 2_328, 0, false, 0);
-/// Longest idempotency key (varchar(200)).
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 200;
 
 /// A deposit or a withdrawal: money into or out of one account.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,10 +138,15 @@ impl Transfer {
 /// SQL: locks the account (`for update`), then one statement credits it and inserts a `deposit`
 /// row, `completed`. Owns its transaction (see the module docs).
 ///
+/// With an idempotency key, repeating the call after any failure is safe and returns the one
+/// entry (see "Retrying a call" in the [module docs](crate::transactions)).
+///
 /// # Errors
 /// [`Error::InvalidInput`] for a bad amount, metadata or key; [`Error::NotFound`] for an unknown
-/// account; [`Error::AccountNotActive`]; [`Error::IdempotencyConflict`]; a retryable error after
-/// [`MAX_ATTEMPTS`]. Nothing is written on any error.
+/// account; [`Error::AccountNotActive`]; [`Error::IdempotencyConflict`] when the key was used for
+/// another movement; a serialization failure or deadlock after [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS);
+/// [`Error::Transient`] when the connection, the statement or the server failed. Nothing is
+/// written on any error but a transient one whose [`outcome_unknown`](Error::outcome_unknown).
 #[tracing::instrument(name = "ledger.deposit", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
     post(
@@ -148,7 +162,8 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 /// with `acc.balance -= amount; acc.save()` inside `transaction.atomic()`
 ///
 /// SQL: locks the account, checks the funds, then one statement debits it and inserts a
-/// `withdrawal` row, `completed`. Owns its transaction.
+/// `withdrawal` row, `completed`. Owns its transaction. With a key, the key is claimed first, so
+/// a repeat is never refused for the funds its first attempt took.
 ///
 /// # Errors
 /// As [`deposit`], and [`Error::InsufficientFunds`] when the balance is below the amount.
@@ -167,7 +182,8 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 ///
 /// SQL: locks both accounts in one statement in ascending id order (deadlock-free, unlike the
 /// seed's `from`-then-`to`), checks status, currency and funds, then one statement debits,
-/// credits and inserts a `transfer` row, `completed`. Owns its transaction.
+/// credits and inserts a `transfer` row, `completed`. Owns its transaction. With a key, the key is
+/// claimed first (see [`withdraw`]).
 ///
 /// ```no_run
 /// # async fn pay(pool: sqlx::PgPool, from: ledger::accounts::AccountId,
@@ -179,7 +195,8 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 ///     .metadata(serde_json::json!({ "invoice": "INV-7" }))
 ///     .idempotency_key("invoice-INV-7");
 /// let entry = transactions::transfer(&mut *pool.acquire().await?, &request).await?;
-/// // The same key again returns the same entry and moves nothing.
+/// // The same key again returns the same entry and moves nothing. After a failure whose outcome
+/// // is unknown (a lost connection, say), this is how to find out: repeat the call.
 /// let again = transactions::transfer(&mut *pool.acquire().await?, &request).await?;
 /// assert_eq!(entry.id, again.id);
 /// # Ok(())
@@ -235,13 +252,8 @@ impl<'a> Posting<'a> {
         if !self.metadata.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
         }
-        if let Some(key) = self.key
-            && (key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_LEN)
-        {
-            return Err(Error::invalid(
-                "idempotency_key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"),
-            ));
+        if let Some(key) = self.key {
+            validate_key(key)?;
         }
         if self.from.is_some() && self.from == self.to {
             return Err(Error::invalid("to", "must be another account than from"));
@@ -249,8 +261,9 @@ impl<'a> Posting<'a> {
         Ok(())
     }
 
-    /// Whether `entry` is this posting, made earlier (same key, same movement).
-    fn is_same_as(&self, entry: &LedgerEntry) -> bool {
+    /// Whether `entry` is this posting, made earlier: same type, accounts and amount (metadata is
+    /// not compared).
+    pub(super) fn is_same_as(&self, entry: &LedgerEntry) -> bool {
         entry.kind == self.kind
             && entry.from_account_id == self.from
             && entry.to_account_id == self.to
@@ -284,33 +297,11 @@ pub fn validate_amount(amount: Decimal) -> Result<()> {
     Ok(())
 }
 
-/// Runs `$unit` (an expression that awaits one attempt of a unit of work) until it succeeds,
-/// fails with a non-retryable error, or has been attempted [`MAX_ATTEMPTS`] times, sleeping with
-/// jittered exponential backoff between attempts. A macro rather than a function taking an async
-/// closure: such a closure's future is not `Send` for every borrow of the connection, and callers
-/// spawn these futures on multi-threaded runtimes.
-macro_rules! retrying {
-    ($unit:expr) => {{
-        let mut attempt = 1;
-        loop {
-            match $unit {
-                Err(err) if err.is_retryable() && attempt < $crate::transactions::MAX_ATTEMPTS => {
-                    tracing::debug!(attempt, error = %err, "retrying a unit of work");
-                    tokio::time::sleep($crate::transactions::movements::backoff(attempt)).await;
-                    attempt += 1;
-                }
-                result => break result,
-            }
-        }
-    }};
-}
-pub(super) use retrying;
-
 /// Runs the posting as one unit of work, retrying it on serialization failure or deadlock.
 async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
     posting.validate()?;
     match retrying!(post_once(conn, posting).await) {
-        // Another call with the same key committed first: return its movement.
+        // Another client wrote the key straight into `transactions`, without claiming it.
         Err(err) if err.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) => {
             let key = posting.key.unwrap_or_default();
             match find_by_key(&mut *conn, key).await? {
@@ -351,16 +342,16 @@ pub(super) async fn lock_accounts(conn: &mut PgConnection, ids: &[Uuid]) -> Resu
 }
 
 async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
+    let id = Uuid::new_v4();
     let mut tx = conn.begin().await?;
     if let Some(key) = posting.key
-        && let Some(entry) = find_by_key(&mut tx, key).await?
+        && !idempotency::claim(&mut tx, key, &[id]).await?
     {
-        return if posting.is_same_as(&entry) {
-            Ok(entry)
-        } else {
-            Err(Error::IdempotencyConflict {
-                key: key.to_owned(),
-            })
+        let mut first = idempotency::replay(&mut tx, key).await?;
+        tx.rollback().await?;
+        return match first.pop() {
+            Some(entry) if first.is_empty() && posting.is_same_as(&entry) => Ok(entry),
+            _ => Err(idempotency::conflict(key)),
         };
     }
 
@@ -381,8 +372,8 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
             update accounts set balance = balance + $3 where id = $2
         )
         insert into transactions
-            (from_account_id, to_account_id, amount, type, status, metadata, idempotency_key)
-        values ($1, $2, $3, $4, $5, $6, $7)
+            (id, from_account_id, to_account_id, amount, type, status, metadata, idempotency_key)
+        values ($8, $1, $2, $3, $4, $5, $6, $7)
         returning id as "id: EntryId",
                   from_account_id as "from_account_id: AccountId",
                   to_account_id as "to_account_id: AccountId",
@@ -394,7 +385,8 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
         posting.kind,
         COMPLETED,
         posting.metadata,
-        posting.key
+        posting.key,
+        id
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -467,15 +459,6 @@ async fn find_by_key(conn: &mut PgConnection, key: &str) -> Result<Option<Ledger
     .await?)
 }
 
-/// Exponential backoff from 5 ms, with up to 100% jitter so that retrying clients spread out.
-pub(super) fn backoff(attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, RandomState};
-    let base = 5u64 << attempt.min(6);
-    // RandomState is seeded per instance: a cheap source of jitter without another dependency.
-    let jitter = RandomState::new().hash_one(attempt) % (base + 1);
-    Duration::from_millis(base + jitter)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,51 +514,5 @@ mod tests {
             p.validate(),
             Err(Error::InvalidInput { field: "to", .. })
         ));
-    }
-
-    #[tokio::test]
-    async fn the_last_retryable_error_reaches_the_caller_after_max_attempts() {
-        let mut attempts = 0;
-        let result: Result<()> = retrying!({
-            attempts += 1;
-            Err(Error::Deadlock(sqlx::Error::PoolTimedOut))
-        });
-        assert!(matches!(result, Err(Error::Deadlock(_))), "{result:?}");
-        assert_eq!(attempts, MAX_ATTEMPTS);
-
-        let mut attempts = 0;
-        let result: Result<u32> = retrying!({
-            attempts += 1;
-            if attempts < 3 {
-                Err(Error::SerializationFailure(sqlx::Error::PoolTimedOut))
-            } else {
-                Ok(attempts)
-            }
-        });
-        assert_eq!(
-            result.ok(),
-            Some(3),
-            "a later attempt's success is returned"
-        );
-
-        let mut attempts = 0;
-        let result: Result<()> = retrying!({
-            attempts += 1;
-            Err(Error::invalid("amount", "never retried"))
-        });
-        assert!(matches!(result, Err(Error::InvalidInput { .. })));
-        assert_eq!(
-            attempts, 1,
-            "only serialization failures and deadlocks are retried"
-        );
-    }
-
-    #[test]
-    fn backoff_grows_and_stays_bounded() {
-        for attempt in 1..10 {
-            let d = backoff(attempt).as_millis() as u64;
-            let base = 5u64 << attempt.min(6);
-            assert!((base..=2 * base).contains(&d), "{attempt}: {d}");
-        }
     }
 }

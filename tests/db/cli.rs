@@ -2,6 +2,8 @@
 
 use std::process::{Command, Output};
 
+use ledger::accounts::AccountId;
+use ledger::transactions::{self, BatchItem, Movement};
 use sqlx::PgPool;
 
 /// The harness's `DATABASE_URL` pointed at this test's own database: the same string with the
@@ -137,7 +139,7 @@ fn scratch_file(name: &str) -> std::path::PathBuf {
 }
 
 async fn wipe(pool: &PgPool) {
-    sqlx::query!("truncate users, accounts, transactions, payments, articles")
+    sqlx::query!("truncate users, accounts, transactions, payments, articles, idempotency_keys")
         .execute(pool)
         .await
         .unwrap();
@@ -168,6 +170,23 @@ async fn seed_dump_wipe_load_gives_identical_rows(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
+    // Keyed movements: their keys must survive the round trip and still replay afterwards.
+    let active = sqlx::query_scalar!(
+        r#"select id as "id: AccountId" from accounts where status = 'active' order by id limit 1"#
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let batch = [
+        BatchItem::Deposit(Movement::new(active, "1.00".parse().unwrap())),
+        BatchItem::Deposit(Movement::new(active, "2.00".parse().unwrap())),
+    ];
+    let mut conn = pool.acquire().await.unwrap();
+    let batch_ids = transactions::post_batch_with_key(&mut conn, "dump-batch", &batch)
+        .await
+        .unwrap();
+    let single = Movement::new(active, "3.00".parse().unwrap()).idempotency_key("dump-single");
+    let single_entry = transactions::deposit(&mut conn, &single).await.unwrap();
 
     let first = scratch_file("dump-1");
     let out = ledger(&["dump", "-o", first.to_str().unwrap()], Some(&url));
@@ -191,6 +210,12 @@ async fn seed_dump_wipe_load_gives_identical_rows(pool: PgPool) {
         a == b,
         "a dump of the loaded database is byte for byte the original dump"
     );
+    let replayed = transactions::post_batch_with_key(&mut conn, "dump-batch", &batch)
+        .await
+        .unwrap();
+    assert_eq!(replayed, batch_ids, "a restored batch key replays");
+    let replayed = transactions::deposit(&mut conn, &single).await.unwrap();
+    assert_eq!(replayed, single_entry, "a restored movement key replays");
     assert!(
         ledger::transactions::reconcile(&pool)
             .await

@@ -353,6 +353,27 @@ async fn a_reused_idempotency_key_violates_transactions_idempotency_key_key(pool
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_key_without_entries_violates_idempotency_keys_entries_present(pool: PgPool) {
+    let result = sqlx::query_scalar!(
+        r#"insert into idempotency_keys (key, entry_ids) values ('k', '{}') returning entry_ids"#
+    )
+    .fetch_one(&pool)
+    .await
+    .map(|_| Uuid::nil())
+    .map_err(Error::from);
+    assert_violation(
+        result,
+        "check",
+        transactions::IDEMPOTENCY_KEYS_ENTRIES_PRESENT,
+    );
+    let keys = sqlx::query_scalar!(r#"select count(*) as "n!" from idempotency_keys"#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0);
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn non_object_payment_violates_payments_data_object(pool: PgPool) {
     for data in [json!(["card"]), json!("card"), json!(true)] {
         let result =
@@ -416,6 +437,7 @@ async fn every_constraint_in_the_schema_is_exported(pool: PgPool) {
         transactions::FROM_ACCOUNT_FKEY,
         transactions::TO_ACCOUNT_FKEY,
         transactions::IDEMPOTENCY_KEY_UNIQUE,
+        transactions::IDEMPOTENCY_KEYS_ENTRIES_PRESENT,
         payments::DATA_OBJECT,
         articles::TITLE_NOT_BLANK,
     ];

@@ -9,6 +9,7 @@ mod articles;
 mod bulk;
 mod cli;
 mod constraints;
+mod idempotency;
 mod local;
 mod money;
 mod payments;

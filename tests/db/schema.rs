@@ -20,7 +20,14 @@ async fn tables(pool: &PgPool) -> Vec<String> {
 #[sqlx::test(migrations = false)]
 async fn migrations_go_up_down_to_zero_and_up_again(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
-    let all = ["accounts", "articles", "payments", "transactions", "users"];
+    let all = [
+        "accounts",
+        "articles",
+        "idempotency_keys",
+        "payments",
+        "transactions",
+        "users",
+    ];
 
     schema::migrate(&mut conn).await.unwrap();
     assert_eq!(tables(&pool).await, all);

@@ -52,7 +52,8 @@ enum Command {
     },
     /// Write tables as NDJSON (`manage.py dumpdata`), streamed in constant memory.
     Dump {
-        /// A table to dump (repeatable): users, accounts, transactions, payments, articles.
+        /// A table to dump (repeatable): users, accounts, transactions, payments, articles,
+        /// idempotency_keys.
         /// All of them when omitted.
         #[arg(long = "table", value_name = "TABLE")]
         tables: Vec<String>,

@@ -1,0 +1,483 @@
+//! Idempotency keys under races: the first call with a key is held open in a transaction while a
+//! second call with the same key runs on another connection, then the first commits or rolls
+//! back. Balances are chosen so that the wrong interleaving gives another answer: the first call
+//! takes the whole balance, so a second call judged against the debited balance would be refused.
+
+use std::time::Duration;
+
+use ledger::accounts::{self, AccountId};
+use ledger::transactions::{
+    self, BatchItem, EntryId, LedgerEntry, Movement, Transfer, post_batch_with_key,
+};
+use ledger::{Error, Transient};
+use rust_decimal::Decimal;
+use sqlx::{Acquire, PgConnection, PgPool};
+
+use crate::money::funded;
+use crate::support::dec;
+
+/// One keyed call of each kind, on `from` (debited) and `to` (credited).
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Deposit,
+    Withdraw,
+    Transfer,
+}
+
+impl Call {
+    const ALL: [Call; 3] = [Call::Deposit, Call::Withdraw, Call::Transfer];
+
+    async fn run(
+        self,
+        conn: &mut PgConnection,
+        from: AccountId,
+        to: AccountId,
+        amount: Decimal,
+        key: &str,
+    ) -> ledger::Result<LedgerEntry> {
+        match self {
+            Call::Deposit => {
+                transactions::deposit(conn, &Movement::new(to, amount).idempotency_key(key)).await
+            }
+            Call::Withdraw => {
+                transactions::withdraw(conn, &Movement::new(from, amount).idempotency_key(key))
+                    .await
+            }
+            Call::Transfer => {
+                let request = Transfer::new(from, to, amount).idempotency_key(key);
+                transactions::transfer(conn, &request).await
+            }
+        }
+    }
+}
+
+/// Waits until a backend of this test's database waits on a lock while running a statement that
+/// mentions `needle`: the second call is then provably blocked behind the first.
+pub async fn wait_until_blocked(pool: &PgPool, needle: &str) {
+    let pattern = format!("%{needle}%");
+    for _ in 0..500 {
+        let blocked = sqlx::query_scalar!(
+            r#"
+            select count(*) as "n!" from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'
+              and query like $1
+            "#,
+            pattern
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if blocked > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no backend blocked on a statement like {needle:?} within 5 s");
+}
+
+async fn rows_with_key(pool: &PgPool, key: &str) -> i64 {
+    sqlx::query_scalar!(
+        r#"select count(*) as "n!" from transactions where idempotency_key = $1"#,
+        key
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn entry_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar!(r#"select count(*) as "n!" from transactions"#)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn balance(pool: &PgPool, id: AccountId) -> Decimal {
+    accounts::get(pool, id).await.unwrap().balance
+}
+
+/// The expected balances of `from` and `to` (starting at 10.00 and 0) after one call of 10.00.
+fn after_one(call: Call) -> (Decimal, Decimal) {
+    match call {
+        Call::Deposit => (dec("10.00"), dec("10.00")),
+        Call::Withdraw => (dec("0.00"), dec("0.00")),
+        Call::Transfer => (dec("0.00"), dec("10.00")),
+    }
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_repeat_waits_for_the_first_attempt_and_returns_it_instead_of_refusing_funds(
+    pool: PgPool,
+) {
+    for (n, call) in Call::ALL.into_iter().enumerate() {
+        let from = funded(&pool, &format!("from{n}@example.com"), "USD", "10.00").await;
+        let to = funded(&pool, &format!("to{n}@example.com"), "USD", "0").await;
+        let key = format!("held-{n}");
+
+        let mut first_conn = pool.acquire().await.unwrap();
+        let mut held = first_conn.begin().await.unwrap();
+        let first = call
+            .run(&mut held, from.id, to.id, dec("10.00"), &key)
+            .await
+            .unwrap();
+
+        let second = tokio::spawn({
+            let (pool, key) = (pool.clone(), key.clone());
+            async move {
+                let mut conn = pool.acquire().await.unwrap();
+                call.run(&mut conn, from.id, to.id, dec("10.00"), &key)
+                    .await
+            }
+        });
+        wait_until_blocked(&pool, "idempotency_keys").await;
+        held.commit().await.unwrap();
+
+        let second = second.await.unwrap();
+        assert_eq!(second.as_ref().ok(), Some(&first), "{call:?}: {second:?}");
+        assert_eq!(rows_with_key(&pool, &key).await, 1, "{call:?}");
+        let expected = after_one(call);
+        assert_eq!(
+            (balance(&pool, from.id).await, balance(&pool, to.id).await),
+            expected,
+            "{call:?}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_repeat_of_a_rolled_back_first_attempt_applies_it_once(pool: PgPool) {
+    for (n, call) in Call::ALL.into_iter().enumerate() {
+        let from = funded(&pool, &format!("from{n}@example.com"), "USD", "10.00").await;
+        let to = funded(&pool, &format!("to{n}@example.com"), "USD", "0").await;
+        let key = format!("rolled-back-{n}");
+
+        let mut first_conn = pool.acquire().await.unwrap();
+        let mut held = first_conn.begin().await.unwrap();
+        let first = call
+            .run(&mut held, from.id, to.id, dec("10.00"), &key)
+            .await
+            .unwrap();
+
+        let second = tokio::spawn({
+            let (pool, key) = (pool.clone(), key.clone());
+            async move {
+                let mut conn = pool.acquire().await.unwrap();
+                call.run(&mut conn, from.id, to.id, dec("10.00"), &key)
+                    .await
+            }
+        });
+        wait_until_blocked(&pool, "idempotency_keys").await;
+        held.rollback().await.unwrap();
+
+        let second = second.await.unwrap().unwrap();
+        assert_ne!(second.id, first.id, "{call:?}: the first never happened");
+        assert_eq!(rows_with_key(&pool, &key).await, 1, "{call:?}");
+        let expected = after_one(call);
+        assert_eq!(
+            (balance(&pool, from.id).await, balance(&pool, to.id).await),
+            expected,
+            "{call:?}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_repeat_inside_a_callers_transaction_returns_the_first_and_leaves_it_usable(
+    pool: PgPool,
+) {
+    for (n, call) in Call::ALL.into_iter().enumerate() {
+        let from = funded(&pool, &format!("from{n}@example.com"), "USD", "10.00").await;
+        let to = funded(&pool, &format!("to{n}@example.com"), "USD", "0").await;
+        let key = format!("nested-{n}");
+
+        let mut first_conn = pool.acquire().await.unwrap();
+        let mut held = first_conn.begin().await.unwrap();
+        let first = call
+            .run(&mut held, from.id, to.id, dec("10.00"), &key)
+            .await
+            .unwrap();
+
+        let second = tokio::spawn({
+            let (pool, key) = (pool.clone(), key.clone());
+            async move {
+                let mut conn = pool.acquire().await.unwrap();
+                let mut outer = conn.begin().await.unwrap();
+                let result = call
+                    .run(&mut outer, from.id, to.id, dec("10.00"), &key)
+                    .await;
+                // The caller's transaction carries on after the replay.
+                let owner = accounts::get(&mut *outer, from.id).await.map(|a| a.id);
+                outer.commit().await.unwrap();
+                (result, owner)
+            }
+        });
+        wait_until_blocked(&pool, "idempotency_keys").await;
+        held.commit().await.unwrap();
+
+        let (second, owner) = second.await.unwrap();
+        assert_eq!(second.as_ref().ok(), Some(&first), "{call:?}: {second:?}");
+        assert_eq!(owner.ok(), Some(from.id));
+        assert_eq!(rows_with_key(&pool, &key).await, 1, "{call:?}");
+    }
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn another_movement_under_a_held_key_waits_and_is_a_conflict_not_a_refusal(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "10.00").await;
+    let empty = funded(&pool, "empty@example.com", "USD", "0").await;
+
+    let mut first_conn = pool.acquire().await.unwrap();
+    let mut held = first_conn.begin().await.unwrap();
+    transactions::withdraw(
+        &mut held,
+        &Movement::new(a.id, dec("10.00")).idempotency_key("shared"),
+    )
+    .await
+    .unwrap();
+
+    // Another account, which could not pay: judged by its balance it would be InsufficientFunds.
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let request = Movement::new(empty.id, dec("5.00")).idempotency_key("shared");
+            transactions::withdraw(&mut conn, &request).await
+        }
+    });
+    wait_until_blocked(&pool, "idempotency_keys").await;
+    held.commit().await.unwrap();
+
+    let err = second.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::IdempotencyConflict { key } if key == "shared"),
+        "{err:?}"
+    );
+    assert_eq!(rows_with_key(&pool, "shared").await, 1);
+    assert_eq!(balance(&pool, empty.id).await, dec("0"));
+}
+
+fn batch(a: AccountId, b: AccountId) -> Vec<BatchItem> {
+    vec![
+        BatchItem::Withdrawal(Movement::new(a, dec("6.00"))),
+        BatchItem::Transfer(Transfer::new(a, b, dec("4.00"))),
+        BatchItem::Deposit(Movement::new(b, dec("1.00"))),
+    ]
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_keyed_batch_applies_once_and_a_repeat_returns_its_entries(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "10.00").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let items = batch(a.id, b.id);
+    let mut conn = pool.acquire().await.unwrap();
+    let before = entry_count(&pool).await;
+
+    let first = post_batch_with_key(&mut conn, "payroll", &items)
+        .await
+        .unwrap();
+    let again = post_batch_with_key(&mut conn, "payroll", &items)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(again, first, "the same ids, in the same order");
+    assert_eq!(entry_count(&pool).await, before + 3);
+    assert_eq!(balance(&pool, a.id).await, dec("0.00"));
+    assert_eq!(balance(&pool, b.id).await, dec("5.00"));
+
+    // Another batch under the key: fewer items, or one item changed.
+    let conflicts = [
+        items[..2].to_vec(),
+        vec![
+            items[0].clone(),
+            items[1].clone(),
+            BatchItem::Deposit(Movement::new(b.id, dec("1.01"))),
+        ],
+    ];
+    for other in conflicts {
+        let err = post_batch_with_key(&mut conn, "payroll", &other)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err:?}");
+    }
+    // One namespace: a single movement cannot take a batch's key, nor a batch a movement's.
+    let single = Movement::new(b.id, dec("1.00")).idempotency_key("payroll");
+    let err = transactions::deposit(&mut conn, &single).await.unwrap_err();
+    assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err:?}");
+    transactions::deposit(
+        &mut conn,
+        &Movement::new(b.id, dec("1.00")).idempotency_key("single"),
+    )
+    .await
+    .unwrap();
+    let err = post_batch_with_key(&mut conn, "single", &items[..1])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err:?}");
+
+    // Bad keys and keyed items are refused before anything is sent.
+    for key in ["", "a\0b"] {
+        let err = post_batch_with_key(&mut conn, key, &items)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "idempotency_key",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let keyed_item = [BatchItem::Deposit(
+        Movement::new(b.id, dec("1.00")).idempotency_key("item"),
+    )];
+    let err = post_batch_with_key(&mut conn, "fresh", &keyed_item)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidItem { index: 0, .. }),
+        "{err:?}"
+    );
+    assert_eq!(entry_count(&pool).await, before + 4);
+    assert_eq!(balance(&pool, b.id).await, dec("6.00"));
+}
+
+/// Holds a keyed batch open, starts the same (or another) batch on another connection, then
+/// commits or rolls back the first.
+async fn race_batches(
+    pool: &PgPool,
+    second_items: Vec<BatchItem>,
+    first_items: &[BatchItem],
+    commit_first: bool,
+) -> (Vec<EntryId>, ledger::Result<Vec<EntryId>>) {
+    let mut first_conn = pool.acquire().await.unwrap();
+    let mut held = first_conn.begin().await.unwrap();
+    let first = post_batch_with_key(&mut held, "batch-race", first_items)
+        .await
+        .unwrap();
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            post_batch_with_key(&mut conn, "batch-race", &second_items).await
+        }
+    });
+    wait_until_blocked(pool, "idempotency_keys").await;
+    if commit_first {
+        held.commit().await.unwrap();
+    } else {
+        held.rollback().await.unwrap();
+    }
+    (first, second.await.unwrap())
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_repeated_batch_waits_for_the_first_and_returns_its_entries(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "10.00").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let items = batch(a.id, b.id);
+    let (first, second) = race_batches(&pool, items.clone(), &items, true).await;
+    assert_eq!(second.unwrap(), first);
+    assert_eq!(balance(&pool, a.id).await, dec("0.00"));
+    assert_eq!(balance(&pool, b.id).await, dec("5.00"));
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_repeated_batch_applies_when_the_first_rolls_back(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "10.00").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let items = batch(a.id, b.id);
+    let before = entry_count(&pool).await;
+    let (first, second) = race_batches(&pool, items.clone(), &items, false).await;
+    let second = second.unwrap();
+    assert_eq!(second.len(), 3);
+    assert!(second.iter().all(|id| !first.contains(id)));
+    assert_eq!(entry_count(&pool).await, before + 3);
+    assert_eq!(balance(&pool, a.id).await, dec("0.00"));
+    assert_eq!(balance(&pool, b.id).await, dec("5.00"));
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn another_batch_under_a_held_key_is_a_conflict(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "10.00").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let items = batch(a.id, b.id);
+    let other = vec![BatchItem::Deposit(Movement::new(b.id, dec("99.00")))];
+    let (_, second) = race_batches(&pool, other, &items, true).await;
+    let err = second.unwrap_err();
+    assert!(matches!(err, Error::IdempotencyConflict { .. }), "{err:?}");
+    assert_eq!(balance(&pool, b.id).await, dec("5.00"));
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_cancelled_or_terminated_call_is_transient_and_its_keyed_repeat_applies_once(
+    pool: PgPool,
+) {
+    let a = funded(&pool, "a@example.com", "USD", "10.00").await;
+    let request = Movement::new(a.id, dec("10.00")).idempotency_key("cut-off");
+
+    for (kill, expected) in [
+        ("pg_cancel_backend", Transient::Cancelled),
+        ("pg_terminate_backend", Transient::ConnectionLost),
+    ] {
+        // Another transaction holds the account, so the withdrawal waits on its lock.
+        let mut blocker_conn = pool.acquire().await.unwrap();
+        let mut blocker = blocker_conn.begin().await.unwrap();
+        sqlx::query!(
+            "select id from accounts where id = $1 for update",
+            a.id.as_uuid()
+        )
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
+
+        let call = tokio::spawn({
+            let (pool, request) = (pool.clone(), request.clone());
+            async move {
+                let mut conn = pool.acquire().await.unwrap();
+                transactions::withdraw(&mut conn, &request).await
+            }
+        });
+        wait_until_blocked(&pool, "for update").await;
+        // Only the withdrawal waits on a lock; the kill statement itself does not match.
+        let killed = sqlx::query_scalar!(
+            r#"
+            select count(*) as "n!" from (
+                select pg_cancel_backend(pid) as done from pg_stat_activity
+                where $1 = 'pg_cancel_backend' and datname = current_database()
+                  and wait_event_type = 'Lock'
+                union all
+                select pg_terminate_backend(pid) from pg_stat_activity
+                where $1 = 'pg_terminate_backend' and datname = current_database()
+                  and wait_event_type = 'Lock'
+            ) as k where done
+            "#,
+            kill
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(killed, 1, "{kill}");
+
+        let err = call.await.unwrap().unwrap_err();
+        assert_eq!(err.transient(), Some(expected), "{kill}: {err:?}");
+        assert!(err.is_retryable(), "{kill}");
+        assert_eq!(
+            err.outcome_unknown(),
+            expected == Transient::ConnectionLost,
+            "{kill}"
+        );
+        blocker.rollback().await.unwrap();
+        assert_eq!(rows_with_key(&pool, "cut-off").await, 0, "{kill}");
+    }
+
+    // The caller's rule: repeat the same call with the same key.
+    let mut conn = pool.acquire().await.unwrap();
+    let entry = transactions::withdraw(&mut conn, &request).await.unwrap();
+    let again = transactions::withdraw(&mut conn, &request).await.unwrap();
+    assert_eq!(entry, again);
+    assert_eq!(rows_with_key(&pool, "cut-off").await, 1);
+    assert_eq!(balance(&pool, a.id).await, dec("0.00"));
+}
