@@ -15,7 +15,9 @@
 //! - **Concurrent use**: starting is guarded by a file lock beside the directory, so test
 //!   binaries, benches and the CLI started at once share one server.
 //! - **Tuned for development**: `fsync = off` and `full_page_writes = off`. A crash of the machine
-//!   can lose this cluster's data; never point it at data you care about.
+//!   can lose this cluster's data; never point it at data you care about. A cluster created by
+//!   [`Cluster::ensure_durable`] keeps PostgreSQL's defaults (`fsync = on`) instead, for tests that
+//!   crash the server on purpose ([`Cluster::restart`] with [`Shutdown::Immediate`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -35,6 +37,27 @@ pub const SUPERUSER: &str = "ledger";
 pub const PORT: u16 = 5432;
 /// Longest unix socket path the kernel accepts (`sun_path` is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
+
+/// How [`Cluster::restart`] shuts the server down: `pg_ctl stop -m <mode>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Waits for every client to disconnect.
+    Smart,
+    /// Rolls back open transactions and disconnects the clients (SQLSTATE 57P01 for them).
+    Fast,
+    /// Kills every server process at once, like a crash: the next start runs crash recovery.
+    Immediate,
+}
+
+impl Shutdown {
+    fn mode(self) -> &'static str {
+        match self {
+            Shutdown::Smart => "smart",
+            Shutdown::Fast => "fast",
+            Shutdown::Immediate => "immediate",
+        }
+    }
+}
 
 /// A running private cluster.
 #[derive(Debug, Clone)]
@@ -67,6 +90,20 @@ impl Cluster {
     /// [`Error::LocalCluster`] when no PostgreSQL binaries are found (the message says what to
     /// install or set), or `initdb` / `pg_ctl` fail (the message quotes their output).
     pub fn ensure(dir: &Path) -> Result<Self> {
+        Self::ensure_with(dir, false)
+    }
+
+    /// [`Cluster::ensure`], but a cluster created here keeps PostgreSQL's durable defaults
+    /// (`fsync = on`, `full_page_writes = on`). A cluster that already exists keeps the settings
+    /// it was created with.
+    ///
+    /// # Errors
+    /// As [`Cluster::ensure`].
+    pub fn ensure_durable(dir: &Path) -> Result<Self> {
+        Self::ensure_with(dir, true)
+    }
+
+    fn ensure_with(dir: &Path, durable: bool) -> Result<Self> {
         let server = Server::find()?;
         let cluster = Self {
             dir: server.usable_dir(&absolute(dir)?)?,
@@ -77,13 +114,30 @@ impl Cluster {
         lock.lock()
             .map_err(|e| io_error("locking", &lock_path, &e))?;
         if !cluster.data_dir().join("PG_VERSION").exists() {
-            cluster.init(&server)?;
+            cluster.init(&server, durable)?;
         }
         if !cluster.is_running(&server)? {
             cluster.start(&server)?;
         }
         drop(lock);
         Ok(cluster)
+    }
+
+    /// Shuts the server down with `mode` and starts it again, waiting for it to accept
+    /// connections (after crash recovery, for [`Shutdown::Immediate`]). Blocking.
+    ///
+    /// # Errors
+    /// [`Error::LocalCluster`] when `pg_ctl stop` or `pg_ctl start` fails.
+    pub fn restart(&self, mode: Shutdown) -> Result<()> {
+        let server = Server::find()?;
+        let data = self.data_dir();
+        server.run("pg_ctl", |c| {
+            c.arg("stop")
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", mode.mode(), "-w"])
+        })?;
+        self.start(&server)
     }
 
     /// Stops the cluster in `dir` if it runs. Returns whether it was running.
@@ -144,7 +198,7 @@ impl Cluster {
         self.dir.join("data")
     }
 
-    fn init(&self, server: &Server) -> Result<()> {
+    fn init(&self, server: &Server, durable: bool) -> Result<()> {
         if self.dir.exists() {
             // A directory without PG_VERSION is a failed initdb: start over.
             fs::remove_dir_all(&self.dir).map_err(|e| io_error("removing", &self.dir, &e))?;
@@ -169,14 +223,18 @@ impl Cluster {
             .append(true)
             .open(&conf)
             .map_err(|e| io_error("opening", &conf, &e))?;
+        let durability = if durable {
+            "fsync = on\nfull_page_writes = on\n"
+        } else {
+            "fsync = off\nfull_page_writes = off\n"
+        };
         let settings = format!(
             "\n# ledger: a private development cluster (see ledger::local)\n\
              listen_addresses = ''\n\
              unix_socket_directories = '{}'\n\
              port = {PORT}\n\
              max_connections = 200\n\
-             fsync = off\n\
-             full_page_writes = off\n",
+             {durability}",
             self.dir.display().to_string().replace('\'', "''")
         );
         file.write_all(settings.as_bytes())

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod articles;
+mod bank;
 mod bulk;
 mod cli;
 mod constraints;
