@@ -30,7 +30,9 @@ fn runtime() -> Runtime {
 
 /// A migrated database of the benches' own on the configured server or the private cluster.
 async fn database(name: &str, pool_size: u32) -> PgPool {
-    let config = Config::resolve().await.expect("a database for the benches");
+    let config = Config::resolve_or_local()
+        .await
+        .expect("a database for the benches");
     config
         .create_database(name)
         .await

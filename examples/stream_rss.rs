@@ -33,7 +33,7 @@ async fn main() -> AnyResult {
         Some(n) => n.parse()?,
         None => 1_000_000,
     };
-    let config = Config::resolve().await?;
+    let config = Config::resolve_or_local().await?;
     config.create_database("ledger_stream_rss").await?;
     let pool = config.with_database("ledger_stream_rss").connect().await?;
     schema::migrate(&mut *pool.acquire().await?).await?;

@@ -24,13 +24,14 @@
 //! # }
 //! ```
 //!
-//! The money movements of [`transactions`](crate::transactions) nest the same way: called with
+//! The money movements of [`transactions`] nest the same way: called with
 //! `&mut *tx` they run in a savepoint of the caller's transaction.
 
 use rust_decimal::Decimal;
 use sqlx::{Acquire, PgConnection};
 
-use crate::accounts::{Account, AccountId};
+use crate::accounts::{self, Account};
+use crate::transactions::{self, Movement};
 use crate::users::{self, NewUser, User, UserId};
 use crate::{Error, Result};
 
@@ -43,26 +44,28 @@ pub struct SavepointOutcome {
     pub account: Result<Account>,
 }
 
-/// The seed's savepoint example: in one transaction, create a user, then in a nested block try
-/// to create an account with `opening_balance`. A negative balance breaks
-/// `balance_non_negative`; the nested block rolls back to its savepoint and the user is still
-/// committed.
+/// The seed's savepoint example: in one transaction, create a user, then in a nested block open
+/// an account and deposit `opening_balance` into it. A negative opening balance (the seed's
+/// `balance=-100`) is refused; the nested block rolls back to its savepoint, taking the new
+/// account with it, and the user is still committed.
 ///
 /// Django:
 /// `with transaction.atomic(): user = User.objects.create(...); try: with transaction.atomic():
 /// Account.objects.create(user=user, balance=-100) except Exception: pass`
 ///
-/// A positive `opening_balance` is written straight into the row, as the seed does; such money
-/// has no `transactions` row, and [`reconcile`](crate::transactions::reconcile) reports the
-/// account. Real money arrives through [`deposit`](crate::transactions::deposit).
+/// The seed writes the balance straight into the row; here the opening money arrives through
+/// [`deposit`](crate::transactions::deposit), so it has its `transactions` row and
+/// [`reconcile`](crate::transactions::reconcile) stays clean. A zero opening balance opens an
+/// empty account.
 ///
-/// SQL: `begin`; `insert into users`; `savepoint`; `insert into accounts (user_id, balance)`;
-/// `rollback to savepoint` or `release savepoint`; `commit`.
+/// SQL: `begin`; `insert into users`; `savepoint`; `insert into accounts`; the deposit (a nested
+/// savepoint: lock, credit, insert the `transactions` row); `rollback to savepoint` or
+/// `release savepoint`; `commit`.
 ///
 /// # Errors
 /// Only for the outer block: [`Error::InvalidInput`] or [`Error::UniqueViolation`] for the user
-/// (then nothing is written). The inner block's failure is returned in
-/// [`SavepointOutcome::account`].
+/// (then nothing is written). The inner block's failure ([`Error::InvalidInput`] for a negative
+/// or ill-formed amount) is returned in [`SavepointOutcome::account`].
 pub async fn create_user_then_try_account(
     conn: &mut PgConnection,
     user: &NewUser,
@@ -72,26 +75,20 @@ pub async fn create_user_then_try_account(
     let user = users::insert(&mut *outer, user).await?;
     let account = {
         let mut inner = outer.begin().await?;
-        // The seed writes the balance directly; this crate otherwise moves money only through
-        // `transactions`, so this one insert lives here, where the example needs it.
-        let inserted = sqlx::query_as!(
-            Account,
-            r#"
-            insert into accounts (user_id, balance)
-            values ($1, $2)
-            returning id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
-            "#,
-            user.id.as_uuid(),
-            opening_balance
-        )
-        .fetch_one(&mut *inner)
-        .await
-        .map_err(Error::from);
-        match inserted {
+        match open_with(&mut inner, user.id, opening_balance).await {
             Ok(account) => inner.commit().await.map(|()| account).map_err(Error::from),
             Err(err) => Err(err), // `inner` drops here: rollback to the savepoint
         }
     };
     outer.commit().await?;
     Ok(SavepointOutcome { user, account })
+}
+
+async fn open_with(conn: &mut PgConnection, owner: UserId, opening: Decimal) -> Result<Account> {
+    let account = accounts::open(&mut *conn, owner, None).await?;
+    if opening == Decimal::ZERO {
+        return Ok(account);
+    }
+    transactions::deposit(&mut *conn, &Movement::new(account.id, opening)).await?;
+    accounts::get(&mut *conn, account.id).await
 }

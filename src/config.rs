@@ -1,10 +1,20 @@
-//! Where the database is: `DATABASE_URL`, the seed's `DB_*` variables, or the private cluster.
+//! Where the database is: `DATABASE_URL` or the seed's `DB_*` variables.
 //!
 //! The seed's Django settings read `DB_NAME`, `DB_USER`, `DB_PASSWORD`, `DB_HOST` (default
 //! `localhost`) and `DB_PORT` (default 5432) through `python-decouple`, which also reads `.env`.
 //! [`Config::from_env`] does the same (through `dotenvy`; the environment wins over `.env`), and
-//! prefers `DATABASE_URL` when both are set. With neither, [`Config::resolve`] starts the private
-//! cluster of [`local`](crate::local).
+//! prefers `DATABASE_URL` when both are set. With neither, [`Config::resolve`] fails with one
+//! clear line: a service that lost its configuration must not run on some other database. The
+//! zero-setup fallback for development, tests and the command line is a separate, explicitly
+//! named constructor, `Config::resolve_or_local` (feature `local`, unix only), which starts the
+//! private cluster of `ledger::local`.
+//!
+//! **TLS** (feature `tls`, on by default: rustls with the webpki roots): `sslmode=require`
+//! encrypts; `verify-ca` also checks the server's certificate against `sslrootcert` (or the
+//! webpki roots); `verify-full` also checks that it names the host. In a URL
+//! (`postgres://...?sslmode=verify-full&sslrootcert=/path/ca.pem`) or through `DB_SSLMODE` and
+//! `DB_SSLROOTCERT` beside the other `DB_*` variables. The default, `prefer`, tries TLS and falls
+//! back to plaintext.
 //!
 //! The seed's production extras map as follows: `connect_timeout: 5` is the pool's acquire timeout
 //! (which bounds connecting), `CONN_MAX_AGE: 60` is the pool's connection max lifetime.
@@ -20,7 +30,6 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::local::Cluster;
 use crate::{Error, Result, sqlstate};
 
 /// The seed's `connect_timeout`.
@@ -31,6 +40,9 @@ pub const CONNECTION_MAX_LIFETIME: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// The database the binary uses inside the private cluster.
 pub const LOCAL_DATABASE: &str = "ledger";
+/// What [`Config::resolve`] says when nothing is configured.
+pub const NOTHING_CONFIGURED: &str = "no database configured: set DATABASE_URL, or DB_NAME (with \
+     DB_USER, DB_PASSWORD, DB_HOST, DB_PORT), in the environment or in .env";
 
 /// Where a [`Config`] came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,37 +149,38 @@ impl Config {
         if let Some(password) = &password {
             options = options.password(password);
         }
+        if let Some(mode) = lookup("DB_SSLMODE") {
+            let mode = mode
+                .parse()
+                .map_err(|_| Error::Config(format!("DB_SSLMODE is not an sslmode: {mode:?}")))?;
+            options = options.ssl_mode(mode);
+        }
+        if let Some(root_cert) = lookup("DB_SSLROOTCERT") {
+            options = options.ssl_root_cert(root_cert);
+        }
         Ok(Self::new(options, password, Source::DjangoVariables))
     }
 
-    /// A config for `database` in the private cluster (which needs no password: its socket
-    /// directory is private to its owner).
-    pub fn local(cluster: &Cluster, database: &str) -> Self {
-        Self::new(
-            cluster.connect_options(database),
-            None,
-            Source::LocalCluster(cluster.dir().to_owned()),
-        )
-    }
-
-    /// [`Config::from_env`], or else the private cluster: started (or found running) and with
-    /// its [`LOCAL_DATABASE`] created if missing.
+    /// [`Config::from_env`], or [`Error::Config`] when nothing is configured: what a service calls
+    /// at start.
+    ///
+    /// ```no_run
+    /// # async fn start() -> ledger::Result<()> {
+    /// // Fails at start, in one line, when the deployment forgot DATABASE_URL:
+    /// // "configuration: no database configured: set DATABASE_URL, or DB_NAME (...)".
+    /// let pool = ledger::Config::resolve()?.connect().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Config`] for an unusable configuration, [`Error::LocalCluster`] when the private
-    /// cluster cannot be started (the message says what to install or set).
-    pub async fn resolve() -> Result<Self> {
-        if let Some(config) = Self::from_env()? {
-            return Ok(config);
-        }
-        let cluster = tokio::task::spawn_blocking(Cluster::ensure_default)
-            .await
-            .map_err(|e| Error::LocalCluster(format!("starting the cluster panicked: {e}")))??;
-        cluster.create_database(LOCAL_DATABASE).await?;
-        Ok(Self::local(&cluster, LOCAL_DATABASE))
+    /// [`Error::Config`] for an unusable configuration, or when there is none
+    /// ([`NOTHING_CONFIGURED`]).
+    pub fn resolve() -> Result<Self> {
+        Self::from_env()?.ok_or_else(|| Error::Config(NOTHING_CONFIGURED.to_owned()))
     }
 
-    fn new(options: PgConnectOptions, password: Option<String>, source: Source) -> Self {
+    pub(crate) fn new(options: PgConnectOptions, password: Option<String>, source: Source) -> Self {
         Self {
             options: options.application_name("ledger"),
             password,
@@ -294,7 +307,7 @@ impl Config {
         match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options)).await
         {
             Ok(conn) => Ok(conn?),
-            Err(_) => Err(Error::Database(sqlx::Error::PoolTimedOut)),
+            Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use rust_decimal::Decimal;
 
-use crate::accounts::AccountId;
+use crate::ids::{AccountId, ParseIdError};
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -241,6 +241,13 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// TLS to the server failed: the server offers none (`sslmode=require` and stronger), its
+    /// certificate is not signed by a trusted root (`verify-ca`, `verify-full`; see `sslrootcert`),
+    /// or it does not name the host (`verify-full`). The source says which. Not transient:
+    /// retrying will not help until the configuration or the certificate changes.
+    #[error("tls with the server failed")]
+    Tls(#[source] sqlx::Error),
+
     /// Any other database or connection error.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -324,6 +331,7 @@ impl Error {
             | Error::SerializationFailure(source)
             | Error::Deadlock(source)
             | Error::Transient { source, .. }
+            | Error::Tls(source)
             | Error::Database(source) => source,
             _ => return None,
         };
@@ -334,10 +342,19 @@ impl Error {
     }
 }
 
+impl From<ParseIdError> for Error {
+    fn from(err: ParseIdError) -> Self {
+        Error::invalid("id", err.to_string())
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(source: sqlx::Error) -> Self {
         if let Some(kind) = transient_kind(&source) {
             return Error::Transient { kind, source };
+        }
+        if is_tls_failure(&source) {
+            return Error::Tls(source);
         }
         let Some(db) = source.as_database_error() else {
             return Error::Database(source);
@@ -356,9 +373,20 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// A refused TLS handshake: sqlx reports some as `Tls`, and rustls' certificate verdicts as an
+/// I/O error of kind `InvalidData` (which nothing else on a PostgreSQL socket produces).
+fn is_tls_failure(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
+}
+
 /// Classifies the failures that say nothing about the request.
 fn transient_kind(err: &sqlx::Error) -> Option<Transient> {
     match err {
+        sqlx::Error::Io(_) if is_tls_failure(err) => None,
         sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => Some(Transient::ConnectionLost),
         sqlx::Error::PoolTimedOut => Some(Transient::PoolTimedOut),
         sqlx::Error::Database(db) => match db.code().as_deref()? {
@@ -409,6 +437,16 @@ mod tests {
         assert_eq!(err.transient(), Some(Transient::ConnectionLost));
         assert!(err.outcome_unknown());
         assert_eq!(err.to_string(), "connection lost");
+    }
+
+    #[test]
+    fn a_refused_certificate_is_a_tls_error_not_a_lost_connection() {
+        let refused = std::io::Error::new(std::io::ErrorKind::InvalidData, "UnknownIssuer");
+        let err = Error::from(sqlx::Error::Io(refused));
+        assert!(matches!(err, Error::Tls(_)), "{err:?}");
+        assert!(!err.is_retryable() && !err.outcome_unknown());
+        let err = Error::from(sqlx::Error::Tls("server does not support TLS".into()));
+        assert!(matches!(err, Error::Tls(_)), "{err:?}");
     }
 
     #[test]

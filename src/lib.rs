@@ -1,24 +1,93 @@
 //! `ledger`: every PostgreSQL operation of the "PostgreSQL with Django" cheat sheet as typed,
 //! hand-written SQL that the compiler checks against the schema.
 //!
-//! Each table has a module (`users`, `accounts`, `transactions`, `payments`, `articles`) whose
-//! functions take an executor — a `&PgPool`, a `&mut PgConnection` or a `&mut *tx` — so callers
-//! compose them inside their own transactions. Every query is a `sqlx::query!`-family macro
-//! checked at build time, offline, from the committed `.sqlx/` directory. Money is
-//! [`rust_decimal::Decimal`], ids are UUID newtypes, times are `DateTime<Utc>`.
+//! Each table has a module ([`users`], [`accounts`], [`transactions`], [`payments`],
+//! [`articles`]); every query is a `sqlx::query!`-family macro checked at build time, offline,
+//! from the committed `.sqlx/` directory. Money is [`Decimal`], ids are UUID newtypes, times are
+//! [`DateTime<Utc>`](DateTime), and every failure is a variant of one [`Error`].
+//!
+//! # Start here
+//!
+//! Connect, migrate, open an account, move money with an idempotency key, page, stream, and match
+//! on an error. A consumer needs only `ledger` and `tokio`: every foreign type in the signatures is
+//! re-exported here ([`Decimal`], [`Uuid`], [`DateTime`], [`Utc`], [`Value`], [`json!`],
+//! [`PgPool`], [`PgConnection`], [`TryStreamExt`], [`sqlx`] itself).
 //!
 //! ```no_run
-//! # async fn tour() -> ledger::Result<()> {
-//! // DATABASE_URL, the seed's DB_* variables, or else a private cluster started on demand.
-//! let config = ledger::Config::resolve().await?;
-//! let pool = config.connect().await?;
-//! ledger::schema::migrate(&mut *pool.acquire().await?).await?;
-//! for migration in ledger::schema::status(&mut *pool.acquire().await?).await? {
-//!     println!("{} {} applied={}", migration.version, migration.description, migration.applied);
+//! use ledger::transactions::{self, Movement, Transfer};
+//! use ledger::users::{self, NewUser, UserOrder};
+//! use ledger::{Config, Decimal, Error, TryStreamExt, accounts, json, schema};
+//!
+//! # async fn service() -> ledger::Result<()> {
+//! // DATABASE_URL or the seed's DB_* variables; a clear error when neither is set.
+//! let pool = Config::resolve()?.connect().await?;
+//! schema::migrate(&mut *pool.acquire().await?).await?;
+//!
+//! // One statement: any executor (`&pool`, `&mut *conn`, `&mut *tx`).
+//! let ana = users::insert(&pool, &NewUser::new("ana@example.com", "Ana García")).await?;
+//! let bob = users::insert(&pool, &NewUser::new("bob@example.com", "Bob")).await?;
+//! let from = accounts::open(&pool, ana.id, Some("USD")).await?;
+//! let to = accounts::open(&pool, bob.id, Some("USD")).await?;
+//!
+//! // A unit of work: a connection it can open a transaction (or a savepoint) on.
+//! let mut conn = pool.acquire().await?;
+//! transactions::deposit(&mut conn, &Movement::new(from.id, Decimal::new(10_000, 2))).await?;
+//! let pay = Transfer::new(from.id, to.id, Decimal::new(2_500, 2))
+//!     .metadata(json!({ "invoice": "INV-7" }))
+//!     .idempotency_key("invoice-INV-7");
+//! let entry = loop {
+//!     match transactions::transfer(&mut conn, &pay).await {
+//!         // Lost connection, restart, cancelled statement: with a key, repeating is safe.
+//!         Err(err) if err.is_transient() => conn = pool.acquire().await?,
+//!         result => break result?,
+//!     }
+//! };
+//! assert_eq!(entry.amount, Decimal::new(2_500, 2));
+//!
+//! // Django's Paginator, then Django's `.iterator()`.
+//! let page = users::page(&mut conn, UserOrder::NewestFirst, 20, 1).await?;
+//! println!("{} of {} users", page.items.len(), page.spec.paginator().count());
+//! let mut entries = transactions::stream_all(&pool);
+//! while let Some(entry) = entries.try_next().await? {
+//!     println!("{} {}", entry.kind, entry.amount);
+//! }
+//!
+//! // Typed errors to branch on.
+//! let overdraft = Movement::new(to.id, Decimal::new(1_000_000, 2));
+//! match transactions::withdraw(&mut conn, &overdraft).await {
+//!     Err(Error::InsufficientFunds { balance, .. }) => println!("only {balance} there"),
+//!     other => println!("{other:?}"),
 //! }
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Who takes what
+//!
+//! | a function that ... | takes | because |
+//! | :--- | :--- | :--- |
+//! | runs one statement (every `get`, `find_*`, `list_*`, `insert`, `update_*`, `delete`, keyset page, report) | `impl PgExecutor` | it composes in any transaction: pass `&pool`, `&mut *conn` or `&mut *tx` |
+//! | runs several statements that must see one connection (`users::page`, `users::get_page`, `users::list_with_accounts`, `dump::load`) | `&mut PgConnection` | a pool does not promise the same connection between two statements |
+//! | is a unit of work that begins a transaction or savepoint (`transactions::deposit`, `withdraw`, `transfer`, `post_batch`, `post_batch_with_key`, the bulk loaders) | `&mut PgConnection` | it calls `begin`: its own transaction on a pooled connection, a savepoint inside yours |
+//! | holds a connection across calls on its own (`transactions::chunks`, `dump::dump`) | `&PgPool` | it acquires and releases a connection per chunk |
+//!
+//! # Layers
+//!
+//! The crate's modules point one way. At the ground, [`Error`], the id newtypes, [`config`],
+//! [`page`] and the `COPY` encoder [`copy`] import nothing above them; one module per table sits
+//! on them; the units of work that span tables ([`transactions`]' movements and batches, [`bulk`],
+//! [`atomic`], [`dump`]) sit on the tables; the zero-setup cluster (`local`, feature `local`, unix
+//! only) and the command line (feature `cli`) are on top, and the library never needs them.
+//!
+//! # Features
+//!
+//! - `tls` (default): TLS with rustls, for `sslmode=require`, `verify-ca`, `verify-full`
+//!   (see [`config`]).
+//! - `local` (default, unix only): `ledger::local`, the private PostgreSQL cluster started from
+//!   the installed binaries, and `Config::resolve_or_local`, the zero-setup path of the tests and
+//!   the command line. A service should not call it.
+//! - `cli` (default): the `ledger` binary. A library user sets `default-features = false`
+//!   (adding `tls` back as needed) and compiles none of the command line's crates.
 //!
 //! Where the cheat sheet is wrong, the crate says what it chose in the module concerned: the
 //! filters on `balance` and `status` live on [`accounts`], the aggregate's `'success'` status is
@@ -33,10 +102,13 @@ pub mod atomic;
 pub mod bulk;
 pub mod config;
 pub mod copy;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod demo;
 pub mod dump;
 mod error;
-mod ids;
+pub mod ids;
+#[cfg(all(unix, feature = "local"))]
 pub mod local;
 pub mod page;
 pub mod payments;
@@ -47,3 +119,11 @@ pub mod users;
 pub use config::Config;
 pub use error::{Error, Result, Transient, sqlstate};
 pub use schema::MIGRATOR;
+
+// The foreign types of the public signatures, so that a consumer needs only `ledger` and `tokio`.
+pub use chrono::{self, DateTime, Utc};
+pub use futures::{Stream, StreamExt, TryStreamExt};
+pub use rust_decimal::{self, Decimal};
+pub use serde_json::{self, Value, json};
+pub use sqlx::{self, Acquire, PgConnection, PgExecutor, PgPool, postgres::PgPoolOptions};
+pub use uuid::{self, Uuid};

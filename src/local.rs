@@ -28,7 +28,7 @@ use std::process::{Command, Output, Stdio};
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::config::Config;
+use crate::config::{Config, LOCAL_DATABASE, Source};
 use crate::{Error, Result};
 
 /// The superuser `initdb` creates in the private cluster.
@@ -37,6 +37,37 @@ pub const SUPERUSER: &str = "ledger";
 pub const PORT: u16 = 5432;
 /// Longest unix socket path the kernel accepts (`sun_path` is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
+
+impl Config {
+    /// [`Config::from_env`], or else the private cluster: started (or found running) in
+    /// [`Cluster::default_dir`], with its [`LOCAL_DATABASE`] created if missing. The zero-setup
+    /// path of the command line, the tests, the benches and the examples; a service should call
+    /// [`Config::resolve`], which never starts a database.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unusable configuration, [`Error::LocalCluster`] when the private
+    /// cluster cannot be started (the message says what to install or set).
+    pub async fn resolve_or_local() -> Result<Self> {
+        if let Some(config) = Self::from_env()? {
+            return Ok(config);
+        }
+        let cluster = tokio::task::spawn_blocking(Cluster::ensure_default)
+            .await
+            .map_err(|e| Error::LocalCluster(format!("starting the cluster panicked: {e}")))??;
+        cluster.create_database(LOCAL_DATABASE).await?;
+        Ok(Self::local(&cluster, LOCAL_DATABASE))
+    }
+
+    /// A config for `database` in the private cluster (which needs no password: its socket
+    /// directory is private to its owner).
+    pub fn local(cluster: &Cluster, database: &str) -> Self {
+        Self::new(
+            cluster.connect_options(database),
+            None,
+            Source::LocalCluster(cluster.dir().to_owned()),
+        )
+    }
+}
 
 /// How [`Cluster::restart`] shuts the server down: `pg_ctl stop -m <mode>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +90,31 @@ impl Shutdown {
     }
 }
 
+/// How a cluster is made: read by `initdb`'s first run only (a cluster that exists keeps what it
+/// was made with) and by the connect options, which need the port.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// PostgreSQL's durable defaults (`fsync = on`, `full_page_writes = on`) instead of the
+    /// development cluster's `off`.
+    pub durable: bool,
+    /// Also listen on TCP at `127.0.0.1:<port>`. The port then also names the unix socket
+    /// (`.s.PGSQL.<port>`); without it, the cluster has no TCP listener and the socket is
+    /// `.s.PGSQL.5432`.
+    pub tcp_port: Option<u16>,
+    /// Lines appended to `postgresql.conf` (for example `ssl = on`).
+    pub conf: String,
+    /// Lines placed before the defaults of `pg_hba.conf` (for example a `hostssl` rule).
+    pub hba: String,
+    /// Files written into the data directory before the first start, mode 0600 and owned by the
+    /// server's OS user: certificates and keys, named relative to the data directory.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
 /// A running private cluster.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     dir: PathBuf,
+    port: u16,
 }
 
 impl Cluster {
@@ -90,7 +142,7 @@ impl Cluster {
     /// [`Error::LocalCluster`] when no PostgreSQL binaries are found (the message says what to
     /// install or set), or `initdb` / `pg_ctl` fail (the message quotes their output).
     pub fn ensure(dir: &Path) -> Result<Self> {
-        Self::ensure_with(dir, false)
+        Self::ensure_with(dir, &Settings::default())
     }
 
     /// [`Cluster::ensure`], but a cluster created here keeps PostgreSQL's durable defaults
@@ -100,21 +152,32 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::ensure`].
     pub fn ensure_durable(dir: &Path) -> Result<Self> {
-        Self::ensure_with(dir, true)
+        let settings = Settings {
+            durable: true,
+            ..Settings::default()
+        };
+        Self::ensure_with(dir, &settings)
     }
 
-    fn ensure_with(dir: &Path, durable: bool) -> Result<Self> {
+    /// [`Cluster::ensure`] with the given [`Settings`] (used when the cluster is created; an
+    /// existing cluster must have been made with the same port).
+    ///
+    /// # Errors
+    /// As [`Cluster::ensure`].
+    pub fn ensure_with(dir: &Path, settings: &Settings) -> Result<Self> {
         let server = Server::find()?;
+        let port = settings.tcp_port.unwrap_or(PORT);
         let cluster = Self {
-            dir: server.usable_dir(&absolute(dir)?)?,
+            dir: server.usable_dir(&absolute(dir)?, port)?,
+            port,
         };
-        check_socket_path(&cluster.dir)?;
+        check_socket_path(&cluster.dir, port)?;
         let lock_path = cluster.dir.with_extension("lock");
         let lock = File::create(&lock_path).map_err(|e| io_error("creating", &lock_path, &e))?;
         lock.lock()
             .map_err(|e| io_error("locking", &lock_path, &e))?;
         if !cluster.data_dir().join("PG_VERSION").exists() {
-            cluster.init(&server, durable)?;
+            cluster.init(&server, settings)?;
         }
         if !cluster.is_running(&server)? {
             cluster.start(&server)?;
@@ -147,7 +210,8 @@ impl Cluster {
     pub fn stop(dir: &Path) -> Result<bool> {
         let server = Server::find()?;
         let cluster = Self {
-            dir: server.usable_dir(&absolute(dir)?)?,
+            dir: server.usable_dir(&absolute(dir)?, PORT)?,
+            port: PORT,
         };
         if !cluster.data_dir().join("PG_VERSION").exists() {
             return Ok(false);
@@ -170,11 +234,17 @@ impl Cluster {
         &self.dir
     }
 
+    /// The port: the TCP port when [`Settings::tcp_port`] was given, and the number in the unix
+    /// socket's name.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Connection options for `database` over the cluster's unix socket.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new_without_pgpass()
             .socket(&self.dir)
-            .port(PORT)
+            .port(self.port)
             .username(SUPERUSER)
             .database(database)
     }
@@ -198,7 +268,7 @@ impl Cluster {
         self.dir.join("data")
     }
 
-    fn init(&self, server: &Server, durable: bool) -> Result<()> {
+    fn init(&self, server: &Server, settings: &Settings) -> Result<()> {
         if self.dir.exists() {
             // A directory without PG_VERSION is a failed initdb: start over.
             fs::remove_dir_all(&self.dir).map_err(|e| io_error("removing", &self.dir, &e))?;
@@ -223,22 +293,46 @@ impl Cluster {
             .append(true)
             .open(&conf)
             .map_err(|e| io_error("opening", &conf, &e))?;
-        let durability = if durable {
+        let durability = if settings.durable {
             "fsync = on\nfull_page_writes = on\n"
         } else {
             "fsync = off\nfull_page_writes = off\n"
         };
-        let settings = format!(
+        let listen = if settings.tcp_port.is_some() {
+            "127.0.0.1"
+        } else {
+            ""
+        };
+        let lines = format!(
             "\n# ledger: a private development cluster (see ledger::local)\n\
-             listen_addresses = ''\n\
+             listen_addresses = '{listen}'\n\
              unix_socket_directories = '{}'\n\
-             port = {PORT}\n\
+             port = {}\n\
              max_connections = 200\n\
-             {durability}",
-            self.dir.display().to_string().replace('\'', "''")
+             {durability}{}\n",
+            self.dir.display().to_string().replace('\'', "''"),
+            self.port,
+            settings.conf,
         );
-        file.write_all(settings.as_bytes())
-            .map_err(|e| io_error("writing", &conf, &e))
+        file.write_all(lines.as_bytes())
+            .map_err(|e| io_error("writing", &conf, &e))?;
+        if !settings.hba.is_empty() {
+            let hba = data.join("pg_hba.conf");
+            let defaults = fs::read_to_string(&hba).map_err(|e| io_error("reading", &hba, &e))?;
+            fs::write(&hba, format!("{}\n{defaults}", settings.hba))
+                .map_err(|e| io_error("writing", &hba, &e))?;
+        }
+        for (name, contents) in &settings.files {
+            let path = data.join(name);
+            fs::write(&path, contents).map_err(|e| io_error("writing", &path, &e))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_error("changing the mode of", &path, &e))?;
+            if let Some(owner) = &server.owner {
+                std::os::unix::fs::chown(&path, Some(owner.uid), Some(owner.gid))
+                    .map_err(|e| io_error("changing the owner of", &path, &e))?;
+            }
+        }
+        Ok(())
     }
 
     fn is_running(&self, server: &Server) -> Result<bool> {
@@ -309,14 +403,14 @@ impl Server {
     /// `dir`, or a directory named after its hash under the system's temporary directory when
     /// `dir` cannot serve: its socket path would be too long for a unix socket (a deep checkout),
     /// or the server's OS user cannot enter one of its parents (a checkout under `/root`).
-    fn usable_dir(&self, dir: &Path) -> Result<PathBuf> {
+    fn usable_dir(&self, dir: &Path, port: u16) -> Result<PathBuf> {
         let parent = dir.parent().unwrap_or(Path::new("/"));
         fs::create_dir_all(parent).map_err(|e| io_error("creating", parent, &e))?;
         let reachable = self
             .owner
             .as_ref()
             .is_none_or(|owner| reachable_by(dir, owner.uid, owner.gid));
-        if reachable && check_socket_path(dir).is_ok() {
+        if reachable && check_socket_path(dir, port).is_ok() {
             return Ok(dir.to_owned());
         }
         let mut hasher = std::hash::DefaultHasher::new();
@@ -422,8 +516,8 @@ fn find_bin_dir(
     installed.pop().map(|(_, bin)| bin)
 }
 
-fn check_socket_path(dir: &Path) -> Result<()> {
-    let socket = dir.join(format!(".s.PGSQL.{PORT}"));
+fn check_socket_path(dir: &Path, port: u16) -> Result<()> {
+    let socket = dir.join(format!(".s.PGSQL.{port}"));
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(Error::LocalCluster(format!(
             "the socket path {} is too long for unix sockets; set LEDGER_PG_DIR to a shorter \
@@ -532,8 +626,8 @@ mod tests {
     #[test]
     fn too_long_a_socket_path_is_a_clear_error() {
         let dir = std::env::temp_dir().join("x".repeat(120));
-        let err = check_socket_path(&dir).unwrap_err();
-        assert!(check_socket_path(&std::env::temp_dir().join("ledger-pg")).is_ok());
+        let err = check_socket_path(&dir, PORT).unwrap_err();
+        assert!(check_socket_path(&std::env::temp_dir().join("ledger-pg"), PORT).is_ok());
         assert!(
             matches!(&err, Error::LocalCluster(msg) if msg.contains("LEDGER_PG_DIR")),
             "{err}"

@@ -17,7 +17,6 @@ pub use bulk::{NewAccount, open_many, set_statuses};
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
-use crate::ids::id_type;
 use crate::page;
 use crate::users::UserId;
 use crate::{Error, Result};
@@ -33,10 +32,7 @@ pub const DEFAULT_CURRENCY: &str = "USD";
 /// Longest status (varchar(20)).
 pub const MAX_STATUS_LEN: usize = 20;
 
-id_type! {
-    /// The id of an [`Account`].
-    AccountId
-}
+pub use crate::ids::AccountId;
 
 /// A row of `accounts`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

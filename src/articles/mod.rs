@@ -21,7 +21,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 
-use crate::ids::id_type;
 use crate::page;
 use crate::{Error, Result};
 
@@ -32,10 +31,7 @@ pub const MAX_TITLE_LEN: usize = 200;
 /// The seed's `rank__gte=0.1`.
 pub const DEFAULT_MIN_RANK: f32 = 0.1;
 
-id_type! {
-    /// The id of an [`Article`].
-    ArticleId
-}
+pub use crate::ids::ArticleId;
 
 /// A PostgreSQL text search configuration: how an article's words are split and stemmed.
 /// These are the configurations every PostgreSQL installation ships.

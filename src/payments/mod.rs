@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::PgExecutor;
 
-use crate::ids::id_type;
 use crate::page;
 use crate::{Error, Result};
 
@@ -40,10 +39,7 @@ pub const DATA_OBJECT: &str = "payments_data_object";
 /// Largest document accepted, serialized, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
-id_type! {
-    /// The id of a [`Payment`].
-    PaymentId
-}
+pub use crate::ids::PaymentId;
 
 /// A row of `payments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -59,8 +59,10 @@ impl BatchItem {
 /// balance with one `update ... from unnest(...)`; `commit`. Retried whole on serialization
 /// failure or deadlock, as the single movements are.
 ///
-/// Items carry no idempotency keys of their own (an item with one is refused); to make the whole
-/// batch safe to repeat, give it one key with [`post_batch_with_key`].
+/// Items carry no idempotency keys of their own (an item with one is refused). Retrying: a batch
+/// that failed with [`Error::outcome_unknown`] may have been posted, and repeating this call may
+/// post it twice; to make the whole batch safe to repeat, give it one key with
+/// [`post_batch_with_key`].
 ///
 /// # Errors
 /// [`Error::InvalidItem`] naming the first item refused, with the reason the single movement

@@ -43,7 +43,6 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::accounts::AccountId;
-use crate::ids::id_type;
 
 /// The seed's `CheckConstraint(check=Q(amount__gt=0), name='positive_amount')`.
 pub const POSITIVE_AMOUNT: &str = "positive_amount";
@@ -75,10 +74,7 @@ pub const WITHDRAWAL: &str = "withdrawal";
 /// `status` of a movement that happened (the seed's `'completed'`; its `'success'` is this).
 pub const COMPLETED: &str = "completed";
 
-id_type! {
-    /// The id of a [`LedgerEntry`].
-    EntryId
-}
+pub use crate::ids::EntryId;
 
 /// A row of `transactions`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

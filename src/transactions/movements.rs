@@ -165,6 +165,10 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 /// `withdrawal` row, `completed`. Owns its transaction. With a key, the key is claimed first, so
 /// a repeat is never refused for the funds its first attempt took.
 ///
+/// Retrying: with an idempotency key, repeat the same call after any failure; it returns the one
+/// entry. Without a key, a failure with [`Error::outcome_unknown`] may hide a withdrawal that
+/// happened.
+///
 /// # Errors
 /// As [`deposit`], and [`Error::InsufficientFunds`] when the balance is below the amount.
 #[tracing::instrument(name = "ledger.withdraw", skip_all, fields(account = %movement.account, amount = %movement.amount))]
@@ -184,6 +188,10 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 /// seed's `from`-then-`to`), checks status, currency and funds, then one statement debits,
 /// credits and inserts a `transfer` row, `completed`. Owns its transaction. With a key, the key is
 /// claimed first (see [`withdraw`]).
+///
+/// Retrying: with an idempotency key, repeat the same call after any failure; it returns the one
+/// entry. Without a key, a failure with [`Error::outcome_unknown`] may hide a transfer that
+/// happened.
 ///
 /// ```no_run
 /// # async fn pay(pool: sqlx::PgPool, from: ledger::accounts::AccountId,

@@ -29,7 +29,6 @@ mod bulk;
 pub use bulk::{copy_in, insert_many};
 
 use crate::accounts::{Account, AccountId};
-use crate::ids::id_type;
 use crate::page::{self, Cursor, Direction, KeysetPage, Page, Paginator};
 use crate::{Error, Result};
 
@@ -42,10 +41,7 @@ pub const MAX_EMAIL_LEN: usize = 254;
 /// Longest name (varchar(100)), in characters.
 pub const MAX_NAME_LEN: usize = 100;
 
-id_type! {
-    /// The id of a [`User`].
-    UserId
-}
+pub use crate::ids::UserId;
 
 /// A row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

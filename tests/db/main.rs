@@ -17,6 +17,7 @@ mod payments;
 mod reports;
 mod schema;
 mod support;
+mod tls;
 mod users;
 
 /// Runs before `main`, while the process has one thread.

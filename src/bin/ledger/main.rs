@@ -135,7 +135,7 @@ async fn config(cli: &Cli) -> ledger::Result<Config> {
     // An empty DATABASE_URL means unset, as it does for the library's own configuration.
     match cli.database_url.as_deref().filter(|url| !url.is_empty()) {
         Some(url) => Config::from_url(url),
-        None => Config::resolve().await,
+        None => Config::resolve_or_local().await,
     }
 }
 
