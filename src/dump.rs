@@ -401,7 +401,7 @@ fn encode(
                 .display(a.user_id)
                 .display(a.balance)
                 .text(&a.currency)
-                .text(&a.status);
+                .text(a.status.as_str());
         }
         Table::Transactions => {
             let t: LedgerEntry = serde_json::from_value(row)?;
@@ -415,8 +415,8 @@ fn encode(
                 None => data.null(),
             };
             data.display(t.amount)
-                .text(&t.kind)
-                .text(&t.status)
+                .text(t.kind.as_str())
+                .text(t.status.as_str())
                 .text(&t.metadata.to_string());
             data.text(&time(&t.created_at));
             match &t.idempotency_key {

@@ -108,6 +108,7 @@ pub mod demo;
 pub mod dump;
 mod error;
 pub mod ids;
+pub mod kinds;
 #[cfg(all(unix, feature = "local"))]
 pub mod local;
 pub mod page;

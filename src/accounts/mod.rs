@@ -33,6 +33,7 @@ pub const DEFAULT_CURRENCY: &str = "USD";
 pub const MAX_STATUS_LEN: usize = 20;
 
 pub use crate::ids::AccountId;
+pub use crate::kinds::AccountStatus;
 
 /// A row of `accounts`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,9 +46,9 @@ pub struct Account {
     pub balance: Decimal,
     /// ISO 4217 code, `USD` by default.
     pub currency: String,
-    /// `active` by default; free text of at most 20 characters (the seed uses `active`, `vip`,
-    /// `trial`, `expired`, `banned`).
-    pub status: String,
+    /// `active` by default; free text of at most 20 characters in the schema (the seed uses
+    /// `active`, `vip`, `trial`, `expired`, `banned`; any other name reads as `Other`).
+    pub status: AccountStatus,
 }
 
 /// Checks a currency code: three uppercase ASCII letters.

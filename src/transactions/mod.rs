@@ -75,6 +75,7 @@ pub const WITHDRAWAL: &str = "withdrawal";
 pub const COMPLETED: &str = "completed";
 
 pub use crate::ids::EntryId;
+pub use crate::kinds::{EntryKind, EntryStatus};
 
 /// A row of `transactions`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -87,11 +88,11 @@ pub struct LedgerEntry {
     pub to_account_id: Option<AccountId>,
     /// numeric(15,2), positive.
     pub amount: Decimal,
-    /// `transfer`, `deposit` or `withdrawal`.
+    /// `transfer`, `deposit` or `withdrawal` (another client's name reads as `Other`).
     #[serde(rename = "type")]
-    pub kind: String,
-    /// `pending`, `completed` or `failed`.
-    pub status: String,
+    pub kind: EntryKind,
+    /// `pending`, `completed` or `failed` (another client's name reads as `Other`).
+    pub status: EntryStatus,
     /// Caller metadata, a JSON object.
     pub metadata: serde_json::Value,
     /// When the row was written.

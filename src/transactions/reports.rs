@@ -224,7 +224,7 @@ fn joined_account(
         user_id: user_id?,
         balance: balance?,
         currency: currency?,
-        status: status?,
+        status: status?.into(),
     })
 }
 
@@ -286,8 +286,8 @@ pub async fn list_with_accounts(
                 from_account_id: r.from_account_id,
                 to_account_id: r.to_account_id,
                 amount: r.amount,
-                kind: r.kind,
-                status: r.status,
+                kind: r.kind.into(),
+                status: r.status.into(),
                 metadata: r.metadata,
                 created_at: r.created_at,
                 idempotency_key: r.idempotency_key,

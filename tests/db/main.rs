@@ -11,6 +11,7 @@ mod bulk;
 mod cli;
 mod constraints;
 mod idempotency;
+mod kinds;
 mod local;
 mod money;
 mod payments;

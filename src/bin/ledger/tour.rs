@@ -107,7 +107,7 @@ fn account_table(out: &mut impl Write, accounts: &[Account]) -> AnyResult {
             short(a.user_id),
             a.balance.to_string(),
             a.currency.clone(),
-            a.status.clone(),
+            a.status.to_string(),
         ]);
     }
     Ok(t.print(out)?)
@@ -534,11 +534,11 @@ async fn money(conn: &mut PgConnection, out: &mut impl Write, made: &[Account]) 
     let mut t = Table::new(&["id", "type", "from", "to", "amount", "status"]);
     t.row(vec![
         short(entry.id),
-        entry.kind.clone(),
+        entry.kind.to_string(),
         opt(entry.from_account_id.map(short)),
         opt(entry.to_account_id.map(short)),
         entry.amount.to_string(),
-        entry.status.clone(),
+        entry.status.to_string(),
     ]);
     t.print(out)?;
     let again = transactions::transfer(&mut *conn, &request).await?;
@@ -643,7 +643,7 @@ async fn joins(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
     let mut t = Table::new(&["type", "amount", "from balance", "to balance"]);
     for row in transactions::list_with_accounts(&mut *conn, 5).await? {
         t.row(vec![
-            row.entry.kind,
+            row.entry.kind.to_string(),
             row.entry.amount.to_string(),
             opt(row.from_account.map(|a| a.balance)),
             opt(row.to_account.map(|a| a.balance)),
