@@ -105,17 +105,29 @@ fn after_one(call: Call) -> (Decimal, Decimal) {
     }
 }
 
-#[sqlx::test(migrator = "ledger::MIGRATOR")]
-async fn a_repeat_waits_for_the_first_attempt_and_returns_it_instead_of_refusing_funds(
-    pool: PgPool,
-) {
-    for (n, call) in Call::ALL.into_iter().enumerate() {
-        let from = funded(&pool, &format!("from{n}@example.com"), "USD", "10.00").await;
-        let to = funded(&pool, &format!("to{n}@example.com"), "USD", "0").await;
-        let key = format!("held-{n}");
+/// How the first attempt ends, and where the repeat runs.
+#[derive(Debug, Clone, Copy)]
+enum Race {
+    /// The first commits; the repeat runs on a pooled connection of its own.
+    Commit,
+    /// The first rolls back; the repeat runs on a pooled connection of its own.
+    Rollback,
+    /// The first commits; the repeat runs inside a caller's transaction, which then carries on.
+    CommitNested,
+}
 
-        let mut first_conn = pool.acquire().await.unwrap();
-        let mut held = first_conn.begin().await.unwrap();
+/// For each kind of call: `from` holds 10.00, `to` nothing. The first call (the whole 10.00, key
+/// `<race>-<n>`) runs in a transaction held open; the repeat starts on another connection, is
+/// seen blocked on the key, and then the first ends as `race` says. Returns, per call, the
+/// first entry, the repeat's result, the accounts and the key.
+async fn race(pool: &PgPool, race: Race) -> Vec<RaceOutcome> {
+    let mut outcomes = Vec::new();
+    for (n, call) in Call::ALL.into_iter().enumerate() {
+        let from = funded(pool, &format!("from{n}@example.com"), "USD", "10.00").await;
+        let to = funded(pool, &format!("to{n}@example.com"), "USD", "0").await;
+        let key = format!("{race:?}-{n}");
+
+        let mut held = pool.begin().await.unwrap();
         let first = call
             .run(&mut held, from.id, to.id, dec("10.00"), &key)
             .await
@@ -125,59 +137,86 @@ async fn a_repeat_waits_for_the_first_attempt_and_returns_it_instead_of_refusing
             let (pool, key) = (pool.clone(), key.clone());
             async move {
                 let mut conn = pool.acquire().await.unwrap();
-                call.run(&mut conn, from.id, to.id, dec("10.00"), &key)
-                    .await
+                if !matches!(race, Race::CommitNested) {
+                    return call
+                        .run(&mut conn, from.id, to.id, dec("10.00"), &key)
+                        .await;
+                }
+                let mut outer = conn.begin().await.unwrap();
+                let result = call
+                    .run(&mut outer, from.id, to.id, dec("10.00"), &key)
+                    .await;
+                // The caller's transaction carries on after the replay.
+                let owner = accounts::get(&mut *outer, from.id).await.unwrap();
+                assert_eq!(owner.id, from.id);
+                outer.commit().await.unwrap();
+                result
             }
         });
-        wait_until_blocked(&pool, "idempotency_keys").await;
-        held.commit().await.unwrap();
+        wait_until_blocked(pool, "idempotency_keys").await;
+        match race {
+            Race::Commit | Race::CommitNested => held.commit().await.unwrap(),
+            Race::Rollback => held.rollback().await.unwrap(),
+        }
+        outcomes.push(RaceOutcome {
+            call,
+            first,
+            second: second.await.unwrap(),
+            from: from.id,
+            to: to.id,
+            key,
+        });
+    }
+    outcomes
+}
 
-        let second = second.await.unwrap();
-        assert_eq!(second.as_ref().ok(), Some(&first), "{call:?}: {second:?}");
-        assert_eq!(rows_with_key(&pool, &key).await, 1, "{call:?}");
-        let expected = after_one(call);
+struct RaceOutcome {
+    call: Call,
+    first: LedgerEntry,
+    second: ledger::Result<LedgerEntry>,
+    from: AccountId,
+    to: AccountId,
+    key: String,
+}
+
+impl RaceOutcome {
+    /// Exactly one row carries the key, and the balances show one call of 10.00.
+    async fn assert_applied_once(&self, pool: &PgPool) {
+        let call = self.call;
+        assert_eq!(rows_with_key(pool, &self.key).await, 1, "{call:?}");
         assert_eq!(
-            (balance(&pool, from.id).await, balance(&pool, to.id).await),
-            expected,
+            (balance(pool, self.from).await, balance(pool, self.to).await),
+            after_one(call),
             "{call:?}"
         );
     }
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
-async fn a_repeat_of_a_rolled_back_first_attempt_applies_it_once(pool: PgPool) {
-    for (n, call) in Call::ALL.into_iter().enumerate() {
-        let from = funded(&pool, &format!("from{n}@example.com"), "USD", "10.00").await;
-        let to = funded(&pool, &format!("to{n}@example.com"), "USD", "0").await;
-        let key = format!("rolled-back-{n}");
-
-        let mut first_conn = pool.acquire().await.unwrap();
-        let mut held = first_conn.begin().await.unwrap();
-        let first = call
-            .run(&mut held, from.id, to.id, dec("10.00"), &key)
-            .await
-            .unwrap();
-
-        let second = tokio::spawn({
-            let (pool, key) = (pool.clone(), key.clone());
-            async move {
-                let mut conn = pool.acquire().await.unwrap();
-                call.run(&mut conn, from.id, to.id, dec("10.00"), &key)
-                    .await
-            }
-        });
-        wait_until_blocked(&pool, "idempotency_keys").await;
-        held.rollback().await.unwrap();
-
-        let second = second.await.unwrap().unwrap();
-        assert_ne!(second.id, first.id, "{call:?}: the first never happened");
-        assert_eq!(rows_with_key(&pool, &key).await, 1, "{call:?}");
-        let expected = after_one(call);
+async fn a_repeat_waits_for_the_first_attempt_and_returns_it_instead_of_refusing_funds(
+    pool: PgPool,
+) {
+    for outcome in race(&pool, Race::Commit).await {
+        let (call, second) = (outcome.call, &outcome.second);
         assert_eq!(
-            (balance(&pool, from.id).await, balance(&pool, to.id).await),
-            expected,
-            "{call:?}"
+            second.as_ref().ok(),
+            Some(&outcome.first),
+            "{call:?}: {second:?}"
         );
+        outcome.assert_applied_once(&pool).await;
+    }
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_repeat_of_a_rolled_back_first_attempt_applies_it_once(pool: PgPool) {
+    for outcome in race(&pool, Race::Rollback).await {
+        let (call, second) = (outcome.call, &outcome.second);
+        let second = second.as_ref().unwrap();
+        assert_ne!(
+            second.id, outcome.first.id,
+            "{call:?}: the first never happened"
+        );
+        outcome.assert_applied_once(&pool).await;
     }
 }
 
@@ -185,39 +224,14 @@ async fn a_repeat_of_a_rolled_back_first_attempt_applies_it_once(pool: PgPool) {
 async fn a_repeat_inside_a_callers_transaction_returns_the_first_and_leaves_it_usable(
     pool: PgPool,
 ) {
-    for (n, call) in Call::ALL.into_iter().enumerate() {
-        let from = funded(&pool, &format!("from{n}@example.com"), "USD", "10.00").await;
-        let to = funded(&pool, &format!("to{n}@example.com"), "USD", "0").await;
-        let key = format!("nested-{n}");
-
-        let mut first_conn = pool.acquire().await.unwrap();
-        let mut held = first_conn.begin().await.unwrap();
-        let first = call
-            .run(&mut held, from.id, to.id, dec("10.00"), &key)
-            .await
-            .unwrap();
-
-        let second = tokio::spawn({
-            let (pool, key) = (pool.clone(), key.clone());
-            async move {
-                let mut conn = pool.acquire().await.unwrap();
-                let mut outer = conn.begin().await.unwrap();
-                let result = call
-                    .run(&mut outer, from.id, to.id, dec("10.00"), &key)
-                    .await;
-                // The caller's transaction carries on after the replay.
-                let owner = accounts::get(&mut *outer, from.id).await.map(|a| a.id);
-                outer.commit().await.unwrap();
-                (result, owner)
-            }
-        });
-        wait_until_blocked(&pool, "idempotency_keys").await;
-        held.commit().await.unwrap();
-
-        let (second, owner) = second.await.unwrap();
-        assert_eq!(second.as_ref().ok(), Some(&first), "{call:?}: {second:?}");
-        assert_eq!(owner.ok(), Some(from.id));
-        assert_eq!(rows_with_key(&pool, &key).await, 1, "{call:?}");
+    for outcome in race(&pool, Race::CommitNested).await {
+        let (call, second) = (outcome.call, &outcome.second);
+        assert_eq!(
+            second.as_ref().ok(),
+            Some(&outcome.first),
+            "{call:?}: {second:?}"
+        );
+        outcome.assert_applied_once(&pool).await;
     }
 }
 
