@@ -220,6 +220,17 @@ const CURSOR_VERSION: u8 = 1;
 const CURSOR_BYTES: usize = 1 + 1 + 8 + 16;
 
 impl Cursor {
+    /// The position after the row with this sort key, in the listing's order: how the
+    /// forward-only listings (`transactions::list_for_account`, `payments::list_containing`, ...)
+    /// are read to the end. Pass the last row's `created_at` and id.
+    pub fn after(created_at: DateTime<Utc>, id: impl Into<Uuid>) -> Self {
+        Self {
+            direction: Direction::Next,
+            created_at,
+            id: id.into(),
+        }
+    }
+
     /// The opaque token.
     pub fn encode(&self) -> String {
         let mut bytes = Vec::with_capacity(CURSOR_BYTES);
@@ -275,6 +286,24 @@ pub struct KeysetPage<T> {
     pub next: Option<Cursor>,
     /// The cursor of the page before this one, if there are earlier rows.
     pub previous: Option<Cursor>,
+}
+
+/// The sort key a forward-only listing resumes after, as two nullable parameters (both `None` for
+/// the first page).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a [`Direction::Previous`] cursor: these listings read forward only.
+pub(crate) fn resume_after(
+    after: Option<&Cursor>,
+) -> Result<(Option<DateTime<Utc>>, Option<Uuid>)> {
+    match after {
+        None => Ok((None, None)),
+        Some(c) if c.direction == Direction::Next => Ok((Some(c.created_at), Some(c.id))),
+        Some(_) => Err(Error::invalid(
+            "cursor",
+            "this listing reads forward only: pass Cursor::after(last row)",
+        )),
+    }
 }
 
 /// Checks a keyset page size.

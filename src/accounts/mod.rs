@@ -341,6 +341,9 @@ pub struct AccountFilter {
     pub currency: Option<String>,
     /// At most this many rows (default and maximum [`page::MAX_PER_PAGE`]).
     pub limit: Option<i64>,
+    /// Only the accounts after this one in id order: set it to the last id of a page to read the
+    /// next.
+    pub after: Option<AccountId>,
 }
 
 /// Accounts matching every criterion set in `filter`: one statically checked query, each
@@ -348,7 +351,8 @@ pub struct AccountFilter {
 ///
 /// Django: `Account.objects.filter(**criteria).exclude(...)`
 ///
-/// SQL: one `select` with every criterion guarded by its parameter being null, `order by id`.
+/// SQL: one `select` with every criterion guarded by its parameter being null, `order by id`;
+/// [`AccountFilter::after`] resumes after an id (`id > $8`, the primary key).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when `min_balance > max_balance` or the limit is out of range.
@@ -368,6 +372,7 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<V
           and ($4::text[] is null or status = any($4))
           and ($5::text is null or status <> $5)
           and ($6::text is null or currency = $6)
+          and ($8::uuid is null or id > $8)
         order by id
         limit $7
         "#,
@@ -377,7 +382,8 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<V
         filter.status_in.as_deref(),
         filter.status_not,
         filter.currency,
-        limit
+        limit,
+        filter.after.map(|id| id.as_uuid())
     )
     .fetch_all(db)
     .await?)

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 
-use crate::page;
+use crate::page::{self, Cursor};
 use crate::{Error, Result};
 
 /// `check (title ~ '[^[:space:]]')`: not blank.
@@ -273,21 +273,33 @@ pub async fn update(
 /// Rust has no lazily loaded fields, so a deferred read is a narrower struct.
 ///
 /// SQL: `select id, title, created_at from articles order by created_at desc, id desc limit $1`
-/// (index `articles_created_at_id_idx`).
+/// (index `articles_created_at_id_idx`); with `after`, only the rows past it:
+/// `(created_at, id) < ($2, $3)`.
+///
+/// Read to the end by passing [`Cursor::after`] the last row of each page.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`.
-pub async fn list_summaries(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<ArticleSummary>> {
+/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
+pub async fn list_summaries(
+    db: impl PgExecutor<'_>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<ArticleSummary>> {
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
         ArticleSummary,
         r#"
         select id as "id: ArticleId", title, created_at
         from articles
+        where (created_at, id) < (coalesce($2::timestamptz, 'infinity'),
+                                  coalesce($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
         order by created_at desc, id desc
         limit $1
         "#,
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?)
@@ -298,7 +310,9 @@ pub async fn list_summaries(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<A
 /// Django: `Article.objects.annotate(search=SearchVector('title', 'content')).filter(search='database')`
 ///
 /// SQL: `where language = $2 and search @@ websearch_to_tsquery($2, $1) order by ts_rank desc, id
-/// limit $3` (GIN index).
+/// limit $3` (GIN index). With `after` (the last article of the previous page), only the
+/// articles ranked below it, or ranked equal with a greater id; its rank is computed again on the
+/// server, so an article deleted between two pages ends the listing there.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a bad limit. Any query string is accepted.
@@ -306,6 +320,7 @@ pub async fn search_titles(
     db: impl PgExecutor<'_>,
     query: &str,
     language: Language,
+    after: Option<ArticleId>,
     limit: i64,
 ) -> Result<Vec<ArticleSummary>> {
     let limit = page::check_limit(limit)?;
@@ -316,12 +331,18 @@ pub async fn search_titles(
         select a.id as "id: ArticleId", a.title, a.created_at
         from articles a, websearch_to_tsquery($2::text::regconfig, $1) as q
         where a.language = $2::text::regconfig and a.search @@ q
+          and ($4::uuid is null or exists (
+              select from articles l
+              where l.id = $4
+                and (ts_rank(a.search, q) < ts_rank(l.search, q)
+                     or (ts_rank(a.search, q) = ts_rank(l.search, q) and a.id > l.id))))
         order by ts_rank(a.search, q) desc, a.id
         limit $3
         "#,
         query,
         language.as_str(),
-        limit
+        limit,
+        after.map(|id| id.as_uuid())
     )
     .fetch_all(db)
     .await?)
@@ -336,7 +357,9 @@ pub async fn search_titles(
 ///
 /// SQL: an inner query ranks and limits the matches (`search @@ websearch_to_tsquery`, GIN index,
 /// `ts_rank(search, q) >= $3`, `order by rank desc, id limit $4`); only those rows get
-/// `ts_headline`, which re-parses the body and is the expensive part.
+/// `ts_headline`, which re-parses the body and is the expensive part. With `after` (the last hit
+/// of the previous page), only the hits ranked below it, or equal with a greater id, as in
+/// [`search_titles`].
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a bad limit or a negative `min_rank`. Any query string is accepted:
@@ -346,6 +369,7 @@ pub async fn search(
     query: &str,
     language: Language,
     min_rank: f32,
+    after: Option<ArticleId>,
     limit: i64,
 ) -> Result<Vec<SearchHit>> {
     let limit = page::check_limit(limit)?;
@@ -369,6 +393,11 @@ pub async fn search(
             where a.language = $2::text::regconfig
               and a.search @@ q
               and ts_rank(a.search, q) >= $3
+              and ($5::uuid is null or exists (
+                  select from articles l
+                  where l.id = $5
+                    and (ts_rank(a.search, q) < ts_rank(l.search, q)
+                         or (ts_rank(a.search, q) = ts_rank(l.search, q) and a.id > l.id))))
             order by rank desc, a.id
             limit $4
         ) as hit
@@ -377,7 +406,8 @@ pub async fn search(
         query,
         language.as_str(),
         min_rank,
-        limit
+        limit,
+        after.map(|id| id.as_uuid())
     )
     .fetch_all(db)
     .await?)

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::PgExecutor;
 
-use crate::page;
+use crate::page::{self, Cursor};
 use crate::{Error, Result};
 
 /// `check (jsonb_typeof(data) = 'object')`.
@@ -234,28 +234,39 @@ pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
 ///
 /// Django: `Payment.objects.filter(data__contains={'shipping': {'country': 'US'}})`
 ///
-/// SQL: `where data @> $1 order by created_at, id limit $2` (GIN index `payments_data_gin_idx`).
+/// SQL: `where data @> $1 order by created_at, id limit $2` (GIN index `payments_data_gin_idx`);
+/// with `after`, only the rows past it: `(created_at, id) > ($3, $4)`.
+///
+/// Read to the end by passing [`Cursor::after`] the last row of each page; so do the functions
+/// below that build on it.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a fragment that is not an object, or a bad limit.
+/// [`Error::InvalidInput`] for a fragment that is not an object, a bad limit, or a `Previous`
+/// cursor.
 pub async fn list_containing(
     db: impl PgExecutor<'_>,
     fragment: &Value,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     check_payload(fragment)?;
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
         Payment,
         r#"
         select id as "id: PaymentId", data, created_at
         from payments
         where data @> $1
+          and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
+                                  coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'))
         order by created_at, id
         limit $2
         "#,
         fragment,
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?)
@@ -272,9 +283,10 @@ pub async fn list_containing(
 pub async fn list_by_method(
     db: impl PgExecutor<'_>,
     method: &str,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    list_containing(db, &json!({ "method": method }), limit).await
+    list_containing(db, &json!({ "method": method }), after, limit).await
 }
 
 /// Payments with this card brand.
@@ -288,9 +300,10 @@ pub async fn list_by_method(
 pub async fn list_by_brand(
     db: impl PgExecutor<'_>,
     brand: &str,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    list_containing(db, &json!({ "brand": brand }), limit).await
+    list_containing(db, &json!({ "brand": brand }), after, limit).await
 }
 
 /// Payments shipping to this country (a nested key).
@@ -304,9 +317,16 @@ pub async fn list_by_brand(
 pub async fn list_by_shipping_country(
     db: impl PgExecutor<'_>,
     country: &str,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    list_containing(db, &json!({ "shipping": { "country": country } }), limit).await
+    list_containing(
+        db,
+        &json!({ "shipping": { "country": country } }),
+        after,
+        limit,
+    )
+    .await
 }
 
 /// Payments whose document has this top-level key.
@@ -315,21 +335,33 @@ pub async fn list_by_shipping_country(
 ///
 /// SQL: `where data ? $1 order by created_at, id limit $2` (GIN index).
 ///
+/// Read to the end by passing [`Cursor::after`] the last row of each page.
+///
 /// # Errors
-/// [`Error::InvalidInput`] for a bad limit.
-pub async fn list_with_key(db: impl PgExecutor<'_>, key: &str, limit: i64) -> Result<Vec<Payment>> {
+/// [`Error::InvalidInput`] for a bad limit or a `Previous` cursor.
+pub async fn list_with_key(
+    db: impl PgExecutor<'_>,
+    key: &str,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<Payment>> {
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
         Payment,
         r#"
         select id as "id: PaymentId", data, created_at
         from payments
         where data ? $1
+          and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
+                                  coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'))
         order by created_at, id
         limit $2
         "#,
         key,
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?)
@@ -343,25 +375,33 @@ pub async fn list_with_key(db: impl PgExecutor<'_>, key: &str, limit: i64) -> Re
 /// comparison (9 < 100), and an `amount` that is a string, missing or null matches nothing
 /// rather than failing the query.
 ///
+/// Read to the end by passing [`Cursor::after`] the last row of each page.
+///
 /// # Errors
-/// [`Error::InvalidInput`] for a bad limit.
+/// [`Error::InvalidInput`] for a bad limit or a `Previous` cursor.
 pub async fn list_amount_at_least(
     db: impl PgExecutor<'_>,
     min: Decimal,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
         Payment,
         r#"
         select id as "id: PaymentId", data, created_at
         from payments
         where jsonb_path_exists(data, '$.amount ? (@ >= $min)', jsonb_build_object('min', $1::numeric))
+          and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
+                                  coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'))
         order by created_at, id
         limit $2
         "#,
         min,
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?)

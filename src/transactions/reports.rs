@@ -7,7 +7,7 @@ use sqlx::PgExecutor;
 
 use super::{EntryId, LedgerEntry};
 use crate::accounts::{Account, AccountId};
-use crate::page;
+use crate::page::{self, Cursor};
 use crate::users::UserId;
 use crate::{Error, Result};
 
@@ -44,16 +44,21 @@ pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
 /// Django: `Transaction.objects.filter(Q(from_account=acc) | Q(to_account=acc)).order_by('-created_at')[:limit]`
 ///
 /// SQL: two index range scans (`(from_account_id, created_at)` and `(to_account_id,
-/// created_at)`) combined with `union all`, `order by created_at desc, id desc limit $2`.
+/// created_at)`) combined with `union all`, `order by created_at desc, id desc limit $2`; with
+/// `after`, only the rows past it: `(created_at, id) < ($3, $4)`.
+///
+/// Read to the end by passing [`Cursor::after`] the last row of each page.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`.
+/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
 pub async fn list_for_account(
     db: impl PgExecutor<'_>,
     account: AccountId,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
         LedgerEntry,
         r#"
@@ -67,11 +72,15 @@ pub async fn list_for_account(
             union all
             select * from transactions where to_account_id = $1
         ) as history
+        where (created_at, id) < (coalesce($3::timestamptz, 'infinity'),
+                                  coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
         order by created_at desc, id desc
         limit $2
         "#,
         account.as_uuid(),
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?)
@@ -234,15 +243,20 @@ fn joined_account(
 ///
 /// SQL: `transactions left join accounts f ... left join accounts t ... order by created_at desc,
 /// id desc limit $1`. Left joins: a deposit has no `from` account and a withdrawal no `to`, and
-/// an inner join would drop them.
+/// an inner join would drop them. With `after`, only the rows past it (index
+/// `transactions_created_at_id_idx`).
+///
+/// Read to the end by passing [`Cursor::after`] the last row of each page.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`.
+/// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
 pub async fn list_with_accounts(
     db: impl PgExecutor<'_>,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<EntryWithAccounts>> {
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     let rows = sqlx::query_as!(
         JoinedRow,
         r#"
@@ -257,10 +271,14 @@ pub async fn list_with_accounts(
         from transactions t
         left join accounts f on f.id = t.from_account_id
         left join accounts a on a.id = t.to_account_id
+        where (t.created_at, t.id) < (coalesce($2::timestamptz, 'infinity'),
+                                      coalesce($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
         order by t.created_at desc, t.id desc
         limit $1
         "#,
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?;
@@ -367,6 +385,9 @@ pub struct Spender {
 /// from_account_id`, completed only, `created_at > now() - make_interval(days => $1)`, `group by
 /// u.id order by total desc, u.id limit $2` — with the window a parameter too.
 ///
+/// A top-N report: `limit` is the N, and there is no next page (ask for a bigger N, up to
+/// `MAX_PER_PAGE`).
+///
 /// # Errors
 /// [`Error::InvalidInput`] for `days` below 1 or a limit outside `1..=MAX_PER_PAGE`.
 pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Result<Vec<Spender>> {
@@ -450,17 +471,22 @@ pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
 /// SQL: `where metadata @> $1 order by created_at desc, id desc limit $2` (GIN index
 /// `transactions_metadata_gin_idx`).
 ///
+/// Read to the end by passing [`Cursor::after`] the last row of each page.
+///
 /// # Errors
-/// [`Error::InvalidInput`] for a fragment that is not a JSON object, or a bad limit.
+/// [`Error::InvalidInput`] for a fragment that is not a JSON object, a bad limit, or a
+/// `Previous` cursor.
 pub async fn list_metadata_containing(
     db: impl PgExecutor<'_>,
     fragment: &serde_json::Value,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
     if !fragment.is_object() {
         return Err(Error::invalid("metadata", "must be a JSON object"));
     }
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
         LedgerEntry,
         r#"
@@ -470,11 +496,15 @@ pub async fn list_metadata_containing(
                amount, type as kind, status, metadata, created_at, idempotency_key
         from transactions
         where metadata @> $1
+          and (created_at, id) < (coalesce($3::timestamptz, 'infinity'),
+                                  coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
         order by created_at desc, id desc
         limit $2
         "#,
         fragment,
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?)
@@ -486,14 +516,18 @@ pub async fn list_metadata_containing(
 ///
 /// SQL: `where metadata ? $1 order by created_at desc, id desc limit $2` (GIN index).
 ///
+/// Read to the end by passing [`Cursor::after`] the last row of each page.
+///
 /// # Errors
-/// [`Error::InvalidInput`] for a bad limit.
+/// [`Error::InvalidInput`] for a bad limit or a `Previous` cursor.
 pub async fn list_with_metadata_key(
     db: impl PgExecutor<'_>,
     key: &str,
+    after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
     let limit = page::check_limit(limit)?;
+    let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
         LedgerEntry,
         r#"
@@ -503,11 +537,15 @@ pub async fn list_with_metadata_key(
                amount, type as kind, status, metadata, created_at, idempotency_key
         from transactions
         where metadata ? $1
+          and (created_at, id) < (coalesce($3::timestamptz, 'infinity'),
+                                  coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
         order by created_at desc, id desc
         limit $2
         "#,
         key,
-        limit
+        limit,
+        after_at,
+        after_id
     )
     .fetch_all(db)
     .await?)

@@ -510,6 +510,28 @@ pub struct UserFilter {
     pub include_deleted: bool,
     /// At most this many rows (default and maximum [`page::MAX_PER_PAGE`]).
     pub limit: Option<i64>,
+    /// Only the users after this one in the listing's `(name, id)` order: set it to the last
+    /// user of a page to read the next.
+    pub after: Option<NameKey>,
+}
+
+/// A position in a listing ordered by `(name, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameKey {
+    /// The boundary user's name.
+    pub name: String,
+    /// The boundary user's id (the tie-breaker).
+    pub id: UserId,
+}
+
+impl NameKey {
+    /// The position of `user`.
+    pub fn of(user: &User) -> Self {
+        Self {
+            name: user.name.clone(),
+            id: user.id,
+        }
+    }
 }
 
 /// Users matching every criterion set in `filter`, for callers who combine criteria at run time:
@@ -518,7 +540,7 @@ pub struct UserFilter {
 /// Django: `User.objects.filter(**criteria)`
 ///
 /// SQL: one `select` whose `where` holds every criterion guarded by its parameter being null,
-/// `order by name, id limit $n`.
+/// `order by name, id limit $n`; [`UserFilter::after`] resumes after a `(name, id)`.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a bad limit or an unknown time zone.
@@ -544,6 +566,7 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
           and ($4::date is null or (created_at >= $4::date::timestamp at time zone $5
                                     and created_at < ($4::date + 1)::timestamp at time zone $5))
           and ($6 or deleted_at is null)
+          and ($8::text is null or (name, id) > ($8, $9))
         order by name, id
         limit $7
         "#,
@@ -553,7 +576,9 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
         filter.created_on,
         time_zone,
         filter.include_deleted,
-        limit
+        limit,
+        filter.after.as_ref().map(|k| k.name.as_str()),
+        filter.after.as_ref().map(|k| k.id.as_uuid())
     )
     .fetch_all(db)
     .await

@@ -53,12 +53,12 @@ async fn insert_get_update_and_the_deferred_listing(pool: PgPool) {
         .unwrap();
     assert_eq!(updated.title, "First, revised");
     // The generated search vector followed the update.
-    let found = articles::search_titles(&pool, "databases", Language::English, 10)
+    let found = articles::search_titles(&pool, "databases", Language::English, None, 10)
         .await
         .unwrap();
     assert_eq!(found.iter().map(|s| s.id).collect::<Vec<_>>(), [a.id]);
 
-    let listed = articles::list_summaries(&pool, 10).await.unwrap();
+    let listed = articles::list_summaries(&pool, None, 10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].title, "First, revised");
     assert!(matches!(
@@ -101,9 +101,16 @@ async fn bad_titles_and_bodies_are_refused_and_nothing_is_written(pool: PgPool) 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn title_matches_outrank_body_matches_and_the_threshold_cuts(pool: PgPool) {
     let (in_title, in_body, _) = corpus(&pool).await;
-    let hits = articles::search(&pool, "postgres performance", Language::English, 0.0, 10)
-        .await
-        .unwrap();
+    let hits = articles::search(
+        &pool,
+        "postgres performance",
+        Language::English,
+        0.0,
+        None,
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         hits.iter().map(|h| h.id).collect::<Vec<_>>(),
         [in_title, in_body]
@@ -124,27 +131,35 @@ async fn title_matches_outrank_body_matches_and_the_threshold_cuts(pool: PgPool)
         "postgres performance",
         Language::English,
         between,
+        None,
         10,
     )
     .await
     .unwrap();
     assert_eq!(strict.iter().map(|h| h.id).collect::<Vec<_>>(), [in_title]);
     // Stemming: "tuned" finds "tuning".
-    let stemmed = articles::search(&pool, "tuned", Language::English, 0.0, 10)
+    let stemmed = articles::search(&pool, "tuned", Language::English, 0.0, None, 10)
         .await
         .unwrap();
     assert_eq!(stemmed.iter().map(|h| h.id).collect::<Vec<_>>(), [in_title]);
     // websearch syntax: a quoted phrase, and exclusion.
-    let phrase = articles::search(&pool, r#""performance tuning""#, Language::English, 0.0, 10)
-        .await
-        .unwrap();
+    let phrase = articles::search(
+        &pool,
+        r#""performance tuning""#,
+        Language::English,
+        0.0,
+        None,
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(phrase.len(), 1);
-    let without = articles::search(&pool, "postgres -cooking", Language::English, 0.0, 10)
+    let without = articles::search(&pool, "postgres -cooking", Language::English, 0.0, None, 10)
         .await
         .unwrap();
     assert_eq!(without.iter().map(|h| h.id).collect::<Vec<_>>(), [in_title]);
     assert!(matches!(
-        articles::search(&pool, "x", Language::English, -1.0, 10).await,
+        articles::search(&pool, "x", Language::English, -1.0, None, 10).await,
         Err(Error::InvalidInput {
             field: "min_rank",
             ..
@@ -175,9 +190,9 @@ async fn hostile_search_strings_never_raise_an_error(pool: PgPool) {
         long.as_str(),
     ];
     for query in hostile {
-        let hits = articles::search(&pool, query, Language::English, 0.0, 10).await;
+        let hits = articles::search(&pool, query, Language::English, 0.0, None, 10).await;
         assert!(hits.is_ok(), "{query:?}: {hits:?}");
-        let titles = articles::search_titles(&pool, query, Language::English, 10).await;
+        let titles = articles::search_titles(&pool, query, Language::English, None, 10).await;
         assert!(titles.is_ok(), "{query:?}: {titles:?}");
     }
     assert_eq!(
@@ -185,7 +200,7 @@ async fn hostile_search_strings_never_raise_an_error(pool: PgPool) {
         3,
         "and the table is still there"
     );
-    let long_hits = articles::search(&pool, &long, Language::English, 0.0, 10)
+    let long_hits = articles::search(&pool, &long, Language::English, 0.0, None, 10)
         .await
         .unwrap();
     assert_eq!(long_hits.len(), 2);
@@ -200,12 +215,12 @@ async fn each_language_is_searched_with_its_own_configuration(pool: PgPool) {
     )
     .await
     .unwrap();
-    let found = articles::search(&pool, "correr consultas", Language::Spanish, 0.0, 10)
+    let found = articles::search(&pool, "correr consultas", Language::Spanish, 0.0, None, 10)
         .await
         .unwrap();
     assert_eq!(found.iter().map(|h| h.id).collect::<Vec<_>>(), [es.id]);
     assert!(
-        articles::search(&pool, "consultas", Language::English, 0.0, 10)
+        articles::search(&pool, "consultas", Language::English, 0.0, None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -249,7 +264,7 @@ async fn search_uses_the_gin_index(pool: PgPool) {
         plan.to_string().contains("articles_search_gin_idx"),
         "{plan}"
     );
-    let hits = articles::search_titles(&pool, "topic7", Language::English, 1000)
+    let hits = articles::search_titles(&pool, "topic7", Language::English, None, 1000)
         .await
         .unwrap();
     assert_eq!(hits.len(), 40);

@@ -12,6 +12,7 @@ mod cli;
 mod constraints;
 mod idempotency;
 mod kinds;
+mod listings;
 mod local;
 mod money;
 mod payments;

@@ -146,7 +146,9 @@ async fn select_related_keeps_deposits_and_withdrawals_with_their_missing_side(p
         .unwrap();
 
     let counter = StatementCounter::start();
-    let rows = transactions::list_with_accounts(&pool, 10).await.unwrap();
+    let rows = transactions::list_with_accounts(&pool, None, 10)
+        .await
+        .unwrap();
     assert_eq!(counter.count(), 1, "one query, joins included");
     assert_eq!(rows.len(), 3);
     let find = |id| rows.iter().find(|r| r.entry.id == id).unwrap();

@@ -113,6 +113,15 @@ struct CountingSubscriber {
 }
 
 impl tracing::Subscriber for CountingSubscriber {
+    // Tests run on several threads, each with its own default subscriber: never let a callsite's
+    // interest be cached as "never" by whichever thread registered it first.
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
         metadata.target() == "sqlx::query"
     }

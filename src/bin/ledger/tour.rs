@@ -638,10 +638,10 @@ async fn joins(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
     step(
         out,
         "Transaction.objects.select_related('from_account', 'to_account')",
-        "transactions::list_with_accounts(db, 5)  (one query, left joins)",
+        "transactions::list_with_accounts(db, None, 5)  (one query, left joins)",
     )?;
     let mut t = Table::new(&["type", "amount", "from balance", "to balance"]);
-    for row in transactions::list_with_accounts(&mut *conn, 5).await? {
+    for row in transactions::list_with_accounts(&mut *conn, None, 5).await? {
         t.row(vec![
             row.entry.kind.to_string(),
             row.entry.amount.to_string(),
@@ -765,52 +765,56 @@ async fn jsonb(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
     step(
         out,
         "Payment.objects.filter(data__method='credit_card')",
-        r#"payments::list_by_method(db, "credit_card", 10)  (data @> {...}, GIN)"#,
+        r#"payments::list_by_method(db, "credit_card", None, 10)  (data @> {...}, GIN)"#,
     )?;
     payment_table(
         out,
-        &payments::list_by_method(&mut *conn, "credit_card", 10).await?,
+        &payments::list_by_method(&mut *conn, "credit_card", None, 10).await?,
     )?;
     step(
         out,
         "Payment.objects.filter(data__brand='Visa')",
-        r#"payments::list_by_brand(db, "Visa", 10)"#,
-    )?;
-    payment_table(out, &payments::list_by_brand(&mut *conn, "Visa", 10).await?)?;
-    step(
-        out,
-        "Payment.objects.filter(data__amount__gte=100)",
-        "payments::list_amount_at_least(db, Decimal::from(100), 10)  (numbers compare as numbers: 9 < 100; \"150\" is a string)",
+        r#"payments::list_by_brand(db, "Visa", None, 10)"#,
     )?;
     payment_table(
         out,
-        &payments::list_amount_at_least(&mut *conn, Decimal::from(100), 10).await?,
+        &payments::list_by_brand(&mut *conn, "Visa", None, 10).await?,
+    )?;
+    step(
+        out,
+        "Payment.objects.filter(data__amount__gte=100)",
+        "payments::list_amount_at_least(db, Decimal::from(100), None, 10)  (numbers compare as numbers: 9 < 100; \"150\" is a string)",
+    )?;
+    payment_table(
+        out,
+        &payments::list_amount_at_least(&mut *conn, Decimal::from(100), None, 10).await?,
     )?;
     step(
         out,
         "Payment.objects.filter(data__has_key='discount')",
-        r#"payments::list_with_key(db, "discount", 10)"#,
+        r#"payments::list_with_key(db, "discount", None, 10)"#,
     )?;
     payment_table(
         out,
-        &payments::list_with_key(&mut *conn, "discount", 10).await?,
+        &payments::list_with_key(&mut *conn, "discount", None, 10).await?,
     )?;
     step(
         out,
         "Payment.objects.filter(data__shipping__country='US')",
-        r#"payments::list_by_shipping_country(db, "US", 10)"#,
+        r#"payments::list_by_shipping_country(db, "US", None, 10)"#,
     )?;
     payment_table(
         out,
-        &payments::list_by_shipping_country(&mut *conn, "US", 10).await?,
+        &payments::list_by_shipping_country(&mut *conn, "US", None, 10).await?,
     )?;
     step(
         out,
         "Transaction.objects.filter(metadata__source='tour')",
-        r#"transactions::list_metadata_containing(db, &json!({"source": "tour"}), 3)"#,
+        r#"transactions::list_metadata_containing(db, &json!({"source": "tour"}), None, 3)"#,
     )?;
     let entries =
-        transactions::list_metadata_containing(&mut *conn, &json!({"source": "tour"}), 3).await?;
+        transactions::list_metadata_containing(&mut *conn, &json!({"source": "tour"}), None, 3)
+            .await?;
     value(
         out,
         format!("{} entries (first 3 of the demo deposits)", entries.len()),
@@ -826,17 +830,17 @@ async fn full_text(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
     step(
         out,
         "Article.objects.annotate(search=SearchVector('title', 'content')).filter(search='database')",
-        r#"articles::search_titles(db, "database", Language::English, 10)  (stored tsvector, GIN)"#,
+        r#"articles::search_titles(db, "database", Language::English, None, 10)  (stored tsvector, GIN)"#,
     )?;
     let mut t = Table::new(&["title"]);
-    for a in articles::search_titles(&mut *conn, "database", Language::English, 10).await? {
+    for a in articles::search_titles(&mut *conn, "database", Language::English, None, 10).await? {
         t.row(vec![a.title]);
     }
     t.print(out)?;
     step(
         out,
         "Article.objects.annotate(rank=SearchRank(vector, SearchQuery('postgres performance'))).filter(rank__gte=0.1).order_by('-rank')",
-        r#"articles::search(db, "postgres performance", Language::English, 0.1, 10)"#,
+        r#"articles::search(db, "postgres performance", Language::English, 0.1, None, 10)"#,
     )?;
     let mut t = Table::new(&["rank", "title", "snippet"]);
     for hit in articles::search(
@@ -844,6 +848,7 @@ async fn full_text(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
         "postgres performance",
         Language::English,
         articles::DEFAULT_MIN_RANK,
+        None,
         10,
     )
     .await?
@@ -852,7 +857,7 @@ async fn full_text(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
     }
     t.print(out)?;
     let hostile = "'; drop table articles; -- \"unclosed & | !";
-    let safe = articles::search(&mut *conn, hostile, Language::English, 0.0, 10).await?;
+    let safe = articles::search(&mut *conn, hostile, Language::English, 0.0, None, 10).await?;
     value(
         out,
         format!(
@@ -907,13 +912,13 @@ async fn performance(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult
     step(
         out,
         "User.objects.defer('large_text_field', 'avatar_data')",
-        "articles::list_summaries(db, 10)  (User has no heavy fields; articles.content is one)",
+        "articles::list_summaries(db, None, 10)  (User has no heavy fields; articles.content is one)",
     )?;
     value(
         out,
         format!(
             "{} article summaries",
-            ledger::articles::list_summaries(&mut *conn, 10)
+            ledger::articles::list_summaries(&mut *conn, None, 10)
                 .await?
                 .len()
         ),
