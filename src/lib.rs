@@ -73,11 +73,13 @@
 //!
 //! # Layers
 //!
-//! The crate's modules point one way. At the ground, [`Error`], the id newtypes, [`config`],
-//! [`page`] and the `COPY` encoder [`copy`] import nothing above them; one module per table sits
-//! on them; the units of work that span tables ([`transactions`]' movements and batches, [`bulk`],
-//! [`atomic`], [`dump`]) sit on the tables; the zero-setup cluster (`local`, feature `local`, unix
-//! only) and the command line (feature `cli`) are on top, and the library never needs them.
+//! The crate's modules point one way. At the ground, [`Error`], the id newtypes ([`ids`]), the
+//! typed names ([`kinds`]), [`config`], [`page`], [`bulk`]'s options and the `COPY` encoder
+//! [`copy`] import no table; the table modules sit on them (`users` reads `accounts` for its
+//! prefetch, never the other way); the units of work that span tables ([`transactions`]'
+//! movements and batches, [`atomic`], [`dump`]) sit on the tables; the zero-setup cluster
+//! (`local`, feature `local`, unix only) and the command line (feature `cli`) are on top, and the
+//! library never needs them.
 //!
 //! # Features
 //!

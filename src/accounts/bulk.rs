@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{Account, AccountId, DEFAULT_CURRENCY, validate_currency, validate_status};
 use crate::Result;
 use crate::bulk::{self, BulkInserted, BulkOptions};
-use crate::users::UserId;
+use crate::ids::UserId;
 
 /// An account to open: its owner and currency (USD when `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,8 +17,8 @@ pub use bulk::{NewAccount, open_many, set_statuses};
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
+use crate::ids::UserId;
 use crate::page;
-use crate::users::UserId;
 use crate::{Error, Result};
 
 /// The seed's `CheckConstraint(check=Q(balance__gte=0), name='balance_non_negative')`.

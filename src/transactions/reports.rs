@@ -7,8 +7,8 @@ use sqlx::PgExecutor;
 
 use super::{EntryId, LedgerEntry};
 use crate::accounts::{Account, AccountId};
+use crate::ids::UserId;
 use crate::page::{self, Cursor};
-use crate::users::UserId;
 use crate::{Error, Result};
 
 /// The entry with this id.
