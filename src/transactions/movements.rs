@@ -17,8 +17,8 @@
 //! Four round trips without a key, five with one (the seed's version needs seven); the row locks
 //! are held for the last three only. Any refusal returns before step 5, so nothing is written.
 //! The whole unit is retried on serialization failure (40001) or deadlock (40P01), up to
-//! [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS) times with jittered exponential backoff; after the last attempt the caller
-//! gets that error. Only this outermost unit retries: nothing below it does.
+//! [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS) times with jittered exponential backoff; after the last
+//! attempt the caller gets that error. Only this outermost unit retries: nothing below it does.
 //!
 //! **Retrying a call.** A call can fail without saying whether it was applied: the connection is
 //! lost around `commit`, the server restarts, the caller's future is dropped. Such failures are
@@ -144,9 +144,10 @@ impl Transfer {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad amount, metadata or key; [`Error::NotFound`] for an unknown
 /// account; [`Error::AccountNotActive`]; [`Error::IdempotencyConflict`] when the key was used for
-/// another movement; a serialization failure or deadlock after [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS);
-/// [`Error::Transient`] when the connection, the statement or the server failed. Nothing is
-/// written on any error but a transient one whose [`outcome_unknown`](Error::outcome_unknown).
+/// another movement; a serialization failure or deadlock after
+/// [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS); [`Error::Transient`] when the connection, the statement
+/// or the server failed. Nothing is written on any error, except perhaps on a transient one whose
+/// outcome is unknown ([`Error::outcome_unknown`]).
 #[tracing::instrument(name = "ledger.deposit", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
     post(
