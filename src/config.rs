@@ -118,6 +118,14 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] when the URL cannot be parsed; the message never repeats the URL.
     pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("postgres" | "postgresql")) {
+            let scheme = scheme.map_or_else(|| "none".to_owned(), |s| format!("{s}://"));
+            return Err(Error::Config(format!(
+                "DATABASE_URL: not a PostgreSQL URL (scheme {scheme}); expected \
+                 postgres://user@host:port/database"
+            )));
+        }
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("DATABASE_URL: {}", describe_parse_error(&e))))?;
         // The parser takes the password from the URL or PGPASSWORD; ~/.pgpass is read at connect.
@@ -211,6 +219,21 @@ impl Config {
             options: self.options.clone().database(database),
             ..self.clone()
         }
+    }
+
+    /// What this config reaches, for messages: host and port (or socket directory), database and
+    /// user; never the password.
+    pub fn target(&self) -> String {
+        let o = &self.options;
+        let place = match o.get_socket() {
+            Some(dir) => format!("socket {}/.s.PGSQL.{}", dir.display(), o.get_port()),
+            None => format!("{}:{}", o.get_host(), o.get_port()),
+        };
+        format!(
+            "{place}, database {}, user {}",
+            o.get_database().unwrap_or(o.get_username()),
+            o.get_username()
+        )
     }
 
     /// A URL for this database, for tools such as `sqlx-cli` and `psql`, without the password
@@ -381,6 +404,27 @@ mod tests {
                 .find(|(k, _)| *k == key)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn a_url_of_another_database_is_refused_by_its_scheme() {
+        for (url, scheme) in [
+            ("mysql://root@localhost/db", "mysql://"),
+            ("localhost:5432/db", "none"),
+        ] {
+            let err = Config::from_url(url).unwrap_err().to_string();
+            assert!(err.contains("not a PostgreSQL URL"), "{err}");
+            assert!(err.contains(scheme), "{err}");
+        }
+        assert!(Config::from_url("postgresql://app@db.example/prod").is_ok());
+    }
+
+    #[test]
+    fn the_target_names_host_port_database_and_user_but_no_password() {
+        let config = Config::from_url("postgres://app:s3cret@db.example:6543/prod").unwrap();
+        let target = config.target();
+        assert_eq!(target, "db.example:6543, database prod, user app");
+        assert!(!target.contains("s3cret"));
     }
 
     #[test]

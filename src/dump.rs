@@ -486,11 +486,14 @@ async fn copy_table(conn: &mut PgConnection, path: &Path, table: Table) -> Resul
         }
     }
     copy.send(data.take()).await?;
-    copy.finish().await.map_err(|e| refused_line(e, &lines))
+    copy.finish()
+        .await
+        .map_err(|e| refused_line(e, table, &lines))
 }
 
-/// Names the file line of the row a `COPY` refused (PostgreSQL reports "COPY users, line 3").
-fn refused_line(err: sqlx::Error, lines: &[u64]) -> Error {
+/// Names the file line of the row a `COPY` refused (PostgreSQL reports "COPY users, line 3"),
+/// and says so plainly when the row is already in the database.
+fn refused_line(err: sqlx::Error, table: Table, lines: &[u64]) -> Error {
     let copy_line = err
         .as_database_error()
         .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
@@ -498,8 +501,17 @@ fn refused_line(err: sqlx::Error, lines: &[u64]) -> Error {
         .and_then(|w| w.split("line ").nth(1))
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse::<usize>().ok());
-    match copy_line.and_then(|n| lines.get(n.wrapping_sub(1))) {
-        Some(line) => at_line(*line, Error::from(err)),
-        None => err.into(),
+    let line = copy_line.and_then(|n| lines.get(n.wrapping_sub(1)));
+    match (line, Error::from(err)) {
+        (Some(line), Error::UniqueViolation { constraint, .. }) => at_line(
+            *line,
+            format!(
+                "this {} row is already in the database ({constraint}): load into an empty \
+                 database, or delete the rows the file holds first",
+                table.name()
+            ),
+        ),
+        (Some(line), err) => at_line(*line, err),
+        (None, err) => err,
     }
 }

@@ -77,7 +77,7 @@ impl Transient {
 impl std::fmt::Display for Transient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Transient::ConnectionLost => "connection lost",
+            Transient::ConnectionLost => "connection to the server failed",
             Transient::Cancelled => "statement cancelled",
             Transient::ServerUnavailable => "server unavailable",
             Transient::PoolTimedOut => "timed out waiting for a pooled connection",
@@ -436,7 +436,7 @@ mod tests {
         let err = Error::from(sqlx::Error::Io(reset));
         assert_eq!(err.transient(), Some(Transient::ConnectionLost));
         assert!(err.outcome_unknown());
-        assert_eq!(err.to_string(), "connection lost");
+        assert_eq!(err.to_string(), "connection to the server failed");
     }
 
     #[test]

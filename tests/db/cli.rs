@@ -294,7 +294,7 @@ async fn malformed_truncated_or_conflicting_files_name_the_line_and_write_nothin
         (
             "conflicting",
             good.clone(),
-            "line 1: unique constraint users_pkey violated",
+            "line 1: this users row is already in the database (users_pkey)",
         ),
     ];
     for (what, path, expected) in cases {
@@ -312,8 +312,53 @@ async fn malformed_truncated_or_conflicting_files_name_the_line_and_write_nothin
     let missing = ledger(&["load", "/nonexistent/dump.ndjson"], Some(&url));
     assert!(text(&missing.stderr).contains("reading /nonexistent/dump.ndjson"));
     let table = ledger(&["dump", "--table", "orders"], Some(&url));
-    assert_eq!(table.status.code(), Some(1));
-    assert!(text(&table.stderr).contains("unknown table \"orders\""));
+    assert_eq!(table.status.code(), Some(2), "clap's usage error");
+    let stderr = text(&table.stderr);
+    assert!(stderr.contains("invalid value 'orders'"), "{stderr}");
+    assert!(
+        stderr.contains("[possible values: users, accounts, transactions, payments, articles"),
+        "{stderr}"
+    );
+}
+
+/// Each failure is one `error:` line that says what was tried and what to do.
+#[sqlx::test(migrations = false)]
+async fn each_cli_failure_prints_one_clear_line(pool: PgPool) {
+    let one_line = |out: &Output, expected: &str| {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        stderr
+    };
+
+    let mysql = ledger(&["status"], Some("mysql://root@localhost/shop"));
+    one_line(&mysql, "not a PostgreSQL URL (scheme mysql://)");
+
+    // Nothing listens on port 1: the message names the target once, and the cause once.
+    let refused = ledger(
+        &["status"],
+        Some("postgres://nobody:s3cret@127.0.0.1:1/nope"),
+    );
+    let stderr = one_line(
+        &refused,
+        "cannot connect to 127.0.0.1:1, database nope, user nobody",
+    );
+    assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    let url = url_of(&pool);
+    let stop = ledger(&["--database-url", &url, "db", "stop"], None);
+    one_line(&stop, "is not ledger's to stop");
+
+    let seeded = ledger(&["seed", "--users", "5", "--seed", "7"], Some(&url));
+    assert!(seeded.status.success(), "{}", text(&seeded.stderr));
+    let again = ledger(&["seed", "--users", "5", "--seed", "7"], Some(&url));
+    one_line(&again, "or pass another --seed");
+
+    let help = ledger(&["--help"], None);
+    assert!(text(&help.stdout).contains("LEDGER_LOG"));
 }
 
 #[sqlx::test(migrations = false)]

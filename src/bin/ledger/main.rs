@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod progress;
 mod table;
@@ -18,12 +18,20 @@ use ledger::{Config, schema};
 /// With no database configured (no --database-url, DATABASE_URL or DB_NAME, in the environment or
 /// a .env file), ledger starts a private PostgreSQL cluster from the installed binaries.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Logging: LEDGER_LOG takes a tracing filter (default \"warn,sqlx=error\"), \
+                  e.g. LEDGER_LOG=debug or LEDGER_LOG=ledger=debug,sqlx=info; logs go to stderr."
+)]
 struct Cli {
     /// The database to use (postgres://user:password@host:port/db); prefer the environment, which
     /// keeps the password out of the process list.
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+
+    /// Whether `--database-url` itself was given (rather than `DATABASE_URL`).
+    #[arg(skip)]
+    url_on_command_line: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -52,10 +60,8 @@ enum Command {
     },
     /// Write tables as NDJSON (`manage.py dumpdata`), streamed in constant memory.
     Dump {
-        /// A table to dump (repeatable): users, accounts, transactions, payments, articles,
-        /// idempotency_keys.
-        /// All of them when omitted.
-        #[arg(long = "table", value_name = "TABLE")]
+        /// A table to dump (repeatable); all of them when omitted.
+        #[arg(long = "table", value_name = "TABLE", value_parser = table_names())]
         tables: Vec<String>,
         /// Write to this file instead of standard output.
         #[arg(short, long, value_name = "FILE")]
@@ -96,6 +102,11 @@ enum DbCommand {
     },
 }
 
+/// The `--table` values, listed by clap when one is wrong.
+fn table_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Table::ALL.map(Table::name))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -105,7 +116,13 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    cli.url_on_command_line =
+        matches.value_source("database_url") == Some(clap::parser::ValueSource::CommandLine);
     let mut out = std::io::stdout().lock();
     match run(cli, &mut out).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,11 +139,37 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        // sqlx's errors print their source in their own text: say each cause once.
+        let cause = s.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
         source = s.source();
     }
     text
+}
+
+/// Opens a pool; a failure names what was tried.
+async fn connect(config: &Config) -> AnyResult<sqlx::PgPool> {
+    config.connect().await.map_err(|e| unreachable(config, &e))
+}
+
+/// Opens one connection; a failure names what was tried.
+async fn connect_one(config: &Config) -> AnyResult<sqlx::PgConnection> {
+    config
+        .connect_one()
+        .await
+        .map_err(|e| unreachable(config, &e))
+}
+
+fn unreachable(config: &Config, err: &ledger::Error) -> Box<dyn std::error::Error> {
+    format!(
+        "cannot connect to {}: {} (is the server running, and is DATABASE_URL right?)",
+        config.target(),
+        chain(err)
+    )
+    .into()
 }
 
 type AnyResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -144,7 +187,7 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
         Command::Tour => tour::run(&config(&cli).await?, out).await,
         Command::Migrate { target } => {
             let config = config(&cli).await?;
-            let mut conn = config.connect_one().await?;
+            let mut conn = connect_one(&config).await?;
             match target {
                 Some(target) => schema::revert_to(&mut conn, *target).await?,
                 None => schema::migrate(&mut conn).await?,
@@ -152,18 +195,28 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             print_status(&mut conn, out).await
         }
         Command::Status => {
-            let mut conn = config(&cli).await?.connect_one().await?;
+            let mut conn = connect_one(&config(&cli).await?).await?;
             print_status(&mut conn, out).await
         }
         Command::Db { command } => db(&cli, command, out).await,
         Command::Seed { users, seed } => {
             let config = config(&cli).await?;
-            let mut conn = config.connect_one().await?;
+            let mut conn = connect_one(&config).await?;
             schema::migrate(&mut conn).await?;
             let bars = progress::Bars::new();
             let mut report = |stage: &str, done: u64, total: u64| bars.update(stage, done, total);
             let started = std::time::Instant::now();
-            let r = ledger::demo::seed(&mut conn, *users, *seed, &mut report).await?;
+            let r = ledger::demo::seed(&mut conn, *users, *seed, &mut report)
+                .await
+                .map_err(|e| match e.constraint() {
+                    Some(_) if matches!(e, ledger::Error::UniqueViolation { .. }) => format!(
+                        "the database already holds the demo rows of --seed {seed} ({}); \
+                         seed an empty database, or pass another --seed",
+                        chain(&e)
+                    )
+                    .into(),
+                    _ => Box::<dyn std::error::Error>::from(e),
+                })?;
             bars.finish();
             writeln!(
                 out,
@@ -182,7 +235,7 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
                 .iter()
                 .map(|t| t.parse::<Table>())
                 .collect::<Result<Vec<_>, _>>()?;
-            let pool = config(&cli).await?.connect().await?;
+            let pool = connect(&config(&cli).await?).await?;
             let bars = progress::Bars::new();
             let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, 0);
             let records = match output {
@@ -203,7 +256,7 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
         }
         Command::Load { file } => {
             let config = config(&cli).await?;
-            let mut conn = config.connect_one().await?;
+            let mut conn = connect_one(&config).await?;
             schema::migrate(&mut conn).await?;
             let bars = progress::Bars::new();
             let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, rows);
@@ -240,6 +293,11 @@ async fn db(cli: &Cli, command: &DbCommand, out: &mut impl Write) -> AnyResult {
             writeln!(out, "{}", config.url())?;
         }
         DbCommand::Stop { dir } => {
+            if cli.url_on_command_line {
+                return Err("db stop stops the private cluster; the server named by \
+                            --database-url is not ledger's to stop"
+                    .into());
+            }
             let dir = dir.clone().unwrap_or_else(Cluster::default_dir);
             let stopped = tokio::task::spawn_blocking(move || Cluster::stop(&dir)).await??;
             writeln!(out, "{}", if stopped { "stopped" } else { "not running" })?;
