@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 
 /// One bar per stage, created on first report.
 pub struct Bars {
@@ -26,15 +26,11 @@ impl Bars {
         };
         let bar = bars.entry(stage.to_owned()).or_insert_with(|| {
             let bar = if total > 0 {
-                ProgressBar::new(total).with_style(
-                    ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {per_sec}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                )
+                ProgressBar::new(total).with_style(style(
+                    "{prefix:>12} [{bar:30}] {human_pos}/{human_len} {rate} eta {eta}",
+                ))
             } else {
-                ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{prefix:>12} {pos} rows {per_sec}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                )
+                ProgressBar::new_spinner().with_style(style("{prefix:>12} {human_pos} rows {rate}"))
             };
             self.multi.add(bar.with_prefix(stage.to_owned()))
         });
@@ -50,5 +46,43 @@ impl Bars {
                 bar.finish();
             }
         }
+    }
+}
+
+/// A style with `{rate}`: rows per second, whole and grouped ("2,349/s", not "2,349.3573/s").
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", grouped(state.per_sec().round() as u64));
+            },
+        )
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_whole_and_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(2_349), "2,349");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }

@@ -1,7 +1,10 @@
-//! Plain-text tables for the tour.
+//! Plain-text tables for the tour, aligned by display width (a Hangul or CJK character takes two
+//! columns of a terminal, a combining accent none).
 
 use std::fmt::Display;
 use std::io::{self, Write};
+
+use unicode_width::UnicodeWidthStr;
 
 /// How many rows a table prints before it summarises the rest.
 const MAX_ROWS: usize = 12;
@@ -31,8 +34,8 @@ impl Table {
             self.rows
                 .iter()
                 .take(MAX_ROWS)
-                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                .chain([self.headers[i].chars().count()])
+                .map(|r| r.get(i).map_or(0, |c| c.width()))
+                .chain([self.headers[i].width()])
                 .max()
                 .unwrap_or(0)
         };
@@ -41,7 +44,7 @@ impl Table {
             let padded: Vec<String> = cells
                 .iter()
                 .zip(&widths)
-                .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count().min(*w))))
+                .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.width().min(*w))))
                 .collect();
             format!("    {}", padded.join(" | ").trim_end())
         };
@@ -69,4 +72,25 @@ pub fn short(id: impl Display) -> String {
 /// `Some(x)` as `x`, `None` as `-`.
 pub fn opt(value: Option<impl Display>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align_by_display_width_not_characters() {
+        let mut t = Table::new(&["name", "x"]);
+        t.row(vec!["김민준".into(), "1".into()]);
+        t.row(vec!["Ana".into(), "2".into()]);
+        let mut out = Vec::new();
+        t.print(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let columns: Vec<usize> = text
+            .lines()
+            .filter_map(|line| line.find(" | ").map(|at| line[..at].width()))
+            .collect();
+        assert!(columns.len() >= 3, "{text}");
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
 }

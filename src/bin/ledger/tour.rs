@@ -10,6 +10,7 @@ use std::io::Write;
 use chrono::Utc;
 use ledger::accounts::{self, Account, AccountFilter};
 use ledger::articles::{self, Language, NewArticle};
+use ledger::bulk::BulkOptions;
 use ledger::payments::{self, PaymentData, Shipping};
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::{self, NewUser, User, UserFilter, UserOrder};
@@ -48,7 +49,6 @@ const ACCOUNTS: [(usize, &str, &str, &str); 10] = [
     (7, "USD", "0", "trial"),
 ];
 
-/// `(from account index, to account index, amount)`: transfers, and withdrawals without a `to`.
 /// Demo articles for the search section.
 const ARTICLES: [(&str, &str); 4] = [
     (
@@ -66,6 +66,7 @@ const ARTICLES: [(&str, &str); 4] = [
     ("Gardening", "Tomatoes need sun, water and patience."),
 ];
 
+/// `(from account index, to account index, amount)`: transfers, and withdrawals without a `to`.
 const MOVES: [(Option<usize>, Option<usize>, &str); 6] = [
     (Some(0), Some(2), "200.00"),
     (Some(4), Some(5), "120.00"),
@@ -929,5 +930,37 @@ async fn performance(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult
         "users::count_active(db)",
     )?;
     value(out, users::count_active(&mut *conn).await?)?;
+    step(
+        out,
+        "User.objects.bulk_create([User(email='user1@example.com', name='User 1'), ...])",
+        "users::insert_many(&mut conn, &[NewUser::new(..), ..], BulkOptions::default())  (one insert ... from unnest)",
+    )?;
+    let batch: Vec<NewUser> = (1..=3)
+        .map(|i| NewUser::new(format!("user{i}@tour.example"), format!("User {i}")))
+        .collect();
+    let created = users::insert_many(&mut *conn, &batch, BulkOptions::default()).await?;
+    value(
+        out,
+        format!(
+            "{} users created in one statement",
+            created.rows.iter().flatten().count()
+        ),
+    )?;
+    step(
+        out,
+        "for user in User.objects.filter(active=True).iterator(chunk_size=1000)",
+        "users::list_keyset(db, cursor, 1000) until next is None  (keyset chunks; transactions::stream_all streams rows)",
+    )?;
+    let (mut seen, mut chunks, mut cursor) = (0, 0, None);
+    loop {
+        let chunk = users::list_keyset(&mut *conn, cursor.as_ref(), 1_000).await?;
+        seen += chunk.items.len();
+        chunks += 1;
+        match chunk.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    value(out, format!("{seen} live users in {chunks} chunk(s)"))?;
     Ok(())
 }
