@@ -1,0 +1,567 @@
+//! Listing live users: exact and pattern filters, the run-time [`filter`], orderings and slices,
+//! Django's `Paginator` pages, keyset pages, projections, the prefetch of their accounts, and
+//! the seed's raw-SQL balance question. Re-exported by [`users`](super).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::{IdEmail, User, UserId, UserOrder, escape_like, list_active};
+use crate::accounts::{Account, AccountId};
+use crate::page::{self, Cursor, Direction, KeysetPage, Page, Paginator};
+use crate::{Error, Result};
+
+/// Live users with exactly this name.
+///
+/// Django: `User.objects.filter(name='Ana')`
+///
+/// SQL: `where name = $1 and deleted_at is null order by name, id` (index `users_live_name_id_idx`).
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<User>> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"
+        select id as "id: UserId", email, name, created_at, deleted_at
+        from users
+        where name = $1 and deleted_at is null
+        order by name, id
+        "#,
+        name
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Live users whose name contains `fragment`, ignoring case; `%`, `_` and `\` match themselves.
+///
+/// Django: `User.objects.filter(name__icontains='ana')`
+///
+/// SQL: `where name ilike '%' || <escaped fragment> || '%' escape '\' and deleted_at is null`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_name_contains(db: impl PgExecutor<'_>, fragment: &str) -> Result<Vec<User>> {
+    let pattern = format!("%{}%", escape_like(fragment));
+    Ok(sqlx::query_as!(
+        User,
+        r#"
+        select id as "id: UserId", email, name, created_at, deleted_at
+        from users
+        where name ilike $1 escape '\' and deleted_at is null
+        order by name, id
+        "#,
+        pattern
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Live users whose name starts with `prefix`, case-sensitively; `%`, `_` and `\` match
+/// themselves.
+///
+/// Django: `User.objects.filter(name__startswith='An')`
+///
+/// SQL: `where name like <escaped prefix> || '%' escape '\' and deleted_at is null`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_name_starts_with(db: impl PgExecutor<'_>, prefix: &str) -> Result<Vec<User>> {
+    let pattern = format!("{}%", escape_like(prefix));
+    Ok(sqlx::query_as!(
+        User,
+        r#"
+        select id as "id: UserId", email, name, created_at, deleted_at
+        from users
+        where name like $1 escape '\' and deleted_at is null
+        order by name, id
+        "#,
+        pattern
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Live users created on `date` as a calendar in `time_zone` sees it (an IANA name such as
+/// `"UTC"` or `"America/Bogota"`).
+///
+/// Django: `User.objects.filter(created_at__date=today)` (in the current time zone, UTC by default)
+///
+/// SQL: a half-open range the server computes once, so an index on `created_at` can serve it:
+/// `created_at >= date::timestamp at time zone tz and created_at < (date + 1)::timestamp at time
+/// zone tz` — 23 or 25 hours long on the days clocks change, as it should be.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a time zone the server does not know.
+pub async fn list_created_on(
+    db: impl PgExecutor<'_>,
+    date: NaiveDate,
+    time_zone: &str,
+) -> Result<Vec<User>> {
+    sqlx::query_as!(
+        User,
+        r#"
+        select id as "id: UserId", email, name, created_at, deleted_at
+        from users
+        where created_at >= $1::date::timestamp at time zone $2
+          and created_at < ($1::date + 1)::timestamp at time zone $2
+          and deleted_at is null
+        order by created_at, id
+        "#,
+        date,
+        time_zone
+    )
+    .fetch_all(db)
+    .await
+    .map_err(|e| Error::from_time_zone(e, time_zone))
+}
+
+/// Criteria for [`filter`], each optional; set ones are combined with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// `name = ...`
+    pub name: Option<String>,
+    /// `name__icontains=...`
+    pub name_contains: Option<String>,
+    /// `name__startswith=...`
+    pub name_starts_with: Option<String>,
+    /// `created_at__date=...`, in [`UserFilter::time_zone`].
+    pub created_on: Option<NaiveDate>,
+    /// The time zone of `created_on`; UTC when `None`.
+    pub time_zone: Option<String>,
+    /// Also return soft-deleted users.
+    pub include_deleted: bool,
+    /// At most this many rows (default and maximum [`page::MAX_PER_PAGE`]).
+    pub limit: Option<i64>,
+    /// Only the users after this one in the listing's `(name, id)` order: set it to the last
+    /// user of a page to read the next.
+    pub after: Option<NameKey>,
+}
+
+/// A position in a listing ordered by `(name, id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameKey {
+    /// The boundary user's name.
+    pub name: String,
+    /// The boundary user's id (the tie-breaker).
+    pub id: UserId,
+}
+
+impl NameKey {
+    /// The position of `user`.
+    pub fn of(user: &User) -> Self {
+        Self {
+            name: user.name.clone(),
+            id: user.id,
+        }
+    }
+}
+
+/// Users matching every criterion set in `filter`, for callers who combine criteria at run time:
+/// still one statically checked query, each criterion written `($n is null or ...)`.
+///
+/// Django: `User.objects.filter(**criteria)`
+///
+/// SQL: one `select` whose `where` holds every criterion guarded by its parameter being null,
+/// `order by name, id limit $n`; [`UserFilter::after`] resumes after a `(name, id)`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a bad limit or an unknown time zone.
+pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<User>> {
+    let limit = page::check_limit(filter.limit.unwrap_or(page::MAX_PER_PAGE))?;
+    let contains = filter
+        .name_contains
+        .as_deref()
+        .map(|s| format!("%{}%", escape_like(s)));
+    let starts = filter
+        .name_starts_with
+        .as_deref()
+        .map(|s| format!("{}%", escape_like(s)));
+    let time_zone = filter.time_zone.as_deref().unwrap_or("UTC");
+    sqlx::query_as!(
+        User,
+        r#"
+        select id as "id: UserId", email, name, created_at, deleted_at
+        from users
+        where ($1::text is null or name = $1)
+          and ($2::text is null or name ilike $2 escape '\')
+          and ($3::text is null or name like $3 escape '\')
+          and ($4::date is null or (created_at >= $4::date::timestamp at time zone $5
+                                    and created_at < ($4::date + 1)::timestamp at time zone $5))
+          and ($6 or deleted_at is null)
+          and ($8::text is null or (name, id) > ($8, $9))
+        order by name, id
+        limit $7
+        "#,
+        filter.name,
+        contains,
+        starts,
+        filter.created_on,
+        time_zone,
+        filter.include_deleted,
+        limit,
+        filter.after.as_ref().map(|k| k.name.as_str()),
+        filter.after.as_ref().map(|k| k.id.as_uuid())
+    )
+    .fetch_all(db)
+    .await
+    .map_err(|e| Error::from_time_zone(e, time_zone))
+}
+
+/// A slice of the live users in `order`: `0..10` is `[:10]`, `20..30` is `[20:30]`.
+///
+/// Django: `User.objects.order_by('name')[20:30]`, `User.objects.order_by('-created_at')[:10]`
+///
+/// SQL: `order by name, id` or `order by created_at desc, id desc`, then `limit $1 offset $2`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a negative start, an end before the start, or a slice longer than
+/// [`page::MAX_PER_PAGE`].
+pub async fn list_slice(
+    db: impl PgExecutor<'_>,
+    order: UserOrder,
+    range: Range<i64>,
+) -> Result<Vec<User>> {
+    if range.start < 0 || range.end < range.start {
+        return Err(Error::invalid(
+            "range",
+            format!("{}..{} is not a slice of rows", range.start, range.end),
+        ));
+    }
+    let limit = range.end - range.start;
+    if limit > page::MAX_PER_PAGE {
+        return Err(Error::invalid("range", "longer than MAX_PER_PAGE"));
+    }
+    list_ordered(db, order, limit, range.start).await
+}
+
+async fn list_ordered(
+    db: impl PgExecutor<'_>,
+    order: UserOrder,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<User>> {
+    let rows = match order {
+        UserOrder::NameAsc => {
+            sqlx::query_as!(
+                User,
+                r#"
+                select id as "id: UserId", email, name, created_at, deleted_at
+                from users
+                where deleted_at is null
+                order by name, id
+                limit $1 offset $2
+                "#,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?
+        }
+        UserOrder::NewestFirst => {
+            sqlx::query_as!(
+                User,
+                r#"
+                select id as "id: UserId", email, name, created_at, deleted_at
+                from users
+                where deleted_at is null
+                order by created_at desc, id desc
+                limit $1 offset $2
+                "#,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?
+        }
+    };
+    Ok(rows)
+}
+
+/// A page of live users, Django's `Paginator` style: counts them, then reads the page with
+/// `limit`/`offset`. `page` is user input, read leniently as Django's `get_page` does (not a
+/// number → 1, out of range → the last page).
+///
+/// Django:
+/// `paginator = Paginator(User.objects.filter(deleted_at__isnull=True), 20)`;
+/// `page = paginator.get_page(request.GET.get('page', 1))`
+///
+/// SQL: `select count(*) from users where deleted_at is null`, then the ordered slice. Two
+/// statements: pass a connection (or `&mut *tx` for one snapshot).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
+pub async fn get_page(
+    conn: &mut PgConnection,
+    order: UserOrder,
+    per_page: i64,
+    page: &str,
+) -> Result<Page<User>> {
+    let paginator = Paginator::new(count_active(&mut *conn).await?, per_page)?;
+    let spec = paginator.get_page(page);
+    let items = list_ordered(&mut *conn, order, spec.limit(), spec.offset()).await?;
+    Ok(Page { items, spec })
+}
+
+/// Page `number` of live users, strictly (Django's `paginator.page(n)`).
+///
+/// SQL: as [`get_page`].
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a page below 1 or past the last page, or a bad `per_page`.
+pub async fn page(
+    conn: &mut PgConnection,
+    order: UserOrder,
+    per_page: i64,
+    number: i64,
+) -> Result<Page<User>> {
+    let paginator = Paginator::new(count_active(&mut *conn).await?, per_page)?;
+    let spec = paginator.page(number)?;
+    let items = list_ordered(&mut *conn, order, spec.limit(), spec.offset()).await?;
+    Ok(Page { items, spec })
+}
+
+/// A keyset page of live users, newest first: the first page when `cursor` is `None`, else the
+/// page after (or before) the cursor. Costs the same at any depth (index
+/// `users_live_created_at_id_idx`); rows inserted between fetches never repeat or shift a page.
+///
+/// Django: no equivalent in the seed (its `Paginator` uses `OFFSET`).
+///
+/// SQL: `where deleted_at is null and (created_at, id) < ($1, $2) order by created_at desc, id
+/// desc limit n + 1` (the extra row says whether another page exists); `>` and ascending order,
+/// reversed, for the previous page.
+///
+/// ```no_run
+/// # async fn walk(pool: sqlx::PgPool) -> ledger::Result<()> {
+/// use ledger::{page::Cursor, users};
+///
+/// let first = users::list_keyset(&pool, None, 20).await?;
+/// if let Some(next) = first.next {
+///     let token = next.encode(); // hand it to the client ...
+///     let cursor = Cursor::decode(&token)?; // ... and read it back, checked
+///     let second = users::list_keyset(&pool, Some(&cursor), 20).await?;
+/// #   let _ = second;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a `limit` outside `1..=MAX_PER_PAGE`.
+pub async fn list_keyset(
+    db: impl PgExecutor<'_>,
+    cursor: Option<&Cursor>,
+    limit: i64,
+) -> Result<KeysetPage<User>> {
+    let limit = page::check_limit(limit)?;
+    let fetch = limit + 1;
+    let rows = match cursor {
+        None => {
+            sqlx::query_as!(
+                User,
+                r#"
+                select id as "id: UserId", email, name, created_at, deleted_at
+                from users
+                where deleted_at is null
+                order by created_at desc, id desc
+                limit $1
+                "#,
+                fetch
+            )
+            .fetch_all(db)
+            .await?
+        }
+        Some(c) if c.direction == Direction::Next => {
+            sqlx::query_as!(
+                User,
+                r#"
+                select id as "id: UserId", email, name, created_at, deleted_at
+                from users
+                where deleted_at is null and (created_at, id) < ($1, $2)
+                order by created_at desc, id desc
+                limit $3
+                "#,
+                c.created_at,
+                c.id,
+                fetch
+            )
+            .fetch_all(db)
+            .await?
+        }
+        Some(c) => {
+            sqlx::query_as!(
+                User,
+                r#"
+                select id as "id: UserId", email, name, created_at, deleted_at
+                from users
+                where deleted_at is null and (created_at, id) > ($1, $2)
+                order by created_at, id
+                limit $3
+                "#,
+                c.created_at,
+                c.id,
+                fetch
+            )
+            .fetch_all(db)
+            .await?
+        }
+    };
+    Ok(page::keyset_page(rows, limit, cursor, |u| {
+        (u.created_at, u.id.as_uuid())
+    }))
+}
+
+/// The id and email of every live user, oldest first.
+///
+/// Django: `User.objects.values('id', 'email')`
+///
+/// SQL: `select id, email from users where deleted_at is null order by created_at, id`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_id_email(db: impl PgExecutor<'_>) -> Result<Vec<IdEmail>> {
+    Ok(sqlx::query_as!(
+        IdEmail,
+        r#"
+        select id as "id: UserId", email
+        from users
+        where deleted_at is null
+        order by created_at, id
+        "#
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The ids of every live user, oldest first.
+///
+/// Django: `User.objects.values_list('id', flat=True)`
+///
+/// SQL: `select id from users where deleted_at is null order by created_at, id`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_ids(db: impl PgExecutor<'_>) -> Result<Vec<UserId>> {
+    Ok(sqlx::query_scalar!(
+        r#"
+        select id as "id: UserId"
+        from users
+        where deleted_at is null
+        order by created_at, id
+        "#
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Whether any user, live or soft-deleted, has this email — without fetching the row.
+///
+/// Django: `User.objects.filter(email='x@x.com').exists()`
+///
+/// SQL: `select exists (select 1 from users where email = $1)`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"select exists (select 1 from users where email = $1) as "exists!""#,
+        email
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// How many live users there are, counted by the server.
+///
+/// Django: `User.objects.filter(deleted_at__isnull=True).count()` (the seed's `active=True`: User
+/// has no `active` field; live means not soft-deleted)
+///
+/// SQL: `select count(*) from users where deleted_at is null`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar!(r#"select count(*) as "count!" from users where deleted_at is null"#)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// A user with all their accounts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserWithAccounts {
+    /// The user.
+    pub user: User,
+    /// Their accounts, by currency then id.
+    pub accounts: Vec<Account>,
+}
+
+/// Every live user with their accounts, in exactly two queries whatever the number of users.
+///
+/// Django: `User.objects.prefetch_related('accounts')` (then `user.accounts.all()` costs no query)
+///
+/// SQL: the live users (`order by created_at, id`), then `select ... from accounts where user_id
+/// = any($1)` with all their ids in one array parameter; the rows are grouped in Rust. Two
+/// statements: pass a connection, or `&mut *tx` for one snapshot.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_with_accounts(conn: &mut PgConnection) -> Result<Vec<UserWithAccounts>> {
+    let users = list_active(&mut *conn).await?;
+    let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.id.as_uuid()).collect();
+    let accounts = sqlx::query_as!(
+        Account,
+        r#"
+        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        from accounts
+        where user_id = any($1)
+        order by currency, id
+        "#,
+        &ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_user: HashMap<UserId, Vec<Account>> = HashMap::with_capacity(users.len());
+    for account in accounts {
+        by_user.entry(account.user_id).or_default().push(account);
+    }
+    Ok(users
+        .into_iter()
+        .map(|user| UserWithAccounts {
+            accounts: by_user.remove(&user.id).unwrap_or_default(),
+            user,
+        })
+        .collect())
+}
+
+/// Live users who hold more than `min` in at least one account, mapped to [`User`].
+///
+/// Django: `User.objects.raw('SELECT * FROM users WHERE balance > %s', [1000])` — `users` has no
+/// `balance` column (it is on `accounts`), so the seed's query fails as written; this is its
+/// intent, with an explicit column list instead of `*`.
+///
+/// SQL: `select ... from users u where deleted_at is null and exists (select 1 from accounts a
+/// where a.user_id = u.id and a.balance > $1) order by created_at, id`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn list_with_balance_over(db: impl PgExecutor<'_>, min: Decimal) -> Result<Vec<User>> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"
+        select u.id as "id: UserId", u.email, u.name, u.created_at, u.deleted_at
+        from users u
+        where u.deleted_at is null
+          and exists (select 1 from accounts a where a.user_id = u.id and a.balance > $1)
+        order by u.created_at, u.id
+        "#,
+        min
+    )
+    .fetch_all(db)
+    .await?)
+}
