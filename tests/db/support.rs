@@ -86,42 +86,47 @@ pub fn dec(s: &str) -> Decimal {
 
 /// Counts the statements sqlx sends from this thread while the guard lives (sqlx logs each one
 /// as a `tracing` event with target `sqlx::query`; `#[sqlx::test]` runs on one thread).
+///
+/// One global subscriber, installed once, counts into a thread-local counter. (A per-thread
+/// `set_default` subscriber flaked: tracing's global max level is recomputed as threads add and
+/// drop their own subscribers, and sqlx skips its log event while that level reads `OFF`.)
 pub struct StatementCounter {
-    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    _guard: tracing::subscriber::DefaultGuard,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+thread_local! {
+    static COUNTING: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 impl StatementCounter {
     pub fn start() -> Self {
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let subscriber = CountingSubscriber {
-            count: count.clone(),
-        };
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            // Only this binary's tests install a global subscriber; if one exists, counting
+            // would be wrong, so fail loudly.
+            tracing::subscriber::set_global_default(CountingSubscriber)
+                .expect("no other global tracing subscriber in the test binary");
+        });
+        COUNTING.with(|c| c.set(Some(0)));
         Self {
-            count,
-            _guard: tracing::subscriber::set_default(subscriber),
+            _not_send: std::marker::PhantomData,
         }
     }
 
     pub fn count(&self) -> usize {
-        self.count.load(std::sync::atomic::Ordering::SeqCst)
+        COUNTING.with(|c| c.get().unwrap_or(0))
     }
 }
 
-struct CountingSubscriber {
-    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+impl Drop for StatementCounter {
+    fn drop(&mut self) {
+        COUNTING.with(|c| c.set(None));
+    }
 }
+
+struct CountingSubscriber;
 
 impl tracing::Subscriber for CountingSubscriber {
-    // Tests run on several threads, each with its own default subscriber: never let a callsite's
-    // interest be cached as "never" by whichever thread registered it first.
-    fn register_callsite(
-        &self,
-        _: &'static tracing::Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
-        tracing::subscriber::Interest::sometimes()
-    }
-
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
         metadata.target() == "sqlx::query"
     }
@@ -132,7 +137,11 @@ impl tracing::Subscriber for CountingSubscriber {
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
         if event.metadata().target() == "sqlx::query" {
-            self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            COUNTING.with(|c| {
+                if let Some(n) = c.get() {
+                    c.set(Some(n + 1));
+                }
+            });
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
