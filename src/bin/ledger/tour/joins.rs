@@ -1,0 +1,46 @@
+//! JOINs: `select_related` and `prefetch_related`.
+
+use std::io::Write;
+
+use ledger::transactions;
+use ledger::users;
+use sqlx::PgConnection;
+
+use crate::table::{Table, opt};
+
+use super::{AnyResult, heading, step};
+
+pub(super) async fn joins(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
+    heading(out, "JOINs")?;
+    step(
+        out,
+        "Transaction.objects.select_related('from_account', 'to_account')",
+        "transactions::list_with_accounts(db, None, 5)  (one query, left joins)",
+    )?;
+    let mut t = Table::new(&["type", "amount", "from balance", "to balance"]);
+    for row in transactions::list_with_accounts(&mut *conn, None, 5).await? {
+        t.row(vec![
+            row.entry.kind.to_string(),
+            row.entry.amount.to_string(),
+            opt(row.from_account.map(|a| a.balance)),
+            opt(row.to_account.map(|a| a.balance)),
+        ]);
+    }
+    t.print(out)?;
+    step(
+        out,
+        "User.objects.prefetch_related('accounts')",
+        "users::list_with_accounts(&mut conn)  (two queries, however many users)",
+    )?;
+    let mut t = Table::new(&["user", "accounts"]);
+    for u in users::list_with_accounts(&mut *conn).await? {
+        let list: Vec<String> = u
+            .accounts
+            .iter()
+            .map(|a| format!("{} {}", a.balance, a.currency))
+            .collect();
+        t.row(vec![u.user.name, list.join(", ")]);
+    }
+    t.print(out)?;
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! Window functions: running totals and ranks.
+
+use std::io::Write;
+
+use ledger::accounts;
+use ledger::transactions;
+use sqlx::PgConnection;
+
+use crate::table::{Table, short};
+
+use super::{AnyResult, heading, step};
+
+pub(super) async fn windows(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
+    heading(out, "Window Functions")?;
+    step(
+        out,
+        "Transaction.objects.annotate(running_total=Window(Sum('amount'), partition_by=[F('from_account__user')], order_by=F('created_at').asc()))",
+        "transactions::running_totals(db)",
+    )?;
+    let mut t = Table::new(&["entry", "user", "amount", "running_total"]);
+    for r in transactions::running_totals(&mut *conn).await? {
+        t.row(vec![
+            short(r.id),
+            short(r.user_id),
+            r.amount.to_string(),
+            r.running_total.to_string(),
+        ]);
+    }
+    t.print(out)?;
+    step(
+        out,
+        "Account.objects.annotate(rank=Window(Rank(), order_by=F('balance').desc())).values('user__name', 'balance', 'rank')",
+        "accounts::rank_by_balance(db)",
+    )?;
+    let mut t = Table::new(&["rank", "user", "balance"]);
+    for r in accounts::rank_by_balance(&mut *conn).await? {
+        t.row(vec![r.rank.to_string(), r.user_name, r.balance.to_string()]);
+    }
+    t.print(out)?;
+    Ok(())
+}
