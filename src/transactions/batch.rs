@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::idempotency::{self, validate_key};
 use super::movements::{Locked, Posting, check, lock_accounts};
 use super::retry::retrying;
-use super::{COMPLETED, DEPOSIT, EntryId, TRANSFER, WITHDRAWAL};
+use super::{COMPLETED, EntryId};
 use super::{Movement, Transfer};
 use crate::accounts::AccountId;
 use crate::bulk;
@@ -33,16 +33,9 @@ pub enum BatchItem {
 impl BatchItem {
     fn posting(&self) -> Posting<'_> {
         match self {
-            BatchItem::Deposit(m) => Posting::movement(DEPOSIT, None, Some(m.account), m),
-            BatchItem::Withdrawal(m) => Posting::movement(WITHDRAWAL, Some(m.account), None, m),
-            BatchItem::Transfer(t) => Posting {
-                kind: TRANSFER,
-                from: Some(t.from),
-                to: Some(t.to),
-                amount: t.amount,
-                metadata: &t.metadata,
-                key: t.idempotency_key.as_deref(),
-            },
+            BatchItem::Deposit(m) => Posting::deposit(m),
+            BatchItem::Withdrawal(m) => Posting::withdrawal(m),
+            BatchItem::Transfer(t) => Posting::transfer(t),
         }
     }
 }

@@ -76,18 +76,6 @@ impl Movement {
             idempotency_key: None,
         }
     }
-
-    /// Sets the metadata.
-    pub fn metadata(mut self, metadata: Value) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    /// Sets the idempotency key.
-    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
 }
 
 /// A transfer between two accounts of the same currency.
@@ -116,19 +104,29 @@ impl Transfer {
             idempotency_key: None,
         }
     }
-
-    /// Sets the metadata.
-    pub fn metadata(mut self, metadata: Value) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    /// Sets the idempotency key.
-    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
 }
+
+/// The options a movement and a transfer share: one set of setters for both request types.
+macro_rules! request_options {
+    ($($request:ty),+) => {$(
+        impl $request {
+            /// Sets the metadata, a JSON object (`{}` by default).
+            pub fn metadata(mut self, metadata: Value) -> Self {
+                self.metadata = metadata;
+                self
+            }
+
+            /// Sets the idempotency key: a repeated call with it returns the first result
+            /// instead of moving money again.
+            pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+                self.idempotency_key = Some(key.into());
+                self
+            }
+        }
+    )+};
+}
+
+request_options!(Movement, Transfer);
 
 /// Puts money into an account.
 ///
@@ -150,11 +148,7 @@ impl Transfer {
 /// outcome is unknown ([`Error::outcome_unknown`]).
 #[tracing::instrument(name = "ledger.deposit", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    post(
-        conn,
-        &Posting::movement(DEPOSIT, None, Some(movement.account), movement),
-    )
-    .await
+    post(conn, &Posting::deposit(movement)).await
 }
 
 /// Takes money out of an account.
@@ -174,11 +168,7 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 /// As [`deposit`], and [`Error::InsufficientFunds`] when the balance is below the amount.
 #[tracing::instrument(name = "ledger.withdraw", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    post(
-        conn,
-        &Posting::movement(WITHDRAWAL, Some(movement.account), None, movement),
-    )
-    .await
+    post(conn, &Posting::withdrawal(movement)).await
 }
 
 /// Moves money between two active accounts of the same currency.
@@ -217,15 +207,7 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 /// when the currencies differ.
 #[tracing::instrument(name = "ledger.transfer", skip_all, fields(from = %transfer.from, to = %transfer.to, amount = %transfer.amount))]
 pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<LedgerEntry> {
-    let posting = Posting {
-        kind: TRANSFER,
-        from: Some(transfer.from),
-        to: Some(transfer.to),
-        amount: transfer.amount,
-        metadata: &transfer.metadata,
-        key: transfer.idempotency_key.as_deref(),
-    };
-    post(conn, &posting).await
+    post(conn, &Posting::transfer(transfer)).await
 }
 
 /// One movement, as the `transactions` row it will write.
@@ -240,7 +222,15 @@ pub(super) struct Posting<'a> {
 }
 
 impl<'a> Posting<'a> {
-    pub(super) fn movement(
+    pub(super) fn deposit(movement: &'a Movement) -> Self {
+        Self::one_account(DEPOSIT, None, Some(movement.account), movement)
+    }
+
+    pub(super) fn withdrawal(movement: &'a Movement) -> Self {
+        Self::one_account(WITHDRAWAL, Some(movement.account), None, movement)
+    }
+
+    fn one_account(
         kind: &'static str,
         from: Option<AccountId>,
         to: Option<AccountId>,
@@ -253,6 +243,17 @@ impl<'a> Posting<'a> {
             amount: movement.amount,
             metadata: &movement.metadata,
             key: movement.idempotency_key.as_deref(),
+        }
+    }
+
+    pub(super) fn transfer(transfer: &'a Transfer) -> Self {
+        Self {
+            kind: TRANSFER,
+            from: Some(transfer.from),
+            to: Some(transfer.to),
+            amount: transfer.amount,
+            metadata: &transfer.metadata,
+            key: transfer.idempotency_key.as_deref(),
         }
     }
 
