@@ -31,12 +31,13 @@ use serde_json::Value;
 use sqlx::postgres::PgDatabaseError;
 use sqlx::{Acquire, PgConnection, PgPool};
 
-use crate::accounts::{Account, AccountId};
-use crate::articles::{Article, ArticleId, Language};
+use crate::accounts::Account;
+use crate::articles::{Article, Language};
 use crate::copy::CopyText;
-use crate::payments::{Payment, PaymentId};
+use crate::payments::Payment;
+use crate::transactions::query_entries;
 use crate::transactions::{EntryId, IdempotencyKey, LedgerEntry};
-use crate::users::{User, UserId};
+use crate::users::{User, query_users};
 use crate::{Error, Result};
 
 /// The tables a dump holds, in foreign-key order.
@@ -157,9 +158,8 @@ pub async fn dump(
         };
         match table {
             Table::Users => {
-                let mut rows = sqlx::query_as!(
-                    User,
-                    r#"select id as "id: UserId", email, name, created_at, deleted_at from users order by id"#
+                let mut rows = query_users!(
+                    select r#"from users order by id"#
                 )
                 .fetch(pool);
                 while let Some(row) = rows.try_next().await? {
@@ -170,7 +170,7 @@ pub async fn dump(
                 let mut rows = sqlx::query_as!(
                     Account,
                     r#"
-                    select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+                    select id, user_id, balance, currency, status
                     from accounts order by id
                     "#
                 )
@@ -180,13 +180,8 @@ pub async fn dump(
                 }
             }
             Table::Transactions => {
-                let mut rows = sqlx::query_as!(
-                    LedgerEntry,
-                    r#"
-                    select id as "id: EntryId",
-                           from_account_id as "from_account_id: AccountId",
-                           to_account_id as "to_account_id: AccountId",
-                           amount, type as kind, status, metadata, created_at, idempotency_key
+                let mut rows = query_entries!(
+                    select r#"
                     from transactions order by id
                     "#
                 )
@@ -198,7 +193,7 @@ pub async fn dump(
             Table::Payments => {
                 let mut rows = sqlx::query_as!(
                     Payment,
-                    r#"select id as "id: PaymentId", data, created_at from payments order by id"#
+                    r#"select id, data, created_at from payments order by id"#
                 )
                 .fetch(pool);
                 while let Some(row) = rows.try_next().await? {
@@ -209,7 +204,7 @@ pub async fn dump(
                 let mut rows = sqlx::query_as!(
                     Article,
                     r#"
-                    select id as "id: ArticleId", title, content,
+                    select id, title, content,
                            language::text as "language!: Language", created_at
                     from articles order by id
                     "#

@@ -95,3 +95,65 @@ id_type! {
     /// The id of an [`Article`](crate::articles::Article).
     ArticleId
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// The `(table, column)` pairs that `sqlx.toml` maps to an id type.
+    fn overridden_columns(config: &str) -> BTreeSet<(String, String)> {
+        let mut table = None;
+        let mut found = BTreeSet::new();
+        for line in config.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("[macros.table-overrides.'") {
+                table = name.strip_suffix("']").map(str::to_owned);
+            } else if let (Some(table), Some((column, target))) = (
+                &table,
+                line.strip_prefix('\'')
+                    .and_then(|rest| rest.split_once("' = ")),
+            ) {
+                assert!(target.contains("::ledger::ids::"), "{line}");
+                found.insert((table.clone(), column.to_owned()));
+            }
+        }
+        found
+    }
+
+    /// Every UUID column that a query macro decodes (as recorded in `.sqlx/`) comes out as a
+    /// typed id: either its table column is mapped in `sqlx.toml`, or the query names the type
+    /// (`as "x: AccountId"`) because the column has no table origin (a union or an expression).
+    #[test]
+    fn every_uuid_column_a_query_decodes_is_a_typed_id() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = std::fs::read_to_string(root.join("sqlx.toml")).unwrap();
+        let overridden = overridden_columns(&config);
+        assert!(overridden.len() >= 8, "{overridden:?}");
+        let mut untyped = Vec::new();
+        let mut checked = 0;
+        for file in std::fs::read_dir(root.join(".sqlx")).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let query: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for column in query["describe"]["columns"].as_array().unwrap() {
+                if column["type_info"] != "Uuid" {
+                    continue;
+                }
+                checked += 1;
+                let name = column["name"].as_str().unwrap();
+                let origin = &column["origin"]["Table"];
+                let mapped = origin["table"]
+                    .as_str()
+                    .zip(origin["name"].as_str())
+                    .is_some_and(|(t, c)| overridden.contains(&(t.to_owned(), c.to_owned())));
+                if !mapped && !name.contains(": ") {
+                    untyped.push(format!("{name} in {}", query["query"]));
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} UUID columns found in .sqlx/");
+        assert!(
+            untyped.is_empty(),
+            "UUID columns decoded untyped: {untyped:#?}"
+        );
+    }
+}

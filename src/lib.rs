@@ -98,6 +98,10 @@
 
 #![warn(missing_docs)]
 
+// The query macros name id types as `::ledger::ids::...` (see `sqlx.toml`), which must resolve
+// inside this crate as well as in its tests and examples.
+extern crate self as ledger;
+
 pub mod accounts;
 pub mod articles;
 pub mod atomic;

@@ -460,9 +460,9 @@ async fn check(
     let rows: HashMap<EntryId, Row> = sqlx::query_as!(
         Row,
         r#"
-        select id as "id: EntryId", type as kind,
-               from_account_id as "from_account_id: AccountId",
-               to_account_id as "to_account_id: AccountId",
+        select id, type as kind,
+               from_account_id,
+               to_account_id,
                amount, idempotency_key
         from transactions
         "#

@@ -54,7 +54,7 @@ pub async fn open_many(
                 r#"
                 insert into accounts (id, user_id, currency)
                 select * from unnest($1::uuid[], $2::uuid[], $3::text[])
-                returning id as "id: AccountId", user_id as "user_id: UserId", balance, currency,
+                returning id, user_id, balance, currency,
                           status
                 "#,
                 chunk_ids,

@@ -112,7 +112,7 @@ pub async fn open(
         r#"
         insert into accounts (user_id, currency)
         select id, $2 from users where id = $1 and deleted_at is null
-        returning id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        returning id, user_id, balance, currency, status
         "#,
         user_id.as_uuid(),
         currency
@@ -134,7 +134,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
     sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where id = $1
         "#,
@@ -158,7 +158,7 @@ pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<V
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where user_id = $1
         order by currency, id
@@ -181,7 +181,7 @@ pub async fn list_balance_at_least(db: impl PgExecutor<'_>, min: Decimal) -> Res
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where balance >= $1
         order by balance desc, id
@@ -209,7 +209,7 @@ pub async fn list_balance_between(
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where balance between $1 and $2
         order by balance, id
@@ -233,7 +233,7 @@ pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Resul
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where status = any($1)
         order by id
@@ -260,7 +260,7 @@ pub async fn list_balance_at_least_and_status(
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where balance >= $1 and status = $2
         order by balance desc, id
@@ -288,7 +288,7 @@ pub async fn list_balance_at_least_or_status(
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where balance >= $1 or status = $2
         order by balance desc, id
@@ -313,7 +313,7 @@ pub async fn list_status_not(db: impl PgExecutor<'_>, status: &str) -> Result<Ve
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where status <> $1
         order by id
@@ -364,7 +364,7 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<V
     Ok(sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where ($1::uuid is null or user_id = $1)
           and ($2::numeric is null or balance >= $2)
@@ -406,7 +406,7 @@ pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) ->
         update accounts
         set status = $2
         where id = $1
-        returning id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        returning id, user_id, balance, currency, status
         "#,
         id.as_uuid(),
         status

@@ -3,7 +3,7 @@
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
-use super::{Article, ArticleId, Language, NewArticle, validate_content, validate_title};
+use super::{Article, Language, NewArticle, validate_content, validate_title};
 use crate::Result;
 use crate::bulk::{self, BulkInserted, BulkOptions};
 
@@ -45,7 +45,7 @@ pub async fn insert_many(
                 select id, title, content, language::regconfig
                 from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
                     as input(id, title, content, language)
-                returning id as "id: ArticleId", title, content,
+                returning id, title, content,
                           language::text as "language!: Language", created_at
                 "#,
                 chunk_ids,

@@ -196,7 +196,7 @@ pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Art
         r#"
         insert into articles (title, content, language)
         values ($1, $2, $3::text::regconfig)
-        returning id as "id: ArticleId", title, content,
+        returning id, title, content,
                   language::text as "language!: Language", created_at
         "#,
         article.title,
@@ -219,7 +219,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: ArticleId) -> Result<Article> {
     sqlx::query_as!(
         Article,
         r#"
-        select id as "id: ArticleId", title, content,
+        select id, title, content,
                language::text as "language!: Language", created_at
         from articles
         where id = $1
@@ -254,7 +254,7 @@ pub async fn update(
         update articles
         set title = $2, content = $3
         where id = $1
-        returning id as "id: ArticleId", title, content,
+        returning id, title, content,
                   language::text as "language!: Language", created_at
         "#,
         id.as_uuid(),
@@ -290,7 +290,7 @@ pub async fn list_summaries(
     Ok(sqlx::query_as!(
         ArticleSummary,
         r#"
-        select id as "id: ArticleId", title, created_at
+        select id, title, created_at
         from articles
         where (created_at, id) < (coalesce($2::timestamptz, 'infinity'),
                                   coalesce($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
@@ -328,7 +328,7 @@ pub async fn search_titles(
     Ok(sqlx::query_as!(
         ArticleSummary,
         r#"
-        select a.id as "id: ArticleId", a.title, a.created_at
+        select a.id, a.title, a.created_at
         from articles a, websearch_to_tsquery($2::text::regconfig, $1) as q
         where a.language = $2::text::regconfig and a.search @@ q
           and ($4::uuid is null or exists (

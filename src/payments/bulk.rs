@@ -39,7 +39,7 @@ pub async fn insert_many(
                 r#"
                 insert into payments (id, data)
                 select * from unnest($1::uuid[], $2::jsonb[])
-                returning id as "id: PaymentId", data, created_at
+                returning id, data, created_at
                 "#,
                 chunk_ids,
                 chunk

@@ -202,7 +202,7 @@ pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Paymen
         r#"
         insert into payments (data)
         values ($1)
-        returning id as "id: PaymentId", data, created_at
+        returning id, data, created_at
         "#,
         data
     )
@@ -221,7 +221,7 @@ pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Paymen
 pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
     sqlx::query_as!(
         Payment,
-        r#"select id as "id: PaymentId", data, created_at from payments where id = $1"#,
+        r#"select id, data, created_at from payments where id = $1"#,
         id.as_uuid()
     )
     .fetch_optional(db)
@@ -255,7 +255,7 @@ pub async fn list_containing(
     Ok(sqlx::query_as!(
         Payment,
         r#"
-        select id as "id: PaymentId", data, created_at
+        select id, data, created_at
         from payments
         where data @> $1
           and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
@@ -350,7 +350,7 @@ pub async fn list_with_key(
     Ok(sqlx::query_as!(
         Payment,
         r#"
-        select id as "id: PaymentId", data, created_at
+        select id, data, created_at
         from payments
         where data ? $1
           and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
@@ -390,7 +390,7 @@ pub async fn list_amount_at_least(
     Ok(sqlx::query_as!(
         Payment,
         r#"
-        select id as "id: PaymentId", data, created_at
+        select id, data, created_at
         from payments
         where jsonb_path_exists(data, '$.amount ? (@ >= $min)', jsonb_build_object('min', $1::numeric))
           and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),

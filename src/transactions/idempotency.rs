@@ -17,7 +17,6 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{EntryId, LedgerEntry};
-use crate::accounts::AccountId;
 use crate::{Error, Result};
 
 /// Longest idempotency key (varchar(200)).
@@ -80,8 +79,8 @@ pub(super) async fn replay(conn: &mut PgConnection, key: &str) -> Result<Vec<Led
         LedgerEntry,
         r#"
         select t.id as "id!: EntryId",
-               t.from_account_id as "from_account_id: AccountId",
-               t.to_account_id as "to_account_id: AccountId",
+               t.from_account_id,
+               t.to_account_id,
                t.amount as "amount!", t.type as "kind!", t.status as "status!",
                t.metadata as "metadata!", t.created_at as "created_at!", t.idempotency_key
         from idempotency_keys k

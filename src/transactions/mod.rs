@@ -25,6 +25,27 @@
 //! it may apply it twice. Keys live in `idempotency_keys` (one namespace for movements and
 //! batches, [`IDEMPOTENCY_KEYS_PKEY`]); single movements also keep theirs in the row.
 
+/// `sqlx::query_as!(transactions::LedgerEntry, ...)` with the one list of the ledger entry columns: `select r#"from ..."#`
+/// puts `select <columns>` before the rest of the query, `returning r#"insert ..."#` appends
+/// `returning <columns>` to it. Still one checked query macro (sqlx joins literals with `+`).
+macro_rules! query_entries {
+    (select $rest:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::transactions::LedgerEntry,
+            "select id, from_account_id, to_account_id, amount, type as kind, status, metadata, created_at, idempotency_key " + $rest
+            $(, $arg)*
+        )
+    };
+    (returning $head:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::transactions::LedgerEntry,
+            $head + " returning id, from_account_id, to_account_id, amount, type as kind, status, metadata, created_at, idempotency_key"
+            $(, $arg)*
+        )
+    };
+}
+pub(crate) use query_entries;
+
 mod batch;
 mod idempotency;
 pub(crate) mod movements;

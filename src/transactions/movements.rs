@@ -44,9 +44,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, validate_key};
 use super::retry::retrying;
-use super::{
-    COMPLETED, DEPOSIT, EntryId, IDEMPOTENCY_KEY_UNIQUE, LedgerEntry, TRANSFER, WITHDRAWAL,
-};
+use super::{COMPLETED, DEPOSIT, IDEMPOTENCY_KEY_UNIQUE, LedgerEntry, TRANSFER, WITHDRAWAL};
 use crate::accounts::AccountId;
 use crate::{Error, Result};
 
@@ -339,7 +337,7 @@ pub(super) async fn lock_accounts(conn: &mut PgConnection, ids: &[Uuid]) -> Resu
     Ok(sqlx::query_as!(
         Locked,
         r#"
-        select id as "id: AccountId", balance, currency, status
+        select id, balance, currency, status
         from accounts
         where id = any($1)
         order by id
@@ -373,9 +371,8 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
     let locked = lock_accounts(&mut tx, &ids).await?;
     check(posting, |id| locked.iter().find(|row| row.id == id))?;
 
-    let entry = sqlx::query_as!(
-        LedgerEntry,
-        r#"
+    let entry = query_entries!(
+        returning r#"
         with debit as (
             update accounts set balance = balance - $3 where id = $1
         ), credit as (
@@ -384,10 +381,6 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
         insert into transactions
             (id, from_account_id, to_account_id, amount, type, status, metadata, idempotency_key)
         values ($8, $1, $2, $3, $4, $5, $6, $7)
-        returning id as "id: EntryId",
-                  from_account_id as "from_account_id: AccountId",
-                  to_account_id as "to_account_id: AccountId",
-                  amount, type as kind, status, metadata, created_at, idempotency_key
         "#,
         posting.from.map(|id| id.as_uuid()),
         posting.to.map(|id| id.as_uuid()),
@@ -453,13 +446,8 @@ pub(super) fn check<'l>(
 }
 
 async fn find_by_key(conn: &mut PgConnection, key: &str) -> Result<Option<LedgerEntry>> {
-    Ok(sqlx::query_as!(
-        LedgerEntry,
-        r#"
-        select id as "id: EntryId",
-               from_account_id as "from_account_id: AccountId",
-               to_account_id as "to_account_id: AccountId",
-               amount, type as kind, status, metadata, created_at, idempotency_key
+    Ok(query_entries!(
+        select r#"
         from transactions
         where idempotency_key = $1
         "#,

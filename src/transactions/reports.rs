@@ -20,13 +20,8 @@ use crate::{Error, Result};
 /// # Errors
 /// [`Error::NotFound`] when there is no such entry.
 pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
-    sqlx::query_as!(
-        LedgerEntry,
-        r#"
-        select id as "id: EntryId",
-               from_account_id as "from_account_id: AccountId",
-               to_account_id as "to_account_id: AccountId",
-               amount, type as kind, status, metadata, created_at, idempotency_key
+    query_entries!(
+        select r#"
         from transactions
         where id = $1
         "#,
@@ -260,9 +255,9 @@ pub async fn list_with_accounts(
     let rows = sqlx::query_as!(
         JoinedRow,
         r#"
-        select t.id as "id: EntryId",
-               t.from_account_id as "from_account_id: AccountId",
-               t.to_account_id as "to_account_id: AccountId",
+        select t.id,
+               t.from_account_id,
+               t.to_account_id,
                t.amount, t.type as kind, t.status, t.metadata, t.created_at, t.idempotency_key,
                f.user_id as "from_user_id?: UserId", f.balance as "from_balance?",
                f.currency as "from_currency?", f.status as "from_status?",
@@ -346,8 +341,8 @@ pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>
     Ok(sqlx::query_as!(
         RunningTotal,
         r#"
-        select t.id as "id: EntryId",
-               a.user_id as "user_id: UserId",
+        select t.id,
+               a.user_id,
                t.amount,
                t.created_at,
                sum(t.amount) over (
@@ -487,13 +482,8 @@ pub async fn list_metadata_containing(
     }
     let limit = page::check_limit(limit)?;
     let (after_at, after_id) = page::resume_after(after)?;
-    Ok(sqlx::query_as!(
-        LedgerEntry,
-        r#"
-        select id as "id: EntryId",
-               from_account_id as "from_account_id: AccountId",
-               to_account_id as "to_account_id: AccountId",
-               amount, type as kind, status, metadata, created_at, idempotency_key
+    Ok(query_entries!(
+        select r#"
         from transactions
         where metadata @> $1
           and (created_at, id) < (coalesce($3::timestamptz, 'infinity'),
@@ -528,13 +518,8 @@ pub async fn list_with_metadata_key(
 ) -> Result<Vec<LedgerEntry>> {
     let limit = page::check_limit(limit)?;
     let (after_at, after_id) = page::resume_after(after)?;
-    Ok(sqlx::query_as!(
-        LedgerEntry,
-        r#"
-        select id as "id: EntryId",
-               from_account_id as "from_account_id: AccountId",
-               to_account_id as "to_account_id: AccountId",
-               amount, type as kind, status, metadata, created_at, idempotency_key
+    Ok(query_entries!(
+        select r#"
         from transactions
         where metadata ? $1
           and (created_at, id) < (coalesce($3::timestamptz, 'infinity'),

@@ -5,8 +5,7 @@ use futures::{Stream, TryStreamExt};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{EntryId, LedgerEntry};
-use crate::accounts::AccountId;
+use super::LedgerEntry;
 use crate::bulk::MAX_CHUNK_SIZE;
 use crate::{Error, Result};
 
@@ -22,13 +21,8 @@ use crate::{Error, Result};
 pub fn stream_all<'e>(
     db: impl PgExecutor<'e> + 'e,
 ) -> impl Stream<Item = Result<LedgerEntry>> + Send + 'e {
-    sqlx::query_as!(
-        LedgerEntry,
-        r#"
-        select id as "id: EntryId",
-               from_account_id as "from_account_id: AccountId",
-               to_account_id as "to_account_id: AccountId",
-               amount, type as kind, status, metadata, created_at, idempotency_key
+    query_entries!(
+        select r#"
         from transactions
         order by created_at, id
         "#
@@ -69,13 +63,8 @@ pub fn chunks(
                 let limit = size as i64;
                 let rows = match after {
                     None => {
-                        sqlx::query_as!(
-                            LedgerEntry,
-                            r#"
-                        select id as "id: EntryId",
-                               from_account_id as "from_account_id: AccountId",
-                               to_account_id as "to_account_id: AccountId",
-                               amount, type as kind, status, metadata, created_at, idempotency_key
+                        query_entries!(
+                            select r#"
                         from transactions
                         order by created_at, id
                         limit $1
@@ -86,13 +75,8 @@ pub fn chunks(
                         .await?
                     }
                     Some((created_at, id)) => {
-                        sqlx::query_as!(
-                            LedgerEntry,
-                            r#"
-                        select id as "id: EntryId",
-                               from_account_id as "from_account_id: AccountId",
-                               to_account_id as "to_account_id: AccountId",
-                               amount, type as kind, status, metadata, created_at, idempotency_key
+                        query_entries!(
+                            select r#"
                         from transactions
                         where (created_at, id) > ($1, $2)
                         order by created_at, id

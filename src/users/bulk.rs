@@ -59,12 +59,10 @@ pub async fn insert_many(
         let names: Vec<&str> = chunk.iter().map(|u| u.name.as_str()).collect();
         let inserted = match options.on_conflict {
             OnConflict::Fail => {
-                sqlx::query_as!(
-                    User,
-                    r#"
+                query_users!(
+                    returning r#"
                     insert into users (id, email, name)
                     select * from unnest($1::uuid[], $2::text[], $3::text[])
-                    returning id as "id: UserId", email, name, created_at, deleted_at
                     "#,
                     chunk_ids,
                     &emails as &[&str],
@@ -74,13 +72,11 @@ pub async fn insert_many(
                 .await?
             }
             OnConflict::Skip => {
-                sqlx::query_as!(
-                    User,
-                    r#"
+                query_users!(
+                    returning r#"
                     insert into users (id, email, name)
                     select * from unnest($1::uuid[], $2::text[], $3::text[])
                     on conflict do nothing
-                    returning id as "id: UserId", email, name, created_at, deleted_at
                     "#,
                     chunk_ids,
                     &emails as &[&str],

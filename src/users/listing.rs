@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgExecutor};
 
 use super::{IdEmail, User, UserId, UserOrder, escape_like, list_active};
-use crate::accounts::{Account, AccountId};
+use crate::accounts::Account;
 use crate::page::{self, Cursor, Direction, KeysetPage, Page, Paginator};
 use crate::{Error, Result};
 
@@ -23,10 +23,8 @@ use crate::{Error, Result};
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<User>> {
-    Ok(sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    Ok(query_users!(
+        select r#"
         from users
         where name = $1 and deleted_at is null
         order by name, id
@@ -47,10 +45,8 @@ pub async fn list_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<Use
 /// [`Error::Database`] only.
 pub async fn list_name_contains(db: impl PgExecutor<'_>, fragment: &str) -> Result<Vec<User>> {
     let pattern = format!("%{}%", escape_like(fragment));
-    Ok(sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    Ok(query_users!(
+        select r#"
         from users
         where name ilike $1 escape '\' and deleted_at is null
         order by name, id
@@ -72,10 +68,8 @@ pub async fn list_name_contains(db: impl PgExecutor<'_>, fragment: &str) -> Resu
 /// [`Error::Database`] only.
 pub async fn list_name_starts_with(db: impl PgExecutor<'_>, prefix: &str) -> Result<Vec<User>> {
     let pattern = format!("{}%", escape_like(prefix));
-    Ok(sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    Ok(query_users!(
+        select r#"
         from users
         where name like $1 escape '\' and deleted_at is null
         order by name, id
@@ -102,10 +96,8 @@ pub async fn list_created_on(
     date: NaiveDate,
     time_zone: &str,
 ) -> Result<Vec<User>> {
-    sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    query_users!(
+        select r#"
         from users
         where created_at >= $1::date::timestamp at time zone $2
           and created_at < ($1::date + 1)::timestamp at time zone $2
@@ -182,10 +174,8 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
         .as_deref()
         .map(|s| format!("{}%", escape_like(s)));
     let time_zone = filter.time_zone.as_deref().unwrap_or("UTC");
-    sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    query_users!(
+        select r#"
         from users
         where ($1::text is null or name = $1)
           and ($2::text is null or name ilike $2 escape '\')
@@ -247,10 +237,8 @@ async fn list_ordered(
 ) -> Result<Vec<User>> {
     let rows = match order {
         UserOrder::NameAsc => {
-            sqlx::query_as!(
-                User,
-                r#"
-                select id as "id: UserId", email, name, created_at, deleted_at
+            query_users!(
+                select r#"
                 from users
                 where deleted_at is null
                 order by name, id
@@ -263,10 +251,8 @@ async fn list_ordered(
             .await?
         }
         UserOrder::NewestFirst => {
-            sqlx::query_as!(
-                User,
-                r#"
-                select id as "id: UserId", email, name, created_at, deleted_at
+            query_users!(
+                select r#"
                 from users
                 where deleted_at is null
                 order by created_at desc, id desc
@@ -361,10 +347,8 @@ pub async fn list_keyset(
     let fetch = limit + 1;
     let rows = match cursor {
         None => {
-            sqlx::query_as!(
-                User,
-                r#"
-                select id as "id: UserId", email, name, created_at, deleted_at
+            query_users!(
+                select r#"
                 from users
                 where deleted_at is null
                 order by created_at desc, id desc
@@ -376,10 +360,8 @@ pub async fn list_keyset(
             .await?
         }
         Some(c) if c.direction == Direction::Next => {
-            sqlx::query_as!(
-                User,
-                r#"
-                select id as "id: UserId", email, name, created_at, deleted_at
+            query_users!(
+                select r#"
                 from users
                 where deleted_at is null and (created_at, id) < ($1, $2)
                 order by created_at desc, id desc
@@ -393,10 +375,8 @@ pub async fn list_keyset(
             .await?
         }
         Some(c) => {
-            sqlx::query_as!(
-                User,
-                r#"
-                select id as "id: UserId", email, name, created_at, deleted_at
+            query_users!(
+                select r#"
                 from users
                 where deleted_at is null and (created_at, id) > ($1, $2)
                 order by created_at, id
@@ -427,7 +407,7 @@ pub async fn list_id_email(db: impl PgExecutor<'_>) -> Result<Vec<IdEmail>> {
     Ok(sqlx::query_as!(
         IdEmail,
         r#"
-        select id as "id: UserId", email
+        select id, email
         from users
         where deleted_at is null
         order by created_at, id
@@ -448,7 +428,7 @@ pub async fn list_id_email(db: impl PgExecutor<'_>) -> Result<Vec<IdEmail>> {
 pub async fn list_ids(db: impl PgExecutor<'_>) -> Result<Vec<UserId>> {
     Ok(sqlx::query_scalar!(
         r#"
-        select id as "id: UserId"
+        select id
         from users
         where deleted_at is null
         order by created_at, id
@@ -517,7 +497,7 @@ pub async fn list_with_accounts(conn: &mut PgConnection) -> Result<Vec<UserWithA
     let accounts = sqlx::query_as!(
         Account,
         r#"
-        select id as "id: AccountId", user_id as "user_id: UserId", balance, currency, status
+        select id, user_id, balance, currency, status
         from accounts
         where user_id = any($1)
         order by currency, id
@@ -554,7 +534,7 @@ pub async fn list_with_balance_over(db: impl PgExecutor<'_>, min: Decimal) -> Re
     Ok(sqlx::query_as!(
         User,
         r#"
-        select u.id as "id: UserId", u.email, u.name, u.created_at, u.deleted_at
+        select u.id, u.email, u.name, u.created_at, u.deleted_at
         from users u
         where u.deleted_at is null
           and exists (select 1 from accounts a where a.user_id = u.id and a.balance > $1)

@@ -20,6 +20,27 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+/// `sqlx::query_as!(users::User, ...)` with the one list of the user columns: `select r#"from ..."#`
+/// puts `select <columns>` before the rest of the query, `returning r#"insert ..."#` appends
+/// `returning <columns>` to it. Still one checked query macro (sqlx joins literals with `+`).
+macro_rules! query_users {
+    (select $rest:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::users::User,
+            "select id, email, name, created_at, deleted_at " + $rest
+            $(, $arg)*
+        )
+    };
+    (returning $head:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::users::User,
+            $head + " returning id, email, name, created_at, deleted_at"
+            $(, $arg)*
+        )
+    };
+}
+pub(crate) use query_users;
+
 mod bulk;
 mod listing;
 
@@ -178,12 +199,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// [`Error::UniqueViolation`] with [`EMAIL_UNIQUE`] when the email is taken.
 pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
     user.validate()?;
-    Ok(sqlx::query_as!(
-        User,
-        r#"
+    Ok(query_users!(
+        returning r#"
         insert into users (email, name)
         values ($1, $2)
-        returning id as "id: UserId", email, name, created_at, deleted_at
         "#,
         user.email,
         user.name
@@ -201,10 +220,8 @@ pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
 /// # Errors
 /// [`Error::NotFound`] when there is no such user.
 pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
-    sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    query_users!(
+        select r#"
         from users
         where id = $1
         "#,
@@ -224,10 +241,8 @@ pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>> {
-    Ok(sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    Ok(query_users!(
+        select r#"
         from users
         where email = $1
         "#,
@@ -247,10 +262,8 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Optio
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
-    Ok(sqlx::query_as!(
-        User,
-        r#"
-        select id as "id: UserId", email, name, created_at, deleted_at
+    Ok(query_users!(
+        select r#"
         from users
         where deleted_at is null
         order by created_at, id
@@ -270,13 +283,11 @@ pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
 /// [`Error::InvalidInput`] for a bad name (nothing is sent); [`Error::NotFound`] for an unknown id.
 pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Result<User> {
     validate_name(name)?;
-    sqlx::query_as!(
-        User,
-        r#"
+    query_users!(
+        returning r#"
         update users
         set name = $2
         where id = $1
-        returning id as "id: UserId", email, name, created_at, deleted_at
         "#,
         id.as_uuid(),
         name
@@ -299,13 +310,11 @@ pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Res
 pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
     validate_email(&user.email)?;
     validate_name(&user.name)?;
-    sqlx::query_as!(
-        User,
-        r#"
+    query_users!(
+        returning r#"
         update users
         set email = $2, name = $3, deleted_at = $4
         where id = $1
-        returning id as "id: UserId", email, name, created_at, deleted_at
         "#,
         user.id.as_uuid(),
         user.email,

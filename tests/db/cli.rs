@@ -2,7 +2,6 @@
 
 use std::process::{Command, Output};
 
-use ledger::accounts::AccountId;
 use ledger::transactions::{self, BatchItem, Movement};
 use sqlx::PgPool;
 
@@ -172,7 +171,7 @@ async fn seed_dump_wipe_load_gives_identical_rows(pool: PgPool) {
     .unwrap();
     // Keyed movements: their keys must survive the round trip and still replay afterwards.
     let active = sqlx::query_scalar!(
-        r#"select id as "id: AccountId" from accounts where status = 'active' order by id limit 1"#
+        r#"select id from accounts where status = 'active' order by id limit 1"#
     )
     .fetch_one(&pool)
     .await

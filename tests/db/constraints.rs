@@ -3,13 +3,14 @@
 //! The writes here bypass the crate's own validation on purpose (raw `query!`), so that the
 //! database's last line of defence is what is tested.
 
+use ledger::ids::{AccountId, EntryId, UserId};
 use ledger::{Error, accounts, articles, payments, transactions, users};
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-async fn insert_user(pool: &PgPool, email: &str) -> Result<Uuid, Error> {
+async fn insert_user(pool: &PgPool, email: &str) -> Result<UserId, Error> {
     Ok(sqlx::query_scalar!(
         "insert into users (email, name) values ($1, 'Ana') returning id",
         email
@@ -20,13 +21,13 @@ async fn insert_user(pool: &PgPool, email: &str) -> Result<Uuid, Error> {
 
 async fn insert_account(
     pool: &PgPool,
-    user_id: Uuid,
+    user_id: UserId,
     balance: Decimal,
     currency: &str,
-) -> Result<Uuid, Error> {
+) -> Result<AccountId, Error> {
     Ok(sqlx::query_scalar!(
         "insert into accounts (user_id, balance, currency) values ($1, $2, $3) returning id",
-        user_id,
+        user_id.as_uuid(),
         balance,
         currency
     )
@@ -36,21 +37,21 @@ async fn insert_account(
 
 async fn insert_entry(
     pool: &PgPool,
-    from: Option<Uuid>,
-    to: Option<Uuid>,
+    from: Option<AccountId>,
+    to: Option<AccountId>,
     amount: Decimal,
     kind: &str,
     status: &str,
     metadata: serde_json::Value,
-) -> Result<Uuid, Error> {
+) -> Result<EntryId, Error> {
     Ok(sqlx::query_scalar!(
         r#"
         insert into transactions (from_account_id, to_account_id, amount, type, status, metadata)
         values ($1, $2, $3, $4, $5, $6)
         returning id
         "#,
-        from,
-        to,
+        from.as_ref().map(AccountId::as_uuid),
+        to.as_ref().map(AccountId::as_uuid),
         amount,
         kind,
         status,
@@ -81,7 +82,7 @@ struct CountRows {
     transactions: i64,
 }
 
-fn assert_violation(result: Result<Uuid, Error>, variant: &str, constraint: &str) {
+fn assert_violation<T: std::fmt::Debug>(result: Result<T, Error>, variant: &str, constraint: &str) {
     let err = result.expect_err("the write should have been refused");
     let actual = match &err {
         Error::UniqueViolation { .. } => "unique",
@@ -98,7 +99,7 @@ fn assert_violation(result: Result<Uuid, Error>, variant: &str, constraint: &str
 }
 
 /// Two accounts of one user, for the transactions table's constraints.
-async fn two_accounts(pool: &PgPool) -> (Uuid, Uuid) {
+async fn two_accounts(pool: &PgPool) -> (AccountId, AccountId) {
     let user = insert_user(pool, "owner@example.com").await.unwrap();
     let a = insert_account(pool, user, Decimal::from(100), "USD")
         .await
@@ -155,7 +156,7 @@ async fn bad_currency_violates_accounts_currency_format(pool: PgPool) {
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn account_of_unknown_user_violates_accounts_user_id_fkey(pool: PgPool) {
-    let result = insert_account(&pool, Uuid::new_v4(), Decimal::ZERO, "USD").await;
+    let result = insert_account(&pool, UserId::new(), Decimal::ZERO, "USD").await;
     assert_violation(result, "foreign key", accounts::USER_FKEY);
     assert_eq!(count_rows(&pool).await, (0, 0, 0));
 }
@@ -166,10 +167,13 @@ async fn deleting_a_user_with_accounts_is_protected(pool: PgPool) {
     insert_account(&pool, user, Decimal::ZERO, "USD")
         .await
         .unwrap();
-    let result = sqlx::query_scalar!("delete from users where id = $1 returning id", user)
-        .fetch_one(&pool)
-        .await
-        .map_err(Error::from);
+    let result = sqlx::query_scalar!(
+        "delete from users where id = $1 returning id",
+        user.as_uuid()
+    )
+    .fetch_one(&pool)
+    .await
+    .map_err(Error::from);
     assert_violation(result, "foreign key", accounts::USER_FKEY);
     assert_eq!(count_rows(&pool).await, (1, 1, 0));
 }
@@ -280,7 +284,7 @@ async fn non_object_metadata_violates_transactions_metadata_object(pool: PgPool)
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn unknown_accounts_violate_the_transactions_foreign_keys(pool: PgPool) {
     let (a, _) = two_accounts(&pool).await;
-    let ghost = Some(Uuid::new_v4());
+    let ghost = Some(AccountId::new());
     let from = insert_entry(
         &pool,
         ghost,
@@ -315,10 +319,13 @@ async fn unknown_accounts_violate_the_transactions_foreign_keys(pool: PgPool) {
     )
     .await
     .unwrap();
-    let delete = sqlx::query_scalar!("delete from accounts where id = $1 returning id", a)
-        .fetch_one(&pool)
-        .await
-        .map_err(Error::from);
+    let delete = sqlx::query_scalar!(
+        "delete from accounts where id = $1 returning id",
+        a.as_uuid()
+    )
+    .fetch_one(&pool)
+    .await
+    .map_err(Error::from);
     assert_violation(delete, "foreign key", transactions::TO_ACCOUNT_FKEY);
     assert_eq!(count_rows(&pool).await, (1, 2, 1));
 }
@@ -335,7 +342,7 @@ async fn a_reused_idempotency_key_violates_transactions_idempotency_key_key(pool
                 values ($1, 1, 'deposit', 'completed', $2)
                 returning id
                 "#,
-                a,
+                a.as_uuid(),
                 key
             )
             .fetch_one(&pool)
