@@ -26,6 +26,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::postgres::PgDatabaseError;
@@ -34,9 +35,9 @@ use sqlx::{Acquire, PgConnection, PgPool};
 use crate::accounts::Account;
 use crate::articles::{Article, Language};
 use crate::copy::CopyText;
-use crate::payments::Payment;
+use crate::payments::{MAX_PAYLOAD_BYTES, Payment};
 use crate::transactions::query_entries;
-use crate::transactions::{EntryId, IdempotencyKey, LedgerEntry};
+use crate::transactions::{EntryId, IdempotencyKey, LedgerEntry, MAX_METADATA_BYTES};
 use crate::users::{User, query_users};
 use crate::{Error, Result};
 
@@ -357,15 +358,46 @@ fn check_file(path: &Path) -> Result<[u64; Table::ALL.len()]> {
     }
 }
 
-fn check_row(table: Table, row: Value) -> std::result::Result<(), serde_json::Error> {
-    match table {
-        Table::Users => serde_json::from_value::<User>(row).map(drop),
-        Table::Accounts => serde_json::from_value::<Account>(row).map(drop),
-        Table::Transactions => serde_json::from_value::<LedgerEntry>(row).map(drop),
-        Table::Payments => serde_json::from_value::<Payment>(row).map(drop),
-        Table::Articles => serde_json::from_value::<Article>(row).map(drop),
-        Table::IdempotencyKeys => serde_json::from_value::<IdempotencyKey>(row).map(drop),
+/// Checks that a row parses and that every value fits its column exactly: a load changes nothing
+/// it stores (an amount with a third decimal is refused, not rounded by `numeric(15,2)`), and
+/// refuses what this crate's writes refuse (JSON nesting, size and U+0000, see [`crate::document`]).
+fn check_row(table: Table, row: Value) -> std::result::Result<(), String> {
+    fn parse<T: serde::de::DeserializeOwned>(row: Value) -> std::result::Result<T, String> {
+        serde_json::from_value(row).map_err(|e| e.to_string())
     }
+    match table {
+        Table::Users => parse::<User>(row).map(drop),
+        Table::Accounts => fits_money("accounts.balance", parse::<Account>(row)?.balance),
+        Table::Transactions => {
+            let entry = parse::<LedgerEntry>(row)?;
+            fits_money("transactions.amount", entry.amount)?;
+            fits_json("transactions.metadata", &entry.metadata, MAX_METADATA_BYTES)
+        }
+        Table::Payments => {
+            let payment = parse::<Payment>(row)?;
+            fits_json("payments.data", &payment.data, MAX_PAYLOAD_BYTES)
+        }
+        Table::Articles => parse::<Article>(row).map(drop),
+        Table::IdempotencyKeys => parse::<IdempotencyKey>(row).map(drop),
+    }
+}
+
+/// `numeric(15,2)`: at most two decimal places and below 10^13 in magnitude.
+fn fits_money(column: &str, value: Decimal) -> std::result::Result<(), String> {
+    if value.normalize().scale() > 2 || value.abs() >= Decimal::from(10_000_000_000_000_i64) {
+        return Err(format!(
+            "{column}: {value} does not fit numeric(15,2) exactly (at most 2 decimal places, \
+             below 10^13); refusing to round it"
+        ));
+    }
+    Ok(())
+}
+
+fn fits_json(column: &str, document: &Value, max_bytes: usize) -> std::result::Result<(), String> {
+    crate::document::check("document", document, max_bytes).map_err(|e| match e {
+        Error::InvalidInput { reason, .. } => format!("{column}: {reason}"),
+        other => format!("{column}: {other}"),
+    })
 }
 
 fn time(t: &DateTime<Utc>) -> String {

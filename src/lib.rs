@@ -111,6 +111,7 @@ pub mod copy;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod demo;
+pub mod document;
 pub mod dump;
 mod error;
 pub mod ids;

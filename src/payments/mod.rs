@@ -145,30 +145,7 @@ fn check_payload(data: &Value) -> Result<()> {
     if !data.is_object() {
         return Err(Error::invalid("data", "must be a JSON object"));
     }
-    if has_nul(data) {
-        // PostgreSQL's jsonb cannot hold U+0000 (it refuses `\u0000` in text).
-        return Err(Error::invalid(
-            "data",
-            "must not contain the character U+0000",
-        ));
-    }
-    let size = data.to_string().len();
-    if size > MAX_PAYLOAD_BYTES {
-        return Err(Error::invalid(
-            "data",
-            format!("is {size} bytes; at most {MAX_PAYLOAD_BYTES} are accepted"),
-        ));
-    }
-    Ok(())
-}
-
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
+    crate::document::check("data", data, MAX_PAYLOAD_BYTES)
 }
 
 /// Stores a typed payment document.

@@ -65,6 +65,9 @@ use rust_decimal::Decimal;
 
 use crate::accounts::AccountId;
 
+/// Largest metadata document accepted on a movement or batch item, serialized, in bytes (see
+/// [`crate::document`] for the nesting limit).
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// The seed's `CheckConstraint(check=Q(amount__gt=0), name='positive_amount')`.
 pub const POSITIVE_AMOUNT: &str = "positive_amount";
 /// `check (type in ('transfer', 'deposit', 'withdrawal'))`.

@@ -44,9 +44,12 @@ use uuid::Uuid;
 
 use super::idempotency::{self, validate_key};
 use super::retry::retrying;
-use super::{COMPLETED, DEPOSIT, IDEMPOTENCY_KEY_UNIQUE, LedgerEntry, TRANSFER, WITHDRAWAL};
+use super::{
+    COMPLETED, DEPOSIT, IDEMPOTENCY_KEY_UNIQUE, LedgerEntry, MAX_METADATA_BYTES, TRANSFER,
+    WITHDRAWAL,
+};
 use crate::accounts::AccountId;
-use crate::{Error, Result};
+use crate::{Error, Result, document};
 
 /// 10^13: numeric(15,2) holds values below it (checked by a unit test).
 const AMOUNT_LIMIT: Decimal = Decimal::from_parts(1_316_134_912, 2_328, 0, false, 0);
@@ -260,6 +263,7 @@ impl<'a> Posting<'a> {
         if !self.metadata.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
         }
+        document::check("metadata", self.metadata, MAX_METADATA_BYTES)?;
         if let Some(key) = self.key {
             validate_key(key)?;
         }

@@ -1,0 +1,182 @@
+//! JSON documents and money that cannot be stored exactly are refused before anything is
+//! written: nesting beyond `document::MAX_DEPTH`, oversized metadata, and, on `load`, values that a
+//! column would change (a third decimal).
+
+use ledger::bulk::BulkOptions;
+use ledger::dump::{self, Table};
+use ledger::transactions::{self, BatchItem, Movement};
+use ledger::{Error, document, payments};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::support;
+
+/// `{"a": {"a": ... 1}}`, `depth` objects deep.
+fn nested(depth: usize) -> Value {
+    let mut value = json!(1);
+    for _ in 0..depth {
+        value = json!({ "a": value });
+    }
+    value
+}
+
+fn field_of(err: &Error) -> &'static str {
+    match err {
+        Error::InvalidInput { field, .. } => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+async fn counts(pool: &PgPool) -> (i64, i64) {
+    let row = sqlx::query!(
+        r#"select (select count(*) from payments) as "payments!",
+                  (select count(*) from transactions) as "entries!""#
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (row.payments, row.entries)
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn documents_beyond_the_depth_limit_are_refused_on_every_write_path(pool: PgPool) {
+    let deepest = nested(document::MAX_DEPTH);
+    let too_deep = nested(document::MAX_DEPTH + 1);
+
+    // At the limit: written, and read back equal.
+    let stored = payments::insert_json(&pool, &deepest).await.unwrap();
+    assert_eq!(stored.data, deepest);
+    let found = payments::list_containing(&pool, &json!({}), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].data, deepest);
+
+    let mut conn = pool.acquire().await.unwrap();
+    let err = payments::insert_json(&pool, &too_deep).await.unwrap_err();
+    assert_eq!(field_of(&err), "data", "{err}");
+    assert!(
+        err.to_string().contains("nested more than 64 levels"),
+        "{err}"
+    );
+    let documents = [json!({"ok": true}), too_deep.clone()];
+    for err in [
+        payments::insert_many(&mut conn, &documents, BulkOptions::default())
+            .await
+            .unwrap_err(),
+        payments::copy_in(&mut conn, &documents).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, Error::InvalidItem { index: 1, source } if field_of(source) == "data"),
+            "{err:?}"
+        );
+    }
+
+    let owner = support::user(&pool, "deep@example.com", "Deep").await;
+    let account = support::account_with(&pool, owner.id, support::dec("100.00"), "active").await;
+    let deposit = Movement::new(account.id, support::dec("1.00")).metadata(too_deep.clone());
+    let err = transactions::deposit(&mut conn, &deposit)
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&err), "metadata", "{err}");
+    let big = json!({"blob": "x".repeat(transactions::MAX_METADATA_BYTES)});
+    let err = transactions::deposit(&mut conn, &deposit.clone().metadata(big))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bytes; at most 65536"), "{err}");
+    let batch = [
+        BatchItem::Deposit(Movement::new(account.id, support::dec("1.00"))),
+        BatchItem::Deposit(deposit),
+    ];
+    let err = transactions::post_batch(&mut conn, &batch)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidItem { index: 1, source } if field_of(source) == "metadata"),
+        "{err:?}"
+    );
+
+    assert_eq!(
+        counts(&pool).await,
+        (1, 0),
+        "only the document at the limit"
+    );
+    let balance = ledger::accounts::get(&pool, account.id)
+        .await
+        .unwrap()
+        .balance;
+    assert_eq!(balance, support::dec("100.00"));
+}
+
+/// Dumps the database, edits the one transactions line with `edit`, empties the database, and
+/// returns what `load` says about the edited file.
+async fn load_edited(pool: &PgPool, edit: impl Fn(&mut Value)) -> Error {
+    let mut text = Vec::new();
+    dump::dump(pool, &Table::ALL, &mut text, &mut |_, _| {})
+        .await
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(r#"{"table":"transactions""#))
+        .unwrap();
+    let mut record: Value = serde_json::from_str(&lines[at]).unwrap();
+    edit(&mut record["row"]);
+    lines[at] = record.to_string();
+    let path = std::env::temp_dir().join(format!("ledger-edited-{}.ndjson", std::process::id()));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    sqlx::query!("truncate users, accounts, transactions, payments, articles, idempotency_keys")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let err = dump::load(&mut conn, &path, &mut |_, _| {})
+        .await
+        .unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    let users: i64 = sqlx::query_scalar!(r#"select count(*) as "n!" from users"#)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 0, "a refused load writes nothing");
+    assert!(
+        err.to_string().contains(&format!("line {}:", at + 1)),
+        "{err}"
+    );
+    err
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn load_refuses_what_a_column_would_change_naming_line_table_and_column(pool: PgPool) {
+    let seed = || async {
+        let owner = support::user(&pool, "load@example.com", "Load").await;
+        let account = support::account_with(&pool, owner.id, support::dec("0.00"), "active").await;
+        let mut conn = pool.acquire().await.unwrap();
+        let deposit = Movement::new(account.id, support::dec("10.00"));
+        transactions::deposit(&mut conn, &deposit).await.unwrap();
+    };
+
+    seed().await;
+    let err = load_edited(&pool, |row| row["amount"] = json!("1.005")).await;
+    let message = err.to_string();
+    assert!(
+        message.contains("transactions.amount: 1.005 does not fit numeric(15,2)"),
+        "{message}"
+    );
+
+    seed().await;
+    let err = load_edited(&pool, |row| {
+        row["metadata"] = nested(document::MAX_DEPTH + 1)
+    })
+    .await;
+    let message = err.to_string();
+    assert!(
+        message.contains("transactions.metadata: is nested more than 64 levels deep"),
+        "{message}"
+    );
+}
