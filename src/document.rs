@@ -1,20 +1,169 @@
-//! The JSON documents this crate writes: how deep and how large they may be.
+//! JSON documents: [`Document`], how this crate reads them, and how deep and large a document it
+//! writes may be.
 //!
-//! PostgreSQL stores any `jsonb` its parser accepts, but a document is only useful if it can be
-//! read back: `serde_json` refuses documents nested more than 128 levels (`recursion limit
-//! exceeded`), and a deeply nested `serde_json::Value` overflows a thread's stack when it is
-//! dropped or printed. So every JSON input of this crate — payment documents one by one, in bulk
-//! and by `COPY`, movement and batch metadata, and `ledger load` — is checked before anything is
-//! written: at most [`MAX_DEPTH`] levels of arrays and objects, no U+0000 (which `jsonb` cannot
-//! hold), and at most the size the column documents ([`crate::payments::MAX_PAYLOAD_BYTES`],
+//! **Reading.** PostgreSQL stores any `jsonb` its parser accepts (about 10,000 levels deep with
+//! the default `max_stack_depth`), written by this crate or by any other client. A
+//! `serde_json::Value` cannot hold all of them: `serde_json` refuses to parse one nested more
+//! than 128 levels (`recursion limit exceeded`), and a `Value` nested some thousands of levels
+//! overflows a thread's stack when it is dropped or printed. So the JSON columns of the rows this
+//! crate returns (`transactions.metadata`, `payments.data`) are a [`Document`]: the document's
+//! text as PostgreSQL sent it, checked for well-formedness without recursion. Every row, stream
+//! and `ledger dump` reads any stored document, however deep; dumping writes it verbatim, and
+//! loading puts it back verbatim. [`Document::to_value`] and [`Document::parse`] give the tree
+//! (or a typed view) and return an error, not a crash, for a document deeper than 128 levels.
+//!
+//! **Writing.** Every JSON input of this crate — payment documents one by one, in bulk and by
+//! `COPY`, and movement and batch metadata — is checked by [`check`] before anything is written:
+//! at most [`MAX_DEPTH`] levels of arrays and objects, no U+0000 (which `jsonb` cannot hold), and
+//! at most the size the column documents ([`crate::payments::MAX_PAYLOAD_BYTES`],
 //! [`crate::transactions::MAX_METADATA_BYTES`]). The check walks the document without recursion,
-//! so a caller's pathologically deep input is refused, not a stack overflow.
+//! so a caller's pathologically deep input is refused, not a stack overflow. `ledger load` is a
+//! restore, not a new write: it puts back whatever a dump holds, at any depth and size.
 
+use std::fmt;
 use std::io;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgTypeInfo, PgValueFormat, PgValueRef, Postgres};
+use sqlx::{Decode, ValueRef};
 
 use crate::{Error, Result};
+
+/// A JSON document read from the database: its text, exactly as PostgreSQL sent it.
+///
+/// Holding the text instead of a tree means any stored document reads back, however deep (see
+/// the [module docs](self)). Compare, print and serialize it as it is; ask for the tree with
+/// [`to_value`](Self::to_value) or for a typed view with [`parse`](Self::parse).
+///
+/// ```
+/// use ledger::document::Document;
+/// use serde_json::json;
+///
+/// let doc = Document::from_value(&json!({"brand": "Visa"}));
+/// assert_eq!(doc.as_str(), r#"{"brand":"Visa"}"#);
+/// assert_eq!(doc.to_value()?["brand"], "Visa");
+/// assert_eq!(doc, json!({"brand": "Visa"}));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Document(Box<RawValue>);
+
+impl Document {
+    /// The document for `value`, as this crate would send it (compact JSON).
+    pub fn from_value(value: &Value) -> Self {
+        Self(serde_json::value::to_raw_value(value).expect("a Value always serializes"))
+    }
+
+    /// Parses `text` as one JSON document, at any depth, without recursion.
+    ///
+    /// # Errors
+    /// When `text` is not one well-formed JSON value.
+    pub fn from_text(text: impl Into<String>) -> std::result::Result<Self, serde_json::Error> {
+        RawValue::from_string(text.into()).map(Self)
+    }
+
+    /// The document's text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as a `serde_json::Value`.
+    ///
+    /// # Errors
+    /// `serde_json`'s error for a document nested more than 128 levels ("recursion limit
+    /// exceeded"): such a tree could overflow the stack of whoever drops it.
+    pub fn to_value(&self) -> std::result::Result<Value, serde_json::Error> {
+        serde_json::from_str(self.as_str())
+    }
+
+    /// The document as `T` (a typed view such as [`crate::payments::PaymentData`]).
+    ///
+    /// # Errors
+    /// When the document does not have `T`'s shape, or is nested more than 128 levels.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> std::result::Result<T, serde_json::Error> {
+        serde_json::from_str(self.as_str())
+    }
+}
+
+impl From<Value> for Document {
+    fn from(value: Value) -> Self {
+        Self::from_value(&value)
+    }
+}
+
+/// Two documents are equal when their texts are. Documents read from `jsonb` are in
+/// PostgreSQL's normal form (sorted keys, one space after `:` and `,`), so equal trees read from
+/// the database have equal texts.
+impl PartialEq for Document {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Document {}
+
+/// A document equals a `Value` when it parses to that tree.
+impl PartialEq<Value> for Document {
+    fn eq(&self, other: &Value) -> bool {
+        self.to_value().is_ok_and(|value| value == *other)
+    }
+}
+
+impl PartialEq<Document> for Value {
+    fn eq(&self, other: &Document) -> bool {
+        other == self
+    }
+}
+
+impl fmt::Display for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 200;
+        let text = self.as_str();
+        match text.char_indices().nth(SHOWN) {
+            Some((cut, _)) => write!(f, "Document({}… ({} bytes))", &text[..cut], text.len()),
+            None => write!(f, "Document({text})"),
+        }
+    }
+}
+
+impl sqlx::Type<Postgres> for Document {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_name("jsonb")
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        *ty == PgTypeInfo::with_name("jsonb") || *ty == PgTypeInfo::with_name("json")
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Document {
+    fn decode(value: PgValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
+        let is_jsonb = *value.type_info() == PgTypeInfo::with_name("jsonb");
+        let binary = value.format() == PgValueFormat::Binary;
+        let mut bytes = value.as_bytes()?;
+        if binary && is_jsonb {
+            // jsonb's binary form is a version byte (1) and the document's text.
+            match bytes.split_first() {
+                Some((1, text)) => bytes = text,
+                _ => return Err("unsupported jsonb binary format version".into()),
+            }
+        }
+        let text = std::str::from_utf8(bytes)?;
+        Ok(Self::from_text(text)?)
+    }
+}
 
 /// The deepest nesting of arrays and objects accepted in a document: `{}` is depth 1,
 /// `{"a": [1]}` depth 2. Half of `serde_json`'s read limit (128), so everything written reads back.

@@ -254,6 +254,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// Refuses text that PostgreSQL cannot store or compare: the character U+0000 (the server
+    /// would answer 22021 for `text`, 22P05 for `jsonb`, without naming the field).
+    pub(crate) fn check_text(field: &'static str, text: &str) -> Result<()> {
+        if text.contains('\0') {
+            return Err(Error::invalid(
+                field,
+                "must not contain the character U+0000",
+            ));
+        }
+        Ok(())
+    }
+
     /// Builds an [`Error::InvalidInput`].
     pub fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
         Error::InvalidInput {

@@ -112,8 +112,8 @@ mod tests {
                 &table,
                 line.strip_prefix('\'')
                     .and_then(|rest| rest.split_once("' = ")),
-            ) {
-                assert!(target.contains("::ledger::ids::"), "{line}");
+            ) && target.contains("::ledger::ids::")
+            {
                 found.insert((table.clone(), column.to_owned()));
             }
         }

@@ -125,6 +125,7 @@ pub mod transactions;
 pub mod users;
 
 pub use config::Config;
+pub use document::Document;
 pub use error::{Error, Result, Transient, sqlstate};
 pub use schema::MIGRATOR;
 

@@ -70,7 +70,9 @@ impl Paginator {
 
     /// Number of pages; 1 for an empty list.
     pub fn num_pages(&self) -> i64 {
-        ((self.count + self.per_page - 1) / self.per_page).max(1)
+        // Written so that no count up to i64::MAX overflows.
+        let full = self.count / self.per_page;
+        (full + i64::from(self.count % self.per_page != 0)).max(1)
     }
 
     /// Page `number` (1-based), strictly.
@@ -98,18 +100,51 @@ impl Paginator {
     }
 
     /// Page from user input, leniently, as Django's `get_page`: not a number → page 1; below 1 or
-    /// past the end → the last page.
+    /// past the end → the last page, numbers beyond `i64` included (`"99999999999999999999"`, which
+    /// Python's `int` reads). A number is what `int()` reads in ASCII: white space around, an
+    /// optional sign, digits with single underscores between them (`"1_000"`). Unlike Python,
+    /// digits of other scripts (`"٣"`) are not numbers here, so they give page 1.
     pub fn get_page(&self, input: &str) -> PageSpec {
-        let number = match input.trim().parse::<i64>() {
-            Ok(n) if (1..=self.num_pages()).contains(&n) => n,
-            Ok(_) => self.num_pages(),
-            Err(_) => 1,
+        let number = match parse_page_number(input) {
+            Some(PageNumber::Fits(n)) if (1..=self.num_pages()).contains(&n) => n,
+            // Below 1, past the end, or beyond i64 either way: Django's `EmptyPage`.
+            Some(_) => self.num_pages(),
+            // Django's `PageNotAnInteger`.
+            None => 1,
         };
         PageSpec {
             number,
             paginator: *self,
         }
     }
+}
+
+/// A page number as Python's `int()` reads it.
+enum PageNumber {
+    Fits(i64),
+    OutOfRange,
+}
+
+/// Reads `input` as Python's `int(input)` does for ASCII: surrounding white space, an optional
+/// sign, and digits with single underscores between them. A valid number too large for `i64`
+/// is [`PageNumber::OutOfRange`] (Python's `int` has no limit, so Django sees a page past the
+/// end); anything else is `None`.
+fn parse_page_number(input: &str) -> Option<PageNumber> {
+    let text = input.trim();
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if !well_formed {
+        return None;
+    }
+    let plain: String = text.chars().filter(|&c| c != '_').collect();
+    Some(match plain.parse::<i64>() {
+        Ok(n) => PageNumber::Fits(n),
+        Err(_) => PageNumber::OutOfRange,
+    })
 }
 
 /// One page of a [`Paginator`]: where it starts and what surrounds it.
@@ -298,12 +333,41 @@ pub(crate) fn resume_after(
 ) -> Result<(Option<DateTime<Utc>>, Option<Uuid>)> {
     match after {
         None => Ok((None, None)),
+        Some(c) if c.created_at < earliest_timestamp() => Err(Error::invalid(
+            "cursor",
+            format!(
+                "{} is before the earliest time PostgreSQL holds (4714-11-24 BC)",
+                c.created_at
+            ),
+        )),
         Some(c) if c.direction == Direction::Next => Ok((Some(c.created_at), Some(c.id))),
         Some(_) => Err(Error::invalid(
             "cursor",
             "this listing reads forward only: pass Cursor::after(last row)",
         )),
     }
+}
+
+/// The earliest instant a `timestamptz` holds: 4714-11-24 00:00 UTC BC (the latest, 294276 AD,
+/// is beyond any `DateTime<Utc>`).
+pub(crate) fn earliest_timestamp() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(-4713, 11, 24)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("a valid date")
+        .and_utc()
+}
+
+/// Checks a calendar date a query turns into `timestamptz` bounds: from year -4712 (4713 BC) on,
+/// so that the bounds stay within PostgreSQL's range in any time zone.
+pub(crate) fn check_date(field: &'static str, date: chrono::NaiveDate) -> Result<()> {
+    use chrono::Datelike;
+    if date.year() < -4712 {
+        return Err(Error::invalid(
+            field,
+            format!("{date} is before 4713 BC, the earliest date PostgreSQL's times hold"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a keyset page size.
@@ -415,7 +479,28 @@ mod tests {
         assert_eq!(p.get_page("11").number(), 10);
         assert_eq!(p.get_page("0").number(), 10);
         assert_eq!(p.get_page("-3").number(), 10);
-        assert_eq!(p.get_page("99999999999999999999").number(), 1);
+        // Python's int() reads these, so Django treats them as numbers past the end.
+        assert_eq!(p.get_page("99999999999999999999").number(), 10);
+        assert_eq!(p.get_page("-99999999999999999999").number(), 10);
+        assert_eq!(p.get_page("1_0").number(), 10);
+        assert_eq!(p.get_page("+3").number(), 3);
+        assert_eq!(p.get_page("1__0").number(), 1);
+        assert_eq!(p.get_page("_1").number(), 1);
+        assert_eq!(p.get_page("+").number(), 1);
+        // Python reads it as 3; this crate documents that it does not.
+        assert_eq!(p.get_page("٣").number(), 1);
+    }
+
+    #[test]
+    fn page_arithmetic_does_not_overflow() {
+        let p = Paginator::new(i64::MAX, 1000).unwrap();
+        assert_eq!(p.num_pages(), i64::MAX / 1000 + 1);
+        let last = p.get_page("99999999999999999999");
+        assert_eq!(last.number(), p.num_pages());
+        assert_eq!(last.end_index(), i64::MAX);
+        assert_eq!(last.len(), i64::MAX % 1000);
+        assert_eq!(Paginator::new(i64::MAX, 1).unwrap().num_pages(), i64::MAX);
+        assert_eq!(Paginator::new(0, 7).unwrap().num_pages(), 1);
     }
 
     #[test]

@@ -41,13 +41,15 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 pub use crate::ids::PaymentId;
 
+use crate::document::Document;
+
 /// A row of `payments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     /// Primary key.
     pub id: PaymentId,
-    /// The document, as stored.
-    pub data: Value,
+    /// The document, as stored (any depth reads back; see [`Document`]).
+    pub data: Document,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
 }
@@ -59,7 +61,8 @@ impl Payment {
     /// [`Error::InvalidInput`] when a known field has the wrong JSON type (say, `amount` is a
     /// string).
     pub fn typed(&self) -> Result<PaymentData> {
-        serde_json::from_value(self.data.clone())
+        self.data
+            .parse()
             .map_err(|e| Error::invalid("data", format!("not a payment document: {e}")))
     }
 }
@@ -263,6 +266,7 @@ pub async fn list_by_method(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
+    Error::check_text("method", method)?;
     list_containing(db, &json!({ "method": method }), after, limit).await
 }
 
@@ -280,6 +284,7 @@ pub async fn list_by_brand(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
+    Error::check_text("brand", brand)?;
     list_containing(db, &json!({ "brand": brand }), after, limit).await
 }
 
@@ -297,6 +302,7 @@ pub async fn list_by_shipping_country(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
+    Error::check_text("country", country)?;
     list_containing(
         db,
         &json!({ "shipping": { "country": country } }),
@@ -322,6 +328,7 @@ pub async fn list_with_key(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
+    Error::check_text("key", key)?;
     let limit = page::check_limit(limit)?;
     let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(

@@ -98,6 +98,7 @@ pub const WITHDRAWAL: &str = "withdrawal";
 /// `status` of a movement that happened (the seed's `'completed'`; its `'success'` is this).
 pub const COMPLETED: &str = "completed";
 
+use crate::document::Document;
 pub use crate::ids::EntryId;
 pub use crate::kinds::{EntryKind, EntryStatus};
 
@@ -117,8 +118,8 @@ pub struct LedgerEntry {
     pub kind: EntryKind,
     /// `pending`, `completed` or `failed` (another client's name reads as `Other`).
     pub status: EntryStatus,
-    /// Caller metadata, a JSON object.
-    pub metadata: serde_json::Value,
+    /// Caller metadata, a JSON object, as stored (any depth reads back; see [`Document`]).
+    pub metadata: Document,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
     /// The caller's idempotency key, if one was given.

@@ -7,6 +7,7 @@ use sqlx::PgExecutor;
 
 use super::{EntryId, LedgerEntry};
 use crate::accounts::{Account, AccountId};
+use crate::document::Document;
 use crate::ids::UserId;
 use crate::page::{self, Cursor};
 use crate::{Error, Result};
@@ -61,7 +62,7 @@ pub async fn list_for_account(
                from_account_id as "from_account_id: AccountId",
                to_account_id as "to_account_id: AccountId",
                amount as "amount!", type as "kind!", status as "status!",
-               metadata as "metadata!", created_at as "created_at!", idempotency_key
+               metadata as "metadata!: Document", created_at as "created_at!", idempotency_key
         from (
             select * from transactions where from_account_id = $1
             union all
@@ -168,6 +169,7 @@ pub async fn monthly_revenue(
     db: impl PgExecutor<'_>,
     time_zone: &str,
 ) -> Result<Vec<MonthlyRevenue>> {
+    Error::check_text("time_zone", time_zone)?;
     sqlx::query_as!(
         MonthlyRevenue,
         r#"
@@ -203,7 +205,7 @@ struct JoinedRow {
     amount: Decimal,
     kind: String,
     status: String,
-    metadata: serde_json::Value,
+    metadata: Document,
     created_at: DateTime<Utc>,
     idempotency_key: Option<String>,
     from_user_id: Option<UserId>,
@@ -370,6 +372,10 @@ pub struct Spender {
     pub total_spent: Decimal,
 }
 
+/// The longest window [`top_spenders`] accepts, in days (about 2,700 years): `now() - days`
+/// must stay within PostgreSQL's timestamps.
+pub const MAX_DAYS: i32 = 1_000_000;
+
 /// The users who sent the most money in the last `days` days, biggest first.
 ///
 /// Django: the seed's raw `cursor.execute("SELECT u.name, SUM(t.amount) AS total_spent FROM users
@@ -384,10 +390,14 @@ pub struct Spender {
 /// `MAX_PER_PAGE`).
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for `days` below 1 or a limit outside `1..=MAX_PER_PAGE`.
+/// [`Error::InvalidInput`] for `days` outside `1..=MAX_DAYS` or a limit outside
+/// `1..=MAX_PER_PAGE`.
 pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Result<Vec<Spender>> {
-    if days < 1 {
-        return Err(Error::invalid("days", "must be at least 1"));
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(Error::invalid(
+            "days",
+            format!("must be between 1 and {MAX_DAYS}, not {days}"),
+        ));
     }
     let limit = page::check_limit(limit)?;
     Ok(sqlx::query_as!(
@@ -516,6 +526,7 @@ pub async fn list_with_metadata_key(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
+    Error::check_text("key", key)?;
     let limit = page::check_limit(limit)?;
     let (after_at, after_id) = page::resume_after(after)?;
     Ok(query_entries!(

@@ -23,6 +23,7 @@ use crate::{Error, Result};
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<User>> {
+    Error::check_text("name", name)?;
     Ok(query_users!(
         select r#"
         from users
@@ -44,6 +45,7 @@ pub async fn list_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<Use
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_name_contains(db: impl PgExecutor<'_>, fragment: &str) -> Result<Vec<User>> {
+    Error::check_text("fragment", fragment)?;
     let pattern = format!("%{}%", escape_like(fragment));
     Ok(query_users!(
         select r#"
@@ -67,6 +69,7 @@ pub async fn list_name_contains(db: impl PgExecutor<'_>, fragment: &str) -> Resu
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_name_starts_with(db: impl PgExecutor<'_>, prefix: &str) -> Result<Vec<User>> {
+    Error::check_text("prefix", prefix)?;
     let pattern = format!("{}%", escape_like(prefix));
     Ok(query_users!(
         select r#"
@@ -96,6 +99,8 @@ pub async fn list_created_on(
     date: NaiveDate,
     time_zone: &str,
 ) -> Result<Vec<User>> {
+    Error::check_text("time_zone", time_zone)?;
+    page::check_date("date", date)?;
     query_users!(
         select r#"
         from users
@@ -164,6 +169,20 @@ impl NameKey {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad limit or an unknown time zone.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<User>> {
+    for (field, text) in [
+        ("name", &filter.name),
+        ("name_contains", &filter.name_contains),
+        ("name_starts_with", &filter.name_starts_with),
+        ("time_zone", &filter.time_zone),
+        ("after", &filter.after.as_ref().map(|key| key.name.clone())),
+    ] {
+        if let Some(text) = text {
+            Error::check_text(field, text)?;
+        }
+    }
+    if let Some(date) = filter.created_on {
+        page::check_date("created_on", date)?;
+    }
     let limit = page::check_limit(filter.limit.unwrap_or(page::MAX_PER_PAGE))?;
     let contains = filter
         .name_contains
@@ -447,6 +466,7 @@ pub async fn list_ids(db: impl PgExecutor<'_>) -> Result<Vec<UserId>> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<bool> {
+    Error::check_text("email", email)?;
     Ok(sqlx::query_scalar!(
         r#"select exists (select 1 from users where email = $1) as "exists!""#,
         email

@@ -143,8 +143,14 @@ pub fn validate_email(email: &str) -> Result<()> {
     if email.chars().count() > MAX_EMAIL_LEN {
         return bad("must be at most 254 characters");
     }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if email.contains('\0') {
+        return bad("must not contain the character U+0000");
+    }
+    if email.chars().any(char::is_whitespace) {
         return bad("must not contain white space");
+    }
+    if email.chars().any(char::is_control) {
+        return bad("must not contain control characters");
     }
     let Some((local, domain)) = email.split_once('@') else {
         return bad("must contain @");
@@ -241,6 +247,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>> {
+    Error::check_text("email", email)?;
     Ok(query_users!(
         select r#"
         from users

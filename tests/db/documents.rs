@@ -1,7 +1,10 @@
-//! JSON documents and money that cannot be stored exactly are refused before anything is
-//! written: nesting beyond `document::MAX_DEPTH`, oversized metadata, and, on `load`, values that a
-//! column would change (a third decimal).
+//! JSON documents: whatever PostgreSQL holds reads back (at any depth, from any client, through
+//! lists, streams, dump and load), and what this crate could not read back is refused before
+//! anything is written (nesting beyond `document::MAX_DEPTH`, oversized metadata); `load` refuses
+//! values that a column would change (a third decimal).
 
+use futures::TryStreamExt;
+use ledger::accounts::AccountId;
 use ledger::bulk::BulkOptions;
 use ledger::dump::{self, Table};
 use ledger::transactions::{self, BatchItem, Movement};
@@ -170,13 +173,130 @@ async fn load_refuses_what_a_column_would_change_naming_line_table_and_column(po
     );
 
     seed().await;
-    let err = load_edited(&pool, |row| {
-        row["metadata"] = nested(document::MAX_DEPTH + 1)
-    })
-    .await;
+    let err = load_edited(&pool, |row| row["amount"] = json!("10000000000000.00")).await;
     let message = err.to_string();
     assert!(
-        message.contains("transactions.metadata: is nested more than 64 levels deep"),
+        message.contains("transactions.amount: 10000000000000.00 does not fit numeric(15,2)"),
         "{message}"
+    );
+}
+
+/// Writes, with plain SQL as any other client could, one transaction and one payment whose
+/// document is `depth` objects deep; returns PostgreSQL's text of that document.
+async fn store_deep_by_sql(pool: &PgPool, account: AccountId, depth: i32) -> String {
+    sqlx::query!(
+        r#"
+        with doc as (
+            select (repeat('{"a": ', $2) || '1' || repeat('}', $2))::jsonb as d
+        ), entry as (
+            insert into transactions (to_account_id, amount, type, status, metadata)
+            select $1, 1.00, 'deposit', 'completed', d from doc
+        )
+        insert into payments (data) select d from doc
+        "#,
+        account.as_uuid(),
+        depth
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query_scalar!(
+        r#"select (repeat('{"a": ', $1) || '1' || repeat('}', $1))::jsonb::text as "t!""#,
+        depth
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn dump_all(pool: &PgPool) -> Vec<u8> {
+    let mut out = Vec::new();
+    dump::dump(pool, &Table::ALL, &mut out, &mut |_, _| {})
+        .await
+        .unwrap();
+    out
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn documents_of_any_depth_written_by_another_client_read_dump_and_load_back(pool: PgPool) {
+    let owner = support::user(&pool, "nest@example.com", "Nest").await;
+    let account = support::account_with(&pool, owner.id, support::dec("0.00"), "active").await;
+    let mut texts = Vec::new();
+    for depth in [1_000, 10_000] {
+        texts.push(store_deep_by_sql(&pool, account.id, depth).await);
+    }
+    texts.sort();
+
+    // Listed, one by one, streamed and in chunks: every row reads, with the stored text.
+    let listed = transactions::list_for_account(&pool, account.id, None, 10)
+        .await
+        .unwrap();
+    let streamed: Vec<_> = transactions::stream_all(&pool).try_collect().await.unwrap();
+    let chunked: Vec<Vec<_>> = transactions::chunks(&pool, 1).try_collect().await.unwrap();
+    let payments = payments::list_containing(&pool, &json!({}), None, 10)
+        .await
+        .unwrap();
+    let one = payments::get(&pool, payments[0].id).await.unwrap();
+    assert_eq!(one, payments[0]);
+    for (what, mut docs) in [
+        (
+            "listed",
+            listed
+                .iter()
+                .map(|e| e.metadata.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "streamed",
+            streamed.iter().map(|e| e.metadata.to_string()).collect(),
+        ),
+        (
+            "chunks",
+            chunked
+                .concat()
+                .iter()
+                .map(|e| e.metadata.to_string())
+                .collect(),
+        ),
+        (
+            "payments",
+            payments.iter().map(|p| p.data.to_string()).collect(),
+        ),
+    ] {
+        docs.sort();
+        assert!(
+            docs == texts,
+            "{what}: the stored documents did not read back"
+        );
+    }
+    // The tree of a document deeper than serde_json's limit is an error, not a crash.
+    let deep = &payments
+        .iter()
+        .max_by_key(|p| p.data.as_str().len())
+        .unwrap()
+        .data;
+    let err = deep.to_value().unwrap_err();
+    assert!(
+        err.to_string().contains("recursion limit exceeded"),
+        "{err}"
+    );
+
+    // Dumped, loaded into an empty database, dumped again: byte for byte the same.
+    let first = dump_all(&pool).await;
+    let first_text = String::from_utf8(first.clone()).unwrap();
+    assert!(texts.iter().all(|t| first_text.contains(t.as_str())));
+    let path = std::env::temp_dir().join(format!("ledger-deep-{}.ndjson", std::process::id()));
+    std::fs::write(&path, &first).unwrap();
+    sqlx::query!("truncate users, accounts, transactions, payments, articles, idempotency_keys")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let loaded = dump::load(&mut conn, &path, &mut |_, _| {}).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded, 6, "1 user, 1 account, 2 transactions, 2 payments");
+    assert!(
+        dump_all(&pool).await == first,
+        "the second dump differs from the first"
     );
 }
