@@ -12,6 +12,7 @@ mod cli;
 mod constraints;
 mod documents;
 mod idempotency;
+mod inputs;
 mod kinds;
 mod listings;
 mod local;
