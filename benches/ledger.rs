@@ -299,13 +299,15 @@ async fn seed_transfer(
         from.as_uuid()
     )
     .fetch_one(&mut *tx)
-    .await?;
+    .await?
+    .0;
     let to_balance = sqlx::query_scalar!(
         "select balance from accounts where id = $1 for update",
         to.as_uuid()
     )
     .fetch_one(&mut *tx)
-    .await?;
+    .await?
+    .0;
     if from_balance < amount {
         return Err(sqlx::Error::Protocol("insufficient funds".into()));
     }

@@ -118,6 +118,7 @@ pub mod ids;
 pub mod kinds;
 #[cfg(all(unix, feature = "local"))]
 pub mod local;
+pub mod numeric;
 pub mod page;
 pub mod payments;
 pub mod schema;

@@ -9,6 +9,7 @@ use super::{EntryId, LedgerEntry};
 use crate::accounts::{Account, AccountId};
 use crate::document::Document;
 use crate::ids::UserId;
+use crate::numeric::Numeric;
 use crate::page::{self, Cursor};
 use crate::{Error, Result};
 
@@ -87,20 +88,21 @@ pub async fn list_for_account(
 /// Django: `Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))` — the
 /// seed's `'success'` is this schema's `'completed'`
 ///
-/// SQL: `select coalesce(sum(amount), 0) from transactions where status = 'completed'`.
+/// SQL: `select coalesce(sum(amount), 0.00) from transactions where status = 'completed'`.
 ///
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
     Ok(sqlx::query_scalar!(
         r#"
-        select coalesce(sum(amount), 0) as "total!"
+        select coalesce(sum(amount), 0.00) as "total!: Numeric"
         from transactions
         where status = 'completed'
         "#
     )
     .fetch_one(db)
-    .await?)
+    .await?
+    .into())
 }
 
 /// Sum, count, average, maximum and minimum of the amounts, in one query.
@@ -123,7 +125,7 @@ pub struct Stats {
 /// Django: `Transaction.objects.aggregate(total=Sum('amount'), count=Count('id'),
 /// average=Avg('amount'), maximum=Max('amount'))` (and `Min`)
 ///
-/// SQL: `select coalesce(sum(amount), 0), count(*), round(avg(amount), 2), max(amount),
+/// SQL: `select coalesce(sum(amount), 0.00), count(*), round(avg(amount), 2), max(amount),
 /// min(amount) from transactions`.
 ///
 /// # Errors
@@ -132,7 +134,7 @@ pub async fn stats(db: impl PgExecutor<'_>) -> Result<Stats> {
     Ok(sqlx::query_as!(
         Stats,
         r#"
-        select coalesce(sum(amount), 0) as "total!",
+        select coalesce(sum(amount), 0.00) as "total!: Numeric",
                count(*) as "count!",
                round(avg(amount), 2) as average,
                max(amount) as maximum,
@@ -209,11 +211,11 @@ struct JoinedRow {
     created_at: DateTime<Utc>,
     idempotency_key: Option<String>,
     from_user_id: Option<UserId>,
-    from_balance: Option<Decimal>,
+    from_balance: Option<Numeric>,
     from_currency: Option<String>,
     from_status: Option<String>,
     to_user_id: Option<UserId>,
-    to_balance: Option<Decimal>,
+    to_balance: Option<Numeric>,
     to_currency: Option<String>,
     to_status: Option<String>,
 }
@@ -285,14 +287,14 @@ pub async fn list_with_accounts(
             from_account: joined_account(
                 r.from_account_id,
                 r.from_user_id,
-                r.from_balance,
+                r.from_balance.map(Decimal::from),
                 r.from_currency,
                 r.from_status,
             ),
             to_account: joined_account(
                 r.to_account_id,
                 r.to_user_id,
-                r.to_balance,
+                r.to_balance.map(Decimal::from),
                 r.to_currency,
                 r.to_status,
             ),
@@ -448,14 +450,14 @@ pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
         Discrepancy,
         r#"
         select account_id as "account_id!: AccountId", balance as "balance!",
-               expected as "expected!"
+               expected as "expected!: Numeric"
         from (
             select a.id as account_id,
                    a.balance,
                    coalesce((select sum(t.amount) from transactions t
-                             where t.to_account_id = a.id and t.status = 'completed'), 0)
+                             where t.to_account_id = a.id and t.status = 'completed'), 0.00)
                  - coalesce((select sum(t.amount) from transactions t
-                             where t.from_account_id = a.id and t.status = 'completed'), 0)
+                             where t.from_account_id = a.id and t.status = 'completed'), 0.00)
                    as expected
             from accounts a
         ) as books

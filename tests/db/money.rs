@@ -417,3 +417,47 @@ async fn the_savepoint_example_keeps_the_user_when_the_account_fails(pool: PgPoo
         .unwrap();
     assert_eq!(users, 2);
 }
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn zero_money_reads_with_the_columns_two_decimals(pool: PgPool) {
+    // sqlx alone reads a numeric zero as `0`; every money read here prints `0.00`.
+    let owner = user(&pool, "zero@example.com", "Zero").await;
+    let opened = accounts::open(&pool, owner.id, None).await.unwrap();
+    assert_eq!(opened.balance.to_string(), "0.00");
+    let read = accounts::get(&pool, opened.id).await.unwrap();
+    assert_eq!(read.balance.to_string(), "0.00");
+    assert_eq!(
+        transactions::total_completed(&pool)
+            .await
+            .unwrap()
+            .to_string(),
+        "0.00"
+    );
+    assert_eq!(
+        transactions::stats(&pool).await.unwrap().total.to_string(),
+        "0.00"
+    );
+
+    // Emptied by a withdrawal: still two decimals, in the struct and in a dump.
+    let mut conn = pool.acquire().await.unwrap();
+    transactions::deposit(&mut conn, &Movement::new(opened.id, dec("5.00")))
+        .await
+        .unwrap();
+    transactions::withdraw(&mut conn, &Movement::new(opened.id, dec("5.00")))
+        .await
+        .unwrap();
+    let emptied = accounts::get(&pool, opened.id).await.unwrap();
+    assert_eq!(emptied.balance.to_string(), "0.00");
+    assert_eq!(emptied.balance.scale(), 2);
+    let mut dump = Vec::new();
+    ledger::dump::dump(
+        &pool,
+        &[ledger::dump::Table::Accounts],
+        &mut dump,
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    let dump = String::from_utf8(dump).unwrap();
+    assert!(dump.contains(r#""balance":"0.00""#), "{dump}");
+}
