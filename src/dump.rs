@@ -10,14 +10,18 @@
 //! {"end":{"records":2}}
 //! ```
 //!
-//! Decimals are strings (exact to the cent), times RFC 3339 with microseconds, ids UUIDs; every
-//! column is written, so a load restores the rows exactly. (Django's fixtures are one JSON array,
+//! Decimals are strings (exact to the cent), times RFC 3339 with microseconds, ids UUIDs, JSON
+//! documents (`metadata`, `data`) the text PostgreSQL stores, verbatim, at any depth (see
+//! [`Document`](crate::Document)); every column is written, so a load restores the rows exactly. (Django's fixtures are one JSON array,
 //! which cannot be streamed line by line; NDJSON can, in constant memory, both ways.)
 //!
 //! **Load** is one transaction: the file is read once to check every record (valid JSON, a known
 //! table, the row's shape, the trailer's count — so a file truncated anywhere is refused), then
 //! once per table in foreign-key order, each table's rows sent with `COPY`. Any refusal names the
-//! record's line and writes nothing. A load writes balances and ledger rows as they were dumped;
+//! record's line and writes nothing. A load is lossless or refuses: a value its column would
+//! change (an amount or balance with a third decimal, or beyond `numeric(15,2)`) is refused
+//! naming the line, table and column, never rounded. A load writes balances and ledger rows as
+//! they were dumped;
 //! [`transactions::reconcile`](crate::transactions::reconcile) checks them afterwards.
 
 use std::fs::File;
