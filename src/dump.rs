@@ -371,19 +371,56 @@ fn check_row(table: Table, row: &RawValue) -> std::result::Result<(), String> {
         serde_json::from_str(row.get()).map_err(|e| e.to_string())
     }
     match table {
-        Table::Users => parse::<User>(row).map(drop),
-        Table::Accounts => fits_money("accounts.balance", parse::<Account>(row)?.balance),
+        Table::Users => {
+            let user = parse::<User>(row)?;
+            fits_text("users.email", &user.email, 254)?;
+            fits_text("users.name", &user.name, 100)
+        }
+        Table::Accounts => {
+            let account = parse::<Account>(row)?;
+            fits_text("accounts.currency", &account.currency, 3)?;
+            fits_text("accounts.status", account.status.as_str(), 20)?;
+            fits_money("accounts.balance", account.balance)
+        }
         Table::Transactions => {
             let entry = parse::<LedgerEntry>(row)?;
+            fits_text("transactions.type", entry.kind.as_str(), 20)?;
+            fits_text("transactions.status", entry.status.as_str(), 20)?;
+            if let Some(key) = &entry.idempotency_key {
+                fits_text("transactions.idempotency_key", key, 200)?;
+            }
             fits_money("transactions.amount", entry.amount)
         }
         Table::Payments => parse::<Payment>(row).map(drop),
-        Table::Articles => parse::<Article>(row).map(drop),
-        Table::IdempotencyKeys => parse::<IdempotencyKey>(row).map(drop),
+        Table::Articles => {
+            let article = parse::<Article>(row)?;
+            fits_text("articles.title", &article.title, 200)?;
+            fits_text("articles.content", &article.content, usize::MAX)
+        }
+        Table::IdempotencyKeys => {
+            let key = parse::<IdempotencyKey>(row)?;
+            fits_text("idempotency_keys.key", &key.key, 200)
+        }
     }
 }
 
-/// `numeric(15,2)`: at most two decimal places and below 10^13 in magnitude.
+/// `varchar(max)` (characters, as PostgreSQL counts them), and no U+0000, which no text column
+/// can hold.
+fn fits_text(column: &str, value: &str, max: usize) -> std::result::Result<(), String> {
+    if value.contains('\0') {
+        return Err(format!(
+            "{column}: contains the character U+0000, which PostgreSQL cannot store"
+        ));
+    }
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(format!(
+            "{column}: {chars} characters do not fit varchar({max})"
+        ));
+    }
+    Ok(())
+}
+
 fn fits_money(column: &str, value: Decimal) -> std::result::Result<(), String> {
     if value.normalize().scale() > 2 || value.abs() >= Decimal::from(10_000_000_000_000_i64) {
         return Err(format!(

@@ -179,6 +179,21 @@ async fn load_refuses_what_a_column_would_change_naming_line_table_and_column(po
         message.contains("transactions.amount: 10000000000000.00 does not fit numeric(15,2)"),
         "{message}"
     );
+
+    for (key, expected) in [
+        (
+            "k".repeat(201),
+            "transactions.idempotency_key: 201 characters do not fit varchar(200)",
+        ),
+        (
+            "a\u{0}b".to_owned(),
+            "transactions.idempotency_key: contains the character U+0000",
+        ),
+    ] {
+        seed().await;
+        let err = load_edited(&pool, |row| row["idempotency_key"] = json!(key)).await;
+        assert!(err.to_string().contains(expected), "{err}");
+    }
 }
 
 /// Writes, with plain SQL as any other client could, one transaction and one payment whose
