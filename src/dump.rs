@@ -19,9 +19,9 @@
 //! table, the row's shape, the trailer's count — so a file truncated anywhere is refused), then
 //! once per table in foreign-key order, each table's rows sent with `COPY`. Any refusal names the
 //! record's line and writes nothing. A load is lossless or refuses: a value its column would
-//! change (an amount or balance with a third decimal, or beyond `numeric(15,2)`) is refused
-//! naming the line, table and column, never rounded. A load writes balances and ledger rows as
-//! they were dumped;
+//! change or refuse (an amount or balance with a third decimal or beyond `numeric(15,2)`, a text
+//! longer than its `varchar` or holding U+0000) is refused naming the line, table and column,
+//! never rounded. A load writes balances and ledger rows as they were dumped;
 //! [`transactions::reconcile`](crate::transactions::reconcile) checks them afterwards.
 
 use std::fs::File;

@@ -481,8 +481,8 @@ pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
 /// Read to the end by passing [`Cursor::after`] the last row of each page.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a fragment that is not a JSON object, a bad limit, or a
-/// `Previous` cursor.
+/// [`Error::InvalidInput`] for a fragment that is not a JSON object or that no metadata could
+/// hold (see [`crate::document::check`]), a bad limit, or a `Previous` cursor.
 pub async fn list_metadata_containing(
     db: impl PgExecutor<'_>,
     fragment: &serde_json::Value,
@@ -492,6 +492,7 @@ pub async fn list_metadata_containing(
     if !fragment.is_object() {
         return Err(Error::invalid("metadata", "must be a JSON object"));
     }
+    crate::document::check("metadata", fragment, super::MAX_METADATA_BYTES)?;
     let limit = page::check_limit(limit)?;
     let (after_at, after_id) = page::resume_after(after)?;
     Ok(query_entries!(

@@ -284,3 +284,151 @@ async fn payment_rows(pool: &PgPool) -> i64 {
         .await
         .unwrap()
 }
+
+/// Any JSON value: bushy trees, and chains up to 80 levels deep (deeper than
+/// `document::MAX_DEPTH`), with strings that may hold U+0000.
+fn documents() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        strings().prop_map(Value::String),
+    ];
+    let bushy = leaf.clone().prop_recursive(8, 64, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(strings(), inner, 0..4)
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    });
+    // Chains of 1 to 80 arrays or objects around a leaf: either side of the depth limit.
+    let deep = (leaf, 1usize..80, strings()).prop_map(|(mut value, levels, key)| {
+        for level in 0..levels {
+            value = if level % 2 == 0 {
+                Value::Array(vec![value])
+            } else {
+                json!({ key.clone(): value })
+            };
+        }
+        value
+    });
+    prop_oneof![bushy, deep]
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn generated_documents_and_amounts_are_stored_exactly_or_refused_cleanly(pool: PgPool) {
+    let p = &pool;
+    let owner = support::user(p, "json@example.com", "Json").await;
+    let account = support::account_with(p, owner.id, support::dec("1000000.00"), "active").await;
+    let other = support::account_with(p, owner.id, support::dec("0.00"), "active").await;
+    let mut conn = pool.acquire().await.unwrap();
+
+    let docs = samples(documents(), 200);
+    fn depth(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    let deepest = docs.iter().map(depth).max().unwrap();
+    assert!(
+        deepest > ledger::document::MAX_DEPTH,
+        "the samples reach {deepest} levels"
+    );
+    for doc in &docs {
+        let wrapped = json!({ "d": doc });
+        let before = payment_rows(p).await;
+        match payments::insert_json(p, &wrapped).await {
+            // Stored: it reads back as the same tree.
+            Ok(stored) => {
+                assert_eq!(payment_rows(p).await, before + 1);
+                let back = payments::get(p, stored.id).await.unwrap();
+                assert_eq!(back.data, wrapped, "{}", back.data);
+            }
+            Err(err) => {
+                assert_eq!(payment_rows(p).await, before, "{err}");
+                typed("insert_json", &wrapped.to_string(), Err::<(), _>(err));
+            }
+        }
+        typed(
+            "list_containing",
+            "",
+            payments::list_containing(p, &wrapped, None, 5).await,
+        );
+        let movement = Movement::new(account.id, support::dec("0.01")).metadata(wrapped.clone());
+        typed(
+            "deposit",
+            "",
+            transactions::deposit(&mut conn, &movement).await,
+        );
+        typed(
+            "list_metadata_containing",
+            "",
+            transactions::list_metadata_containing(p, &wrapped, None, 5).await,
+        );
+    }
+
+    // Amounts: any mantissa at any scale. Each movement applies exactly or is refused, and the
+    // balances always add up.
+    let amounts = samples(
+        prop_oneof![(any::<i64>(), 0u32..=28), (-100i64..200_000, 0u32..=3)],
+        300,
+    );
+    let mut applied = 0;
+    let total_before = balance(p, account.id).await + balance(p, other.id).await;
+    for (mantissa, scale) in amounts {
+        let amount = rust_decimal::Decimal::new(mantissa, scale);
+        let transfer = transactions::Transfer::new(account.id, other.id, amount);
+        let before = (entry_rows(p).await, balance(p, account.id).await);
+        match transactions::transfer(&mut conn, &transfer).await {
+            Ok(entry) => {
+                applied += 1;
+                assert_eq!(entry.amount, amount);
+                assert_eq!(balance(p, account.id).await, before.1 - amount);
+            }
+            Err(err) => {
+                assert!(
+                    matches!(
+                        err,
+                        Error::InvalidInput {
+                            field: "amount",
+                            ..
+                        } | Error::InsufficientFunds { .. }
+                    ),
+                    "{amount}: {err:?}"
+                );
+                assert_eq!((entry_rows(p).await, balance(p, account.id).await), before);
+            }
+        }
+        typed(
+            "list_amount_at_least",
+            "",
+            payments::list_amount_at_least(p, amount, None, 5).await,
+        );
+        typed(
+            "list_with_balance_over",
+            "",
+            users::list_with_balance_over(p, amount).await,
+        );
+    }
+    assert!(applied > 0, "some generated transfers apply");
+    let total_after = balance(p, account.id).await + balance(p, other.id).await;
+    assert_eq!(
+        total_after, total_before,
+        "transfers move money, never make or lose it"
+    );
+}
+
+async fn balance(pool: &PgPool, id: ledger::accounts::AccountId) -> rust_decimal::Decimal {
+    accounts::get(pool, id).await.unwrap().balance
+}
+
+async fn entry_rows(pool: &PgPool) -> i64 {
+    sqlx::query_scalar!(r#"select count(*) as "n!" from transactions"#)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
