@@ -28,6 +28,10 @@ use crate::{Error, Result};
 pub const TITLE_NOT_BLANK: &str = "articles_title_not_blank";
 /// Longest title (varchar(200)), in characters.
 pub const MAX_TITLE_LEN: usize = 200;
+/// Largest body accepted, in bytes. The generated `search` column is a `tsvector`, which
+/// PostgreSQL caps at 1 MiB (error 54000, "string is too long for tsvector"); a body of distinct
+/// short words takes up to about 2.5 times its size there, so 256 KiB always fits.
+pub const MAX_CONTENT_BYTES: usize = 256 * 1024;
 /// The seed's `rank__gte=0.1`.
 pub const DEFAULT_MIN_RANK: f32 = 0.1;
 
@@ -150,6 +154,15 @@ fn validate_content(content: &str) -> Result<()> {
         return Err(Error::invalid(
             "content",
             "must not contain the character U+0000",
+        ));
+    }
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(Error::invalid(
+            "content",
+            format!(
+                "is {} bytes; at most {MAX_CONTENT_BYTES} fit the search index",
+                content.len()
+            ),
         ));
     }
     Ok(())

@@ -269,3 +269,57 @@ async fn search_uses_the_gin_index(pool: PgPool) {
         .unwrap();
     assert_eq!(hits.len(), 40);
 }
+
+/// `len` bytes of distinct short words: the body whose `tsvector` is largest for its size.
+fn distinct_words(len: usize) -> String {
+    let mut body = String::with_capacity(len + 16);
+    let mut i = 0u64;
+    while body.len() < len {
+        body.push_str(&format!("w{i:x} "));
+        i += 1;
+    }
+    body.truncate(len);
+    body
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn the_largest_body_fits_the_search_index_and_a_larger_one_is_refused(pool: PgPool) {
+    // Past the limit, the server itself refuses: the generated tsvector would exceed 1 MiB.
+    let huge = distinct_words(1 << 20);
+    let err = sqlx::query!(
+        "insert into articles (title, content) values ('Huge', $1)",
+        huge
+    )
+    .execute(&pool)
+    .await
+    .unwrap_err();
+    let code = err.as_database_error().and_then(|e| e.code()).unwrap();
+    assert_eq!(code, "54000", "{err}");
+
+    // At the limit, the worst case for its size is stored and searchable.
+    let largest = distinct_words(articles::MAX_CONTENT_BYTES);
+    let stored = articles::insert(&pool, &NewArticle::new("Largest", largest.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(stored.content.len(), articles::MAX_CONTENT_BYTES);
+    let hits = articles::search_titles(&pool, "w1f", Language::English, None, 5)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+
+    let over = distinct_words(articles::MAX_CONTENT_BYTES + 1);
+    let err = articles::insert(&pool, &NewArticle::new("Over", over.as_str()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "content",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(article_count(&pool).await, 1);
+}
