@@ -26,9 +26,9 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use sqlx::Decode;
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgTypeInfo, PgValueFormat, PgValueRef, Postgres};
-use sqlx::{Decode, ValueRef};
+use sqlx::postgres::{PgTypeInfo, PgValueRef, Postgres};
 
 use crate::{Error, Result};
 
@@ -42,7 +42,7 @@ use crate::{Error, Result};
 /// use ledger::document::Document;
 /// use serde_json::json;
 ///
-/// let doc = Document::from_value(&json!({"brand": "Visa"}));
+/// let doc = Document::from_value(&json!({"brand": "Visa"}))?;
 /// assert_eq!(doc.as_str(), r#"{"brand":"Visa"}"#);
 /// assert_eq!(doc.to_value()?["brand"], "Visa");
 /// assert_eq!(doc, json!({"brand": "Visa"}));
@@ -54,8 +54,11 @@ pub struct Document(Box<RawValue>);
 
 impl Document {
     /// The document for `value`, as this crate would send it (compact JSON).
-    pub fn from_value(value: &Value) -> Self {
-        Self(serde_json::value::to_raw_value(value).expect("a Value always serializes"))
+    ///
+    /// # Errors
+    /// `serde_json`'s error if `value` cannot be serialized.
+    pub fn from_value(value: &Value) -> std::result::Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
     }
 
     /// Parses `text` as one JSON document, at any depth, without recursion.
@@ -88,12 +91,6 @@ impl Document {
         &self,
     ) -> std::result::Result<T, serde_json::Error> {
         serde_json::from_str(self.as_str())
-    }
-}
-
-impl From<Value> for Document {
-    fn from(value: Value) -> Self {
-        Self::from_value(&value)
     }
 }
 
@@ -138,30 +135,24 @@ impl fmt::Debug for Document {
     }
 }
 
+/// Read through sqlx's own `json`/`jsonb` decoding (which strips jsonb's version byte), into a
+/// `RawValue`, whose parser is iterative: no recursion, at any depth.
+type Stored = sqlx::types::Json<Box<RawValue>>;
+
 impl sqlx::Type<Postgres> for Document {
     fn type_info() -> PgTypeInfo {
-        PgTypeInfo::with_name("jsonb")
+        <Stored as sqlx::Type<Postgres>>::type_info()
     }
 
     fn compatible(ty: &PgTypeInfo) -> bool {
-        *ty == PgTypeInfo::with_name("jsonb") || *ty == PgTypeInfo::with_name("json")
+        <Stored as sqlx::Type<Postgres>>::compatible(ty)
     }
 }
 
 impl<'r> Decode<'r, Postgres> for Document {
     fn decode(value: PgValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
-        let is_jsonb = *value.type_info() == PgTypeInfo::with_name("jsonb");
-        let binary = value.format() == PgValueFormat::Binary;
-        let mut bytes = value.as_bytes()?;
-        if binary && is_jsonb {
-            // jsonb's binary form is a version byte (1) and the document's text.
-            match bytes.split_first() {
-                Some((1, text)) => bytes = text,
-                _ => return Err("unsupported jsonb binary format version".into()),
-            }
-        }
-        let text = std::str::from_utf8(bytes)?;
-        Ok(Self::from_text(text)?)
+        let sqlx::types::Json(raw) = <Stored as Decode<Postgres>>::decode(value)?;
+        Ok(Self(raw))
     }
 }
 
@@ -178,11 +169,14 @@ pub fn check(field: &'static str, document: &Value, max_bytes: usize) -> Result<
     let mut pending = vec![(document, 1)];
     while let Some((value, depth)) = pending.pop() {
         let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::String(s) if s.contains('\0') => return Err(nul(field)),
+            Value::String(s) => {
+                Error::check_text(field, s)?;
+                continue;
+            }
             Value::Array(items) => Box::new(items.iter()),
             Value::Object(map) => {
-                if map.keys().any(|k| k.contains('\0')) {
-                    return Err(nul(field));
+                for key in map.keys() {
+                    Error::check_text(field, key)?;
                 }
                 Box::new(map.values())
             }
@@ -206,13 +200,6 @@ pub fn check(field: &'static str, document: &Value, max_bytes: usize) -> Result<
         ));
     }
     Ok(())
-}
-
-fn nul(field: &'static str) -> Error {
-    Error::invalid(
-        field,
-        "must not contain the character U+0000 (jsonb cannot store it)",
-    )
 }
 
 /// Counts what `serde_json` would write, without keeping it.

@@ -170,11 +170,11 @@ impl NameKey {
 /// [`Error::InvalidInput`] for a bad limit or an unknown time zone.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<User>> {
     for (field, text) in [
-        ("name", &filter.name),
-        ("name_contains", &filter.name_contains),
-        ("name_starts_with", &filter.name_starts_with),
-        ("time_zone", &filter.time_zone),
-        ("after", &filter.after.as_ref().map(|key| key.name.clone())),
+        ("name", filter.name.as_deref()),
+        ("name_contains", filter.name_contains.as_deref()),
+        ("name_starts_with", filter.name_starts_with.as_deref()),
+        ("time_zone", filter.time_zone.as_deref()),
+        ("after", filter.after.as_ref().map(|key| key.name.as_str())),
     ] {
         if let Some(text) = text {
             Error::check_text(field, text)?;
