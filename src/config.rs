@@ -113,6 +113,64 @@ impl Config {
         Ok(Some(config))
     }
 
+    /// The read replicas' configs, from `DATABASE_REPLICA_URLS` in the environment or `.env`:
+    /// URLs separated by commas, each with the writer's `DB_MAX_CONNECTIONS` pool size. Empty
+    /// when it is not set. See [`crate::replica::Router`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `.env` is malformed or an entry is not a PostgreSQL URL (the message
+    /// gives the entry's position, never the URL).
+    pub fn replicas_from_env() -> Result<Vec<Self>> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(Error::Config(format!(".env: {e}"))),
+        }
+        Self::replicas_from_lookup(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// [`Config::replicas_from_env`] with the variables found by `lookup`.
+    ///
+    /// ```
+    /// let urls = "postgres://app@replica-1/bank, postgres://app@replica-2/bank";
+    /// let replicas = ledger::Config::replicas_from_lookup(|key| {
+    ///     (key == "DATABASE_REPLICA_URLS").then(|| urls.to_owned())
+    /// })?;
+    /// assert_eq!(replicas.len(), 2);
+    /// assert!(replicas[1].target().starts_with("replica-2:5432"));
+    /// # Ok::<(), ledger::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Config::replicas_from_env`].
+    pub fn replicas_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<Self>> {
+        let Some(urls) = lookup("DATABASE_REPLICA_URLS") else {
+            return Ok(Vec::new());
+        };
+        let size = lookup("DB_MAX_CONNECTIONS")
+            .map(|size| parse_pool_size(&size))
+            .transpose()?;
+        urls.split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .enumerate()
+            .map(|(i, url)| {
+                let config = Self::from_url(url).map_err(|e| match e {
+                    Error::Config(message) => Error::Config(message.replacen(
+                        "DATABASE_URL",
+                        &format!("DATABASE_REPLICA_URLS (entry {})", i + 1),
+                        1,
+                    )),
+                    other => other,
+                })?;
+                Ok(match size {
+                    Some(size) => config.max_connections(size),
+                    None => config,
+                })
+            })
+            .collect()
+    }
+
     /// A config for one URL (`postgres://user:password@host:port/database?...`).
     ///
     /// # Errors
@@ -425,6 +483,42 @@ mod tests {
         let target = config.target();
         assert_eq!(target, "db.example:6543, database prod, user app");
         assert!(!target.contains("s3cret"));
+    }
+
+    #[test]
+    fn replica_urls_are_split_sized_and_a_bad_entry_is_named_by_position_not_by_its_text() {
+        assert!(
+            Config::replicas_from_lookup(lookup(&[]))
+                .unwrap()
+                .is_empty()
+        );
+        let vars = [
+            (
+                "DATABASE_REPLICA_URLS",
+                " postgres://a@r1/db ,, postgres://a@r2:6000/db,",
+            ),
+            ("DB_MAX_CONNECTIONS", "3"),
+        ];
+        let replicas = Config::replicas_from_lookup(lookup(&vars)).unwrap();
+        let targets: Vec<_> = replicas.iter().map(Config::target).collect();
+        assert_eq!(
+            targets,
+            [
+                "r1:5432, database db, user a",
+                "r2:6000, database db, user a"
+            ]
+        );
+        assert!(replicas.iter().all(|r| r.max_connections == 3));
+
+        let vars = [(
+            "DATABASE_REPLICA_URLS",
+            "postgres://a@r1/db,mysql://a:s3cret@r2/db",
+        )];
+        let err = Config::replicas_from_lookup(lookup(&vars))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DATABASE_REPLICA_URLS (entry 2)"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

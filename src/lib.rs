@@ -121,6 +121,7 @@ pub mod local;
 pub mod numeric;
 pub mod page;
 pub mod payments;
+pub mod replica;
 pub mod schema;
 pub mod transactions;
 pub mod users;

@@ -186,6 +186,80 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// A hot standby of `primary` in `dir`, streaming from it, started: made on first use with
+    /// `pg_basebackup -R` (which writes `standby.signal` and `primary_conninfo`) over the
+    /// primary's unix socket, then reused. It listens on its own socket only (no TCP), with
+    /// `hot_standby_feedback = on` so that replay does not cancel its readers' queries. Blocking.
+    ///
+    /// The primary needs nothing beyond what [`Cluster::ensure`] makes: `wal_level = replica`
+    /// is PostgreSQL's default, and `initdb -A trust` allows local replication connections.
+    ///
+    /// # Errors
+    /// [`Error::LocalCluster`] when `pg_basebackup` or `pg_ctl` fail.
+    pub fn ensure_standby(dir: &Path, primary: &Cluster) -> Result<Self> {
+        let server = Server::find()?;
+        let standby = Self {
+            dir: server.usable_dir(&absolute(dir)?, PORT)?,
+            port: PORT,
+        };
+        check_socket_path(&standby.dir, PORT)?;
+        let lock_path = standby.dir.with_extension("lock");
+        let lock = File::create(&lock_path).map_err(|e| io_error("creating", &lock_path, &e))?;
+        lock.lock()
+            .map_err(|e| io_error("locking", &lock_path, &e))?;
+        if !standby.data_dir().join("PG_VERSION").exists() {
+            standby.base_backup(&server, primary)?;
+        }
+        if !standby.is_running(&server)? {
+            standby.start(&server)?;
+        }
+        drop(lock);
+        Ok(standby)
+    }
+
+    fn base_backup(&self, server: &Server, primary: &Cluster) -> Result<()> {
+        self.make_dir(server)?;
+        let data = self.data_dir();
+        server.run("pg_basebackup", |c| {
+            c.arg("-D")
+                .arg(&data)
+                .arg("-h")
+                .arg(&primary.dir)
+                .arg("-p")
+                .arg(primary.port.to_string())
+                .args(["-U", SUPERUSER, "-R", "-X", "stream", "-c", "fast"])
+        })?;
+        // The copied postgresql.conf names the primary's socket and port: the last line wins.
+        let lines = format!(
+            "\n# ledger: a hot standby of {}\n\
+             listen_addresses = ''\n\
+             unix_socket_directories = '{}'\n\
+             port = {}\n\
+             hot_standby = on\n\
+             hot_standby_feedback = on\n",
+            primary.dir.display(),
+            self.dir.display().to_string().replace('\'', "''"),
+            self.port,
+        );
+        append(&data.join("postgresql.conf"), &lines)
+    }
+
+    fn make_dir(&self, server: &Server) -> Result<()> {
+        if self.dir.exists() {
+            // A directory without PG_VERSION is a failed initdb or base backup: start over.
+            fs::remove_dir_all(&self.dir).map_err(|e| io_error("removing", &self.dir, &e))?;
+        }
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| io_error("creating", &self.dir, &e))?;
+        if let Some(owner) = &server.owner {
+            std::os::unix::fs::chown(&self.dir, Some(owner.uid), Some(owner.gid))
+                .map_err(|e| io_error("changing the owner of", &self.dir, &e))?;
+        }
+        Ok(())
+    }
+
     /// Shuts the server down with `mode` and starts it again, waiting for it to accept
     /// connections (after crash recovery, for [`Shutdown::Immediate`]). Blocking.
     ///
@@ -269,18 +343,7 @@ impl Cluster {
     }
 
     fn init(&self, server: &Server, settings: &Settings) -> Result<()> {
-        if self.dir.exists() {
-            // A directory without PG_VERSION is a failed initdb: start over.
-            fs::remove_dir_all(&self.dir).map_err(|e| io_error("removing", &self.dir, &e))?;
-        }
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| io_error("creating", &self.dir, &e))?;
-        if let Some(owner) = &server.owner {
-            std::os::unix::fs::chown(&self.dir, Some(owner.uid), Some(owner.gid))
-                .map_err(|e| io_error("changing the owner of", &self.dir, &e))?;
-        }
+        self.make_dir(server)?;
         let data = self.data_dir();
         server.run("initdb", |c| {
             c.arg("-D")
@@ -288,11 +351,6 @@ impl Cluster {
                 .args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8"])
                 .args(["--locale=C.UTF-8", "-N"])
         })?;
-        let conf = data.join("postgresql.conf");
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(&conf)
-            .map_err(|e| io_error("opening", &conf, &e))?;
         let durability = if settings.durable {
             "fsync = on\nfull_page_writes = on\n"
         } else {
@@ -314,8 +372,7 @@ impl Cluster {
             self.port,
             settings.conf,
         );
-        file.write_all(lines.as_bytes())
-            .map_err(|e| io_error("writing", &conf, &e))?;
+        append(&data.join("postgresql.conf"), &lines)?;
         if !settings.hba.is_empty() {
             let hba = data.join("pg_hba.conf");
             let defaults = fs::read_to_string(&hba).map_err(|e| io_error("reading", &hba, &e))?;
@@ -534,6 +591,14 @@ fn is_executable(path: &Path) -> bool {
 
 fn absolute(dir: &Path) -> Result<PathBuf> {
     std::path::absolute(dir).map_err(|e| io_error("resolving", dir, &e))
+}
+
+fn append(path: &Path, text: &str) -> Result<()> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|e| io_error("writing", path, &e))
 }
 
 fn io_error(doing: &str, path: &Path, err: &std::io::Error) -> Error {
