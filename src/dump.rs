@@ -133,7 +133,10 @@ struct Trailer {
 ///
 /// Django: `python manage.py dumpdata myapp > backup.json`
 ///
-/// SQL: one `select ... order by id` per table, read as a stream.
+/// SQL: `begin`, `set transaction isolation level repeatable read, read only`, then one
+/// `select ... order by id` per table, read as a stream, and `commit`. One snapshot for every
+/// table: a dump taken while money moves holds no ledger entry whose account it lacks, and it
+/// runs unchanged on a hot standby and through a transaction pooler.
 ///
 /// # Errors
 /// [`Error::Database`] when reading fails; [`Error::Io`] when writing to `out` fails.
@@ -151,6 +154,10 @@ pub async fn dump(
     };
     chosen.sort();
     chosen.dedup();
+    let mut tx = pool.begin().await?;
+    sqlx::query!("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
     let mut records = 0;
     for table in chosen {
         let mut written = 0u64;
@@ -167,7 +174,7 @@ pub async fn dump(
                 let mut rows = query_users!(
                     select r#"from users order by id"#
                 )
-                .fetch(pool);
+                .fetch(&mut *tx);
                 while let Some(row) = rows.try_next().await? {
                     emit(&row)?;
                 }
@@ -180,7 +187,7 @@ pub async fn dump(
                     from accounts order by id
                     "#
                 )
-                .fetch(pool);
+                .fetch(&mut *tx);
                 while let Some(row) = rows.try_next().await? {
                     emit(&row)?;
                 }
@@ -191,7 +198,7 @@ pub async fn dump(
                     from transactions order by id
                     "#
                 )
-                .fetch(pool);
+                .fetch(&mut *tx);
                 while let Some(row) = rows.try_next().await? {
                     emit(&row)?;
                 }
@@ -201,7 +208,7 @@ pub async fn dump(
                     Payment,
                     r#"select id, data, created_at from payments order by id"#
                 )
-                .fetch(pool);
+                .fetch(&mut *tx);
                 while let Some(row) = rows.try_next().await? {
                     emit(&row)?;
                 }
@@ -215,7 +222,7 @@ pub async fn dump(
                     from articles order by id
                     "#
                 )
-                .fetch(pool);
+                .fetch(&mut *tx);
                 while let Some(row) = rows.try_next().await? {
                     emit(&row)?;
                 }
@@ -228,7 +235,7 @@ pub async fn dump(
                     from idempotency_keys order by key
                     "#
                 )
-                .fetch(pool);
+                .fetch(&mut *tx);
                 while let Some(row) = rows.try_next().await? {
                     emit(&row)?;
                 }
@@ -237,6 +244,7 @@ pub async fn dump(
         progress(table, written);
         records += written;
     }
+    tx.commit().await?;
     let trailer = serde_json::json!({ "end": Trailer { records } });
     writeln!(out, "{trailer}").map_err(write_error)?;
     out.flush().map_err(write_error)?;

@@ -315,3 +315,73 @@ async fn documents_of_any_depth_written_by_another_client_read_dump_and_load_bac
         "the second dump differs from the first"
     );
 }
+
+/// A dump is one snapshot: rows committed while it runs (here, between the accounts table and
+/// the transactions table, by another connection) are in no table of it, so it loads back.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn dump_taken_while_money_moves_is_one_snapshot_and_loads_back(pool: PgPool) {
+    let owner = support::user(&pool, "snap@example.com", "Snap").await;
+    let account = support::account_with(&pool, owner.id, support::dec("0.00"), "active").await;
+    let mut conn = pool.acquire().await.unwrap();
+    transactions::deposit(&mut conn, &Movement::new(account.id, support::dec("1.00")))
+        .await
+        .unwrap();
+    drop(conn);
+
+    // The write runs on a thread and runtime of its own while the dump's callback waits, after
+    // the accounts table and before the transactions table.
+    let options = pool.connect_options().as_ref().clone();
+    let mut out = Vec::new();
+    let mut wrote_during_dump = false;
+    dump::dump(&pool, &Table::ALL, &mut out, &mut |table, _| {
+        if table != Table::Accounts || wrote_during_dump {
+            return;
+        }
+        wrote_during_dump = true;
+        let options = options.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+                let late = ledger::accounts::open(&mut conn, owner.id, None)
+                    .await
+                    .unwrap();
+                transactions::deposit(&mut conn, &Movement::new(late.id, support::dec("2.00")))
+                    .await
+                    .unwrap();
+            });
+        })
+        .join()
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(wrote_during_dump);
+    let accounts = support::count(&pool, support::Table::Accounts).await;
+    assert_eq!(
+        (accounts, counts(&pool).await.1),
+        (2, 2),
+        "the late write committed"
+    );
+
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert_eq!(
+        text.matches(r#""table":"transactions""#).count(),
+        1,
+        "{text}"
+    );
+    let path = std::env::temp_dir().join(format!("ledger-snap-{}.ndjson", std::process::id()));
+    std::fs::write(&path, &out).unwrap();
+    sqlx::query!("truncate users, accounts, transactions, payments, articles, idempotency_keys")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let loaded = dump::load(&mut conn, &path, &mut |_, _| {}).await;
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded.unwrap(), 3, "1 user, 1 account, 1 transaction");
+}
