@@ -110,11 +110,21 @@ impl Config {
             Some(size) => config.max_connections(parse_pool_size(&size)?),
             None => config,
         };
+        let config = match lookup("DB_TRANSACTION_POOLER").as_deref() {
+            None | Some("0" | "false") => config,
+            Some("1" | "true") => config.transaction_pooler(),
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "DB_TRANSACTION_POOLER must be 1 or 0, not {other:?}"
+                )));
+            }
+        };
         Ok(Some(config))
     }
 
     /// The read replicas' configs, from `DATABASE_REPLICA_URLS` in the environment or `.env`:
-    /// URLs separated by commas, each with the writer's `DB_MAX_CONNECTIONS` pool size. Empty
+    /// URLs separated by commas, each with the writer's `DB_MAX_CONNECTIONS` pool size and
+    /// `DB_TRANSACTION_POOLER` profile. Empty
     /// when it is not set. See [`crate::replica::Router`].
     ///
     /// # Errors
@@ -150,6 +160,10 @@ impl Config {
         let size = lookup("DB_MAX_CONNECTIONS")
             .map(|size| parse_pool_size(&size))
             .transpose()?;
+        let pooler = matches!(
+            lookup("DB_TRANSACTION_POOLER").as_deref(),
+            Some("1" | "true")
+        );
         urls.split(',')
             .map(str::trim)
             .filter(|url| !url.is_empty())
@@ -163,9 +177,14 @@ impl Config {
                     )),
                     other => other,
                 })?;
-                Ok(match size {
+                let config = match size {
                     Some(size) => config.max_connections(size),
                     None => config,
+                };
+                Ok(if pooler {
+                    config.transaction_pooler()
+                } else {
+                    config
                 })
             })
             .collect()
@@ -258,6 +277,28 @@ impl Config {
     /// Sets the pool size.
     pub fn max_connections(mut self, max_connections: u32) -> Self {
         self.max_connections = max_connections.max(1);
+        self
+    }
+
+    /// The profile for a **transaction pooler** (PgBouncer with `pool_mode = transaction`):
+    /// sqlx's statement cache off, so that no statement prepared on one server connection is
+    /// executed on another. Also set `DB_TRANSACTION_POOLER=1` beside the other variables.
+    ///
+    /// It is one half of the profile; the README's "PgBouncer" section gives the whole:
+    /// - PgBouncer runs `server_reset_query = DISCARD ALL` with `server_reset_query_always = 1`,
+    ///   so a server connection goes back to its pool with no prepared statement left on it
+    ///   (sqlx 0.9.0 names every statement `sqlx_s_N` and never closes one when its cache is
+    ///   off), and `ignore_startup_parameters = extra_float_digits`;
+    /// - every statement runs inside a transaction (`pool.begin()`, or a unit of work, which
+    ///   begins its own), because sqlx prepares a statement and executes it in two exchanges,
+    ///   and between them a transaction pooler hands the server connection to another client.
+    ///   A statement outside a transaction fails every time with "prepared statement ... does
+    ///   not exist" (it never runs on the wrong connection).
+    ///
+    /// Each statement is then parsed and described on every call (one more round trip than with
+    /// the cache); the README measures the cost.
+    pub fn transaction_pooler(mut self) -> Self {
+        self.options = self.options.statement_cache_capacity(0);
         self
     }
 

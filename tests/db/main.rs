@@ -18,6 +18,7 @@ mod listings;
 mod local;
 mod money;
 mod payments;
+mod pgbouncer;
 mod replica;
 mod reports;
 mod schema;
