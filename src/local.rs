@@ -428,6 +428,11 @@ impl Bouncer {
     /// The port, which names the socket file (`.s.PGSQL.6432`).
     pub const PORT: u16 = 6432;
 
+    /// Whether a `pgbouncer` is installed where [`Bouncer::start`] looks.
+    pub fn is_installed() -> bool {
+        find_pgbouncer().is_some()
+    }
+
     /// Writes a configuration into `dir` (made afresh) and starts PgBouncer in front of
     /// `cluster`, with `conf` appended to its `[pgbouncer]` section, waiting until it listens.
     /// Blocking.
