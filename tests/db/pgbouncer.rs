@@ -17,7 +17,7 @@ use ledger::dump::{self, Table};
 use ledger::local::{Bouncer, Cluster, Settings};
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::{self, NewUser};
-use ledger::{Config, Decimal, accounts, json, payments};
+use ledger::{Config, Decimal, accounts, atomic, json, payments};
 use sqlx::{Acquire, PgPool};
 
 use crate::support::dec;
@@ -177,8 +177,26 @@ async fn pgbouncer_every_module_inside_transactions_from_concurrent_clients() {
     let records = dump::dump(&pool, &Table::ALL, &mut out, &mut |_, _| {})
         .await
         .unwrap();
-    // Per client: 1 + 2 + 2 users, 1 account, 1 entry, 1 payment, 1 article.
-    assert_eq!(records, 3 * 9);
+    // Per client: 1 + 2 + 2 + 1 users, 2 accounts, 2 entries, 1 payment, 1 article.
+    assert_eq!(records, 3 * 12);
+
+    // The dump loads back through the pooler into the emptied database: the same dump again.
+    let path = through.root.join("dump.ndjson");
+    std::fs::write(&path, &out).unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query!("truncate users, accounts, transactions, payments, articles, idempotency_keys")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let loaded = dump::load(&mut conn, &path, &mut |_, _| {}).await.unwrap();
+    assert_eq!(loaded, records);
+    let mut again = Vec::new();
+    dump::dump(&pool, &Table::ALL, &mut again, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert!(again == out, "the reloaded dump differs");
 }
 
 async fn every_module(pool: &PgPool, client: usize) {
@@ -214,6 +232,13 @@ async fn every_module(pool: &PgPool, client: usize) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+
+    // Nested atomic blocks: savepoints inside the unit's own transaction.
+    let nested = NewUser::new(format!("atomic{client}@example.com"), "Atomic");
+    let outcome = atomic::create_user_then_try_account(&mut conn, &nested, dec("7.00"))
+        .await
+        .unwrap();
+    assert!(outcome.account.is_ok(), "{:?}", outcome.account);
 
     let mut tx = conn.begin().await.unwrap();
     assert_eq!(
