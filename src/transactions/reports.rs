@@ -19,6 +19,8 @@ use crate::{Error, Result};
 ///
 /// SQL: `select ... from transactions where id = $1`.
 ///
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): an index scan of `transactions_pkey`.
+///
 /// # Errors
 /// [`Error::NotFound`] when there is no such entry.
 pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
@@ -45,6 +47,10 @@ pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
 /// `after`, only the rows past it: `(created_at, id) < ($3, $4)`.
 ///
 /// Read to the end by passing [`Cursor::after`] the last row of each page.
+///
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`):
+/// `transactions_from_account_id_created_at_idx` and `transactions_to_account_id_created_at_idx`,
+/// then a sort of that account's entries.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
@@ -247,6 +253,9 @@ fn joined_account(
 ///
 /// Read to the end by passing [`Cursor::after`] the last row of each page.
 ///
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): `transactions_created_at_id_idx` backwards
+/// and `accounts_pkey` for each side; no sort.
+///
 /// # Errors
 /// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
 pub async fn list_with_accounts(
@@ -391,6 +400,11 @@ pub const MAX_DAYS: i32 = 1_000_000;
 /// A top-N report: `limit` is the N, and there is no next page (ask for a bigger N, up to
 /// `MAX_PER_PAGE`).
 ///
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): the window read by
+/// `transactions_created_at_id_idx`; accounts joined by hash (a sequential scan of `accounts`,
+/// which the planner prefers to one key probe per transfer at the default `random_page_cost`) and
+/// users by `users_pkey`.
+///
 /// # Errors
 /// [`Error::InvalidInput`] for `days` outside `1..=MAX_DAYS` or a limit outside
 /// `1..=MAX_PER_PAGE`.
@@ -443,6 +457,9 @@ pub struct Discrepancy {
 /// SQL: per account, two correlated sums (served by the two `(account, created_at)` indexes),
 /// keeping the rows where `balance <> credits - debits`.
 ///
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): reads `accounts` whole (it checks every
+/// one); per account, the two account indexes of `transactions`.
+///
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
@@ -479,6 +496,11 @@ pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
 /// `transactions_metadata_gin_idx`).
 ///
 /// Read to the end by passing [`Cursor::after`] the last row of each page.
+///
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): `transactions_metadata_gin_idx`, or, as
+/// PostgreSQL keeps no statistics for `@>` and assumes 0.1 % of rows match, a walk of
+/// `transactions_created_at_id_idx` that checks each entry until the page is full (which reads far
+/// more rows when matches are rarer than that).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a fragment that is not a JSON object or that no metadata could

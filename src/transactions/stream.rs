@@ -39,6 +39,9 @@ pub fn stream_all<'e>(
 /// SQL: `where (created_at, id) > ($1, $2) order by created_at, id limit $3` (index
 /// `transactions_created_at_id_idx`).
 ///
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): each chunk is a range scan of
+/// `transactions_created_at_id_idx`; no sort.
+///
 /// # Errors
 /// The first item is [`Error::InvalidInput`] for a size outside `1..=MAX_CHUNK_SIZE`.
 pub fn chunks(

@@ -19,6 +19,7 @@ mod local;
 mod money;
 mod payments;
 mod pgbouncer;
+mod plans;
 mod replica;
 mod reports;
 mod schema;
