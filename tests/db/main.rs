@@ -17,6 +17,7 @@ mod kinds;
 mod listings;
 mod local;
 mod money;
+mod nullability;
 mod payments;
 mod pgbouncer;
 mod plans;
