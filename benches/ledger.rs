@@ -15,7 +15,7 @@ use ledger::accounts::{self, AccountId};
 use ledger::bulk::BulkOptions;
 use ledger::page::{Cursor, Direction};
 use ledger::transactions::{self, BatchItem, LedgerEntry, Movement, Transfer};
-use ledger::users::{self, NewUser, UserOrder};
+use ledger::users::{self, Counting, NewUser, UserOrder, UserPaginator};
 use ledger::{Config, schema};
 use rust_decimal::Decimal;
 use sqlx::{Acquire, PgPool};
@@ -248,7 +248,57 @@ fn read_transactions(c: &mut Criterion) {
 fn pagination(c: &mut Criterion) {
     let rt = runtime();
     let pool = rt.block_on(read_database());
+    // Django's Paginator object, counted once (exactly, and by the planner's estimate).
+    let (exact, estimated) = rt.block_on(async {
+        sqlx::query!("analyze users")
+            .execute(&pool)
+            .await
+            .expect("analyze");
+        let exact = UserPaginator::new(&pool, UserOrder::NewestFirst, 20, Counting::Exact);
+        let estimated = UserPaginator::new(&pool, UserOrder::NewestFirst, 20, Counting::Estimated);
+        (
+            exact.await.expect("count"),
+            estimated.await.expect("estimate"),
+        )
+    });
     let mut group = c.benchmark_group("pagination_newest_first");
+    for (name, count) in [
+        ("count_each_page", None),
+        ("count_once", Some(Counting::Exact)),
+        ("estimate_once", Some(Counting::Estimated)),
+    ] {
+        group.bench_function(BenchmarkId::new(name, "new + page 1"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let page = match count {
+                    None => {
+                        let mut conn = pool.acquire().await.expect("connection");
+                        users::get_page(&mut conn, UserOrder::NewestFirst, 20, "1").await
+                    }
+                    Some(counting) => {
+                        UserPaginator::new(&pool, UserOrder::NewestFirst, 20, counting)
+                            .await
+                            .expect("paginator")
+                            .get_page(&pool, "1")
+                            .await
+                    }
+                };
+                assert_eq!(page.expect("page").items.len(), 20);
+            });
+        });
+    }
+    for (name, paginator) in [("count_once", &exact), ("estimate_once", &estimated)] {
+        group.bench_function(BenchmarkId::new(name, "another page 1"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let page = paginator.get_page(&pool, "1").await.expect("page");
+                assert_eq!(page.items.len(), 20);
+            });
+        });
+    }
+    eprintln!(
+        "live users: exact {}, estimated {}",
+        exact.paginator().count(),
+        estimated.paginator().count()
+    );
     for page in [1i64, 100, 10_000] {
         let offset = (page - 1) * 20;
         // The cursor a client would hold on arriving at this page: the key of the row before it.

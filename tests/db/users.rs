@@ -4,11 +4,11 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger::page::{Cursor, Direction};
-use ledger::users::{self, NewUser, UserFilter, UserId, UserOrder};
+use ledger::users::{self, Counting, NewUser, UserFilter, UserId, UserOrder, UserPaginator};
 use ledger::{Error, accounts};
 use sqlx::PgPool;
 
-use crate::support::{Table, count, set_created_at, user, users_a_minute_apart};
+use crate::support::{StatementCounter, Table, count, set_created_at, user, users_a_minute_apart};
 
 fn names(users: &[users::User]) -> Vec<&str> {
     users.iter().map(|u| u.name.as_str()).collect()
@@ -535,4 +535,62 @@ async fn projections_exists_and_count_read_only_what_they_need(pool: PgPool) {
     );
     assert!(!users::exists_with_email(&pool, "x@x.com").await.unwrap());
     assert_eq!(users::count_active(&pool).await.unwrap(), 2);
+}
+
+/// A `UserPaginator` counts when it is made and never again; its estimated count is the
+/// planner's, falls back to an exact count on a table never analyzed, and leaves soft-deleted
+/// users out.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_paginator_counts_once_exactly_or_by_estimate(pool: PgPool) {
+    let all = users_a_minute_apart(&pool, 25).await;
+    users::soft_delete(&pool, all[0].id).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+
+    let counter = StatementCounter::start();
+    let pages = UserPaginator::new(&mut *conn, UserOrder::NameAsc, 10, Counting::Exact)
+        .await
+        .unwrap();
+    assert_eq!(counter.count(), 1, "one count");
+    let mut seen = Vec::new();
+    for input in ["1", "2", "3", "99"] {
+        seen.push(pages.get_page(&mut *conn, input).await.unwrap());
+    }
+    let strict = pages.page(&mut *conn, 2).await.unwrap();
+    assert_eq!(counter.count(), 1 + 5, "one statement per page, no count");
+    drop(counter);
+    assert_eq!(pages.paginator().count(), 24);
+    assert_eq!(names(&seen[0].items), names(&all[1..11]));
+    assert_eq!(names(&seen[2].items), names(&all[21..25]));
+    assert_eq!(seen[3].spec.number(), 3);
+    assert_eq!(names(&strict.items), names(&seen[1].items));
+    assert!(matches!(
+        pages.page(&mut *conn, 4).await,
+        Err(Error::InvalidInput { field: "page", .. })
+    ));
+
+    // Never analyzed: no estimate, so the estimated paginator counts exactly.
+    assert_eq!(
+        users::count_active_estimate(&mut *conn).await.unwrap(),
+        None
+    );
+    let estimated = UserPaginator::new(&mut *conn, UserOrder::NameAsc, 10, Counting::Estimated)
+        .await
+        .unwrap();
+    assert_eq!(estimated.paginator().count(), 24);
+    // Analyzed: the estimate (of a table this small, analyze reads every row).
+    sqlx::query!("analyze users")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        users::count_active_estimate(&mut *conn).await.unwrap(),
+        Some(24)
+    );
+    assert!(matches!(
+        UserPaginator::new(&mut *conn, UserOrder::NameAsc, 0, Counting::Estimated).await,
+        Err(Error::InvalidInput {
+            field: "per_page",
+            ..
+        })
+    ));
 }
