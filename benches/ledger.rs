@@ -211,6 +211,25 @@ fn read_transactions(c: &mut Criterion) {
             assert!(n >= READ_ROWS);
         });
     });
+    group.bench_function("stream_unordered", |b| {
+        b.to_async(&rt).iter(|| async {
+            let n = transactions::stream_unordered(&pool)
+                .try_fold(0i64, |n, _| async move { Ok(n + 1) })
+                .await
+                .expect("stream");
+            assert!(n >= READ_ROWS);
+        });
+    });
+    group.bench_function("copy_all_typed", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut conn = pool.acquire().await.expect("a connection");
+            let n = transactions::copy_all(&mut conn)
+                .try_fold(0i64, |n, _| async move { Ok(n + 1) })
+                .await
+                .expect("copy_all");
+            assert!(n >= READ_ROWS);
+        });
+    });
     group.bench_function("chunks_1000", |b| {
         b.to_async(&rt).iter(|| async {
             let n = transactions::chunks(&pool, 1_000)

@@ -341,6 +341,69 @@ async fn streams_and_chunks_read_every_entry_in_order(pool: PgPool) {
     ));
 }
 
+/// The unordered stream and the `COPY` reader give exactly the rows `stream_all` gives,
+/// including what only another client could write: text with every character `COPY` escapes
+/// (tab, newline, carriage return, backslash, backspace, form feed, vertical tab), non-ASCII,
+/// a NULL side, an odd timestamp and a 1,000-deep document, across many network chunks.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn unordered_and_copy_reads_give_every_entry_exactly(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "0").await.id;
+    let b = funded(&pool, "b@example.com", "USD", "0").await.id;
+    let items: Vec<BatchItem> = (1..=3_000)
+        .map(|i| BatchItem::Deposit(Movement::new(a, Decimal::new(i, 2))))
+        .collect();
+    let mut conn = pool.acquire().await.unwrap();
+    transactions::post_batch(&mut conn, &items).await.unwrap();
+    let awkward = "tab\there\nnew\rline \\ back\u{8}\u{c}\u{b} ünïcödé ✓ \"quoted\"";
+    sqlx::query!(
+        r#"
+        insert into transactions (from_account_id, to_account_id, amount, type, status,
+                                  metadata, created_at, idempotency_key)
+        values ($1, $2, 12.30, 'transfer', 'completed', jsonb_build_object('note', $3::text),
+                '1970-01-01 00:00:00.000001+00', $3),
+               (null, $2, 0.01, 'deposit', 'pending',
+                (repeat('{"a": ', 1000) || '1' || repeat('}', 1000))::jsonb,
+                '2999-12-31 23:59:59.999999+00', null)
+        "#,
+        a.as_uuid(),
+        b.as_uuid(),
+        awkward
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let by_id = |mut rows: Vec<transactions::LedgerEntry>| {
+        rows.sort_by_key(|e| e.id);
+        rows
+    };
+    let ordered = by_id(transactions::stream_all(&pool).try_collect().await.unwrap());
+    let unordered = by_id(
+        transactions::stream_unordered(&pool)
+            .try_collect()
+            .await
+            .unwrap(),
+    );
+    let copied = by_id(
+        transactions::copy_all(&mut conn)
+            .try_collect()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(ordered.len(), 3_002);
+    assert!(unordered == ordered, "the unordered stream differs");
+    assert!(copied == ordered, "the COPY reader differs");
+    let odd = copied
+        .iter()
+        .find(|e| e.created_at.timestamp_micros() == 1)
+        .unwrap();
+    assert_eq!(odd.idempotency_key.as_deref(), Some(awkward));
+    assert_eq!(odd.metadata, json!({"note": awkward}));
+    assert_eq!(odd.amount.to_string(), "12.30", "the column's scale");
+    // The connection is usable after the COPY.
+    assert_eq!(transactions::get(&mut *conn, odd.id).await.unwrap(), *odd);
+}
+
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn dropping_a_stream_early_releases_its_connection(pool: PgPool) {
     let a = funded(&pool, "a@example.com", "USD", "0").await.id;
