@@ -28,6 +28,8 @@ const DATABASE: &str = "ledger";
 #[derive(Debug, Clone, Copy)]
 enum Way {
     DirectCached,
+    DirectNoCheckOnAcquire,
+    DirectHeld,
     DirectCachedInTransaction,
     DirectProfileInTransaction,
     BouncerProfileInTransaction,
@@ -37,6 +39,7 @@ enum Way {
 
 struct Pools {
     cached: PgPool,
+    unchecked: PgPool,
     profile: PgPool,
     bounced: PgPool,
     router: Router,
@@ -53,13 +56,16 @@ impl Way {
             Way::BouncerProfileInTransaction => "PgBouncer, pooler profile, in a transaction",
             Way::RouterRead => "standby via `Router::read` (health check + read)",
             Way::RouterReadAfter => "standby via `Router::read_after(lsn)`",
+            _ => unreachable!("reads run on these paths only"),
         }
     }
 
     /// The label of a unit of work (which begins its own transaction) by this path.
     fn unit_label(self) -> &'static str {
         match self {
-            Way::DirectCached => "direct, statement cache on",
+            Way::DirectCached => "direct, statement cache on, pool checks on acquire",
+            Way::DirectNoCheckOnAcquire => "direct, pool without `test_before_acquire`",
+            Way::DirectHeld => "direct, one connection held for all",
             Way::DirectProfileInTransaction => "direct, pooler profile",
             Way::BouncerProfileInTransaction => "PgBouncer, pooler profile",
             _ => unreachable!("transfers run on the writer"),
@@ -73,6 +79,7 @@ impl Way {
                 accounts::get(&p.cached, id).await.expect("read");
             }
             Way::DirectCachedInTransaction => in_transaction(&p.cached, id).await,
+            Way::DirectNoCheckOnAcquire | Way::DirectHeld => unreachable!("transfers only"),
             Way::DirectProfileInTransaction => in_transaction(&p.profile, id).await,
             Way::BouncerProfileInTransaction => in_transaction(&p.bounced, id).await,
             Way::RouterRead => {
@@ -89,7 +96,8 @@ impl Way {
     /// One transfer (a unit of work, which begins its own transaction) by this path.
     async fn transfer(self, p: &Pools, from: AccountId, to: AccountId) {
         let pool = match self {
-            Way::DirectCached => &p.cached,
+            Way::DirectCached | Way::DirectHeld => &p.cached,
+            Way::DirectNoCheckOnAcquire => &p.unchecked,
             Way::DirectProfileInTransaction => &p.profile,
             Way::BouncerProfileInTransaction => &p.bounced,
             _ => unreachable!("transfers run on the writer"),
@@ -167,8 +175,14 @@ async fn bench(root: &Path, durable: bool) -> Result<(), Box<dyn std::error::Err
     let replayed = router.commit_position().await?;
     // Wait until the standby has the accounts.
     drop(router.read_after(replayed).await?);
+    let unchecked = config
+        .pool_options()
+        .test_before_acquire(false)
+        .connect_with(config.connect_options().clone())
+        .await?;
     let pools = Pools {
         cached,
+        unchecked,
         profile: config.clone().transaction_pooler().connect().await?,
         bounced: bouncer
             .config(DATABASE)
@@ -190,6 +204,8 @@ async fn bench(root: &Path, durable: bool) -> Result<(), Box<dyn std::error::Err
     ];
     let transfers = [
         Way::DirectCached,
+        Way::DirectNoCheckOnAcquire,
+        Way::DirectHeld,
         Way::DirectProfileInTransaction,
         Way::BouncerProfileInTransaction,
     ];
@@ -216,10 +232,20 @@ async fn bench(root: &Path, durable: bool) -> Result<(), Box<dyn std::error::Err
         for k in 0..transfers.len() {
             let i = (round + k) % transfers.len();
             let start = Instant::now();
-            for n in 0..TRANSFERS {
-                let from = pools.accounts[n as usize % 10];
-                let to = pools.accounts[(n as usize + 3) % 10];
-                transfers[i].transfer(&pools, from, to).await;
+            if matches!(transfers[i], Way::DirectHeld) {
+                let mut conn = pools.cached.acquire().await?;
+                for n in 0..TRANSFERS {
+                    let from = pools.accounts[n as usize % 10];
+                    let to = pools.accounts[(n as usize + 3) % 10];
+                    let transfer = Transfer::new(from, to, Decimal::new(1, 2));
+                    transactions::transfer(&mut conn, &transfer).await?;
+                }
+            } else {
+                for n in 0..TRANSFERS {
+                    let from = pools.accounts[n as usize % 10];
+                    let to = pools.accounts[(n as usize + 3) % 10];
+                    transfers[i].transfer(&pools, from, to).await;
+                }
             }
             transfer_times[i].push(start.elapsed() / TRANSFERS);
         }
