@@ -77,7 +77,13 @@ fn create_users(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for n in [1_000usize, 10_000] {
         group.throughput(Throughput::Elements(n as u64));
-        for method in ["row_autocommit", "row_one_transaction", "unnest", "copy"] {
+        for method in [
+            "row_autocommit",
+            "row_one_transaction",
+            "unnest_returning_every_column",
+            "unnest",
+            "copy",
+        ] {
             group.bench_with_input(BenchmarkId::new(method, n), &n, |b, &n| {
                 b.to_async(&rt).iter_custom(|iters| {
                     let (pool, round) = (pool.clone(), round.clone());
@@ -101,6 +107,11 @@ fn create_users(c: &mut Criterion) {
                                     }
                                     tx.commit().await.expect("commit");
                                 }
+                                "unnest_returning_every_column" => {
+                                    // `insert_many` before it returned only `created_at`: the
+                                    // same statement, reading every column back.
+                                    unnest_returning_every_column(&mut conn, &batch).await;
+                                }
                                 "unnest" => {
                                     let options = BulkOptions::default().chunk_size(10_000);
                                     users::insert_many(&mut conn, &batch, options)
@@ -120,6 +131,30 @@ fn create_users(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// One UNNEST insert reading every column back, as `users::insert_many` did before it returned
+/// only `created_at`.
+async fn unnest_returning_every_column(conn: &mut sqlx::PgConnection, batch: &[NewUser]) {
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::new_v4()).collect();
+    let emails: Vec<&str> = batch.iter().map(|u| u.email.as_str()).collect();
+    let names: Vec<&str> = batch.iter().map(|u| u.name.as_str()).collect();
+    let mut tx = conn.begin().await.expect("begin");
+    let rows = sqlx::query!(
+        r#"
+        insert into users (id, email, name)
+        select * from unnest($1::uuid[], $2::text[], $3::text[])
+        returning id, email, name, created_at, deleted_at
+        "#,
+        &ids,
+        &emails as &[&str],
+        &names as &[&str]
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("insert");
+    tx.commit().await.expect("commit");
+    assert_eq!(rows.len(), batch.len());
 }
 
 const READ_ROWS: i64 = 100_000;

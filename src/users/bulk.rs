@@ -1,5 +1,7 @@
 //! Bulk writes of users: `bulk_create` through UNNEST, and a `COPY` loader.
 
+use std::collections::HashMap;
+
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
@@ -23,8 +25,9 @@ fn validate(users: &[NewUser]) -> Result<()> {
 /// (and `ignore_conflicts=True`)
 ///
 /// SQL: per chunk, `insert into users (id, email, name) select * from unnest($1::uuid[],
-/// $2::text[], $3::text[]) [on conflict do nothing] returning ...`; ids are generated in Rust and
-/// the returned rows matched to the inputs by id. One transaction (a savepoint inside the
+/// $2::text[], $3::text[]) [on conflict do nothing] returning id, created_at`: ids are generated
+/// in Rust, so only what the server decides comes back, and each [`User`] is built from its
+/// input and its returned `created_at`, matched by id. One transaction (a savepoint inside the
 /// caller's).
 ///
 /// ```no_run
@@ -53,42 +56,58 @@ pub async fn insert_many(
     let chunk_size = options.checked_chunk_size()?;
     let ids: Vec<Uuid> = users.iter().map(|_| Uuid::new_v4()).collect();
     let mut tx = conn.begin().await?;
-    let mut rows = Vec::with_capacity(users.len());
+    // Only what the server decides comes back: the ids are made here, and the email and name
+    // are stored as sent.
+    let mut created = Vec::with_capacity(users.len());
     for (chunk, chunk_ids) in users.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
         let emails: Vec<&str> = chunk.iter().map(|u| u.email.as_str()).collect();
         let names: Vec<&str> = chunk.iter().map(|u| u.name.as_str()).collect();
-        let inserted = match options.on_conflict {
+        match options.on_conflict {
             OnConflict::Fail => {
-                query_users!(
-                    returning r#"
+                let rows = sqlx::query!(
+                    r#"
                     insert into users (id, email, name)
                     select * from unnest($1::uuid[], $2::text[], $3::text[])
+                    returning id, created_at
                     "#,
                     chunk_ids,
                     &emails as &[&str],
                     &names as &[&str]
                 )
                 .fetch_all(&mut *tx)
-                .await?
+                .await?;
+                created.extend(rows.into_iter().map(|r| (r.id, r.created_at)));
             }
             OnConflict::Skip => {
-                query_users!(
-                    returning r#"
+                let rows = sqlx::query!(
+                    r#"
                     insert into users (id, email, name)
                     select * from unnest($1::uuid[], $2::text[], $3::text[])
                     on conflict do nothing
+                    returning id, created_at
                     "#,
                     chunk_ids,
                     &emails as &[&str],
                     &names as &[&str]
                 )
                 .fetch_all(&mut *tx)
-                .await?
+                .await?;
+                created.extend(rows.into_iter().map(|r| (r.id, r.created_at)));
             }
-        };
-        rows.extend(inserted);
+        }
     }
     tx.commit().await?;
+    let inputs: HashMap<Uuid, &NewUser> = ids.iter().copied().zip(users).collect();
+    let rows = created
+        .into_iter()
+        .map(|(id, created_at)| User {
+            id,
+            email: inputs[&id.as_uuid()].email.clone(),
+            name: inputs[&id.as_uuid()].name.clone(),
+            created_at,
+            deleted_at: None,
+        })
+        .collect();
     Ok(bulk::align(&ids, rows, |u| u.id.as_uuid()))
 }
 

@@ -362,7 +362,7 @@ pub enum Counting {
 /// Django's `Paginator` object over live users: it counts **once**, when it is made (Django
 /// caches `paginator.count` the same way), and every page it serves reuses that count. Keep it
 /// for as long as the listing may be stale by the rows written meanwhile: a request, or a few
-/// seconds of one screen. [`get_page`] and [`page`] count on every call instead.
+/// seconds of one screen. [`get_page`] and [`page()`] count on every call instead.
 ///
 /// Django:
 /// `paginator = Paginator(User.objects.filter(deleted_at__isnull=True), 20)`; then

@@ -34,6 +34,20 @@ async fn insert_many_returns_rows_in_input_order_across_chunks(pool: PgPool) {
     let expected: Vec<&str> = input.iter().map(|u| u.email.as_str()).collect();
     assert_eq!(emails, expected);
     assert_eq!(count(&pool, Table::Users).await, 12);
+    // Built from the inputs and the returned `created_at`: equal to what the table holds, with
+    // awkward text included.
+    for user in done.created() {
+        assert_eq!(users::get(&mut *conn, user.id).await.unwrap(), *user);
+    }
+    let awkward = vec![NewUser::new(
+        "Ünï.Code+tag@Example.COM",
+        "  Zoë \\ O'Brien\t✓  ",
+    )];
+    let done = users::insert_many(&mut conn, &awkward, BulkOptions::default())
+        .await
+        .unwrap();
+    let created = done.created().next().unwrap();
+    assert_eq!(users::get(&mut *conn, created.id).await.unwrap(), *created);
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
