@@ -54,7 +54,7 @@ impl Way {
             Way::DirectCachedInTransaction => "direct, statement cache on, in a transaction",
             Way::DirectProfileInTransaction => "direct, pooler profile, in a transaction",
             Way::BouncerProfileInTransaction => "PgBouncer, pooler profile, in a transaction",
-            Way::RouterRead => "standby via `Router::read` (health check + read)",
+            Way::RouterRead => "standby via `Router::read` (health check reused for 100 ms)",
             Way::RouterReadAfter => "standby via `Router::read_after(lsn)`",
             _ => unreachable!("reads run on these paths only"),
         }

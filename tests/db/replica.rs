@@ -15,7 +15,7 @@ use ledger::users::{self, NewUser};
 use ledger::{Config, Error, json};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::support::dec;
+use crate::support::{self, dec};
 
 const DATABASE: &str = "ledger";
 
@@ -61,12 +61,18 @@ impl Pair {
             .unwrap()
     }
 
-    /// A router with the standby as its only reader.
+    /// A router with the standby as its only reader, whose pool waits up to 10 s for a
+    /// connection: on a loaded machine (the whole suite on two cores) the production default of
+    /// 1 s can expire while the standby is up, and these tests are about routing, not timeouts.
     async fn router(&self) -> Router {
+        self.router_waiting(Duration::from_secs(10)).await
+    }
+
+    async fn router_waiting(&self, acquire_timeout: Duration) -> Router {
         let replica = Config::local(&self.standby, DATABASE);
         let reader = replica
             .pool_options()
-            .acquire_timeout(ledger::replica::READER_CONNECT_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect_lazy_with(replica.connect_options().clone());
         Router::new(self.writer().await).with_reader(reader)
     }
@@ -241,7 +247,11 @@ async fn replica_lagging_with_replay_paused_falls_back_to_the_writer_and_says_so
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_stopped_reads_keep_working_and_return_when_it_does() {
     let pair = Pair::start("replica-stop").await;
-    let router = pair.router().await.retry_after(Duration::from_millis(200));
+    // The production timeout: a stopped standby must cost one short wait, not ten seconds.
+    let router = pair
+        .router_waiting(ledger::replica::READER_CONNECT_TIMEOUT)
+        .await
+        .retry_after(Duration::from_millis(200));
     let user = users::insert(router.writer(), &NewUser::new("s@example.com", "Still"))
         .await
         .unwrap();
@@ -359,5 +369,45 @@ async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
     assert_eq!(
         accounts::get(&mut *r, a.id).await.unwrap().balance,
         dec("30.00")
+    );
+}
+
+/// A health check is reused for the health TTL: one check serves many reads, and a reused check
+/// that no longer proves enough (a position the replica had not reached) is made again, not
+/// trusted. On one thread, so that the statements can be counted.
+#[tokio::test]
+async fn replica_health_check_is_reused_within_its_ttl() {
+    let pair = Pair::start("replica-ttl").await;
+    let router = pair.router().await.health_ttl(Duration::from_secs(60));
+    let counter = support::StatementCounter::start();
+    for _ in 0..5 {
+        assert_eq!(router.read().await.unwrap().route(), Route::Replica(0));
+    }
+    assert_eq!(counter.count(), 1, "one check for five reads");
+
+    let user = users::insert(router.writer(), &NewUser::new("t@example.com", "Ttl"))
+        .await
+        .unwrap();
+    let written = router.commit_position().await.unwrap();
+    let before = counter.count();
+    let mut read = router.read_after(written).await.unwrap();
+    assert_eq!(read.route(), Route::Replica(0), "{:?}", router.stats());
+    assert!(
+        counter.count() > before,
+        "the cached position was too old: checked again ({before} -> {})",
+        counter.count()
+    );
+    assert_eq!(users::get(&mut *read, user.id).await.unwrap(), user);
+    drop(read);
+
+    let every_read = pair.router().await.health_ttl(Duration::ZERO);
+    let before = counter.count();
+    for _ in 0..3 {
+        drop(every_read.read().await.unwrap());
+    }
+    assert_eq!(
+        counter.count(),
+        before + 3,
+        "a zero TTL checks before every read"
     );
 }
