@@ -74,13 +74,8 @@ impl Config {
     /// [`Error::Config`] when a variable is set but unusable (a malformed URL, a port that is not
     /// a number).
     pub fn from_env() -> Result<Option<Self>> {
-        // A missing .env is normal; a malformed one is the user's to see.
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(Error::Config(format!(".env: {e}"))),
-        }
-        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+        load_dotenv()?;
+        Self::from_lookup(env_lookup)
     }
 
     /// Builds a config from variables found by `lookup`: `DATABASE_URL` first, else `DB_NAME`
@@ -110,14 +105,10 @@ impl Config {
             Some(size) => config.max_connections(parse_pool_size(&size)?),
             None => config,
         };
-        let config = match lookup("DB_TRANSACTION_POOLER").as_deref() {
-            None | Some("0" | "false") => config,
-            Some("1" | "true") => config.transaction_pooler(),
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "DB_TRANSACTION_POOLER must be 1 or 0, not {other:?}"
-                )));
-            }
+        let config = if pooler_flag(&lookup)? {
+            config.transaction_pooler()
+        } else {
+            config
         };
         Ok(Some(config))
     }
@@ -131,12 +122,8 @@ impl Config {
     /// [`Error::Config`] when `.env` is malformed or an entry is not a PostgreSQL URL (the message
     /// gives the entry's position, never the URL).
     pub fn replicas_from_env() -> Result<Vec<Self>> {
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(Error::Config(format!(".env: {e}"))),
-        }
-        Self::replicas_from_lookup(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
+        load_dotenv()?;
+        Self::replicas_from_lookup(env_lookup)
     }
 
     /// [`Config::replicas_from_env`] with the variables found by `lookup`.
@@ -160,10 +147,7 @@ impl Config {
         let size = lookup("DB_MAX_CONNECTIONS")
             .map(|size| parse_pool_size(&size))
             .transpose()?;
-        let pooler = matches!(
-            lookup("DB_TRANSACTION_POOLER").as_deref(),
-            Some("1" | "true")
-        );
+        let pooler = pooler_flag(&lookup)?;
         urls.split(',')
             .map(str::trim)
             .filter(|url| !url.is_empty())
@@ -454,6 +438,32 @@ impl fmt::Display for Config {
     /// The URL without the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url())
+    }
+}
+
+/// Reads `.env` into the environment (never overriding it). A missing `.env` is normal; a
+/// malformed one is the user's to see.
+fn load_dotenv() -> Result<()> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(Error::Config(format!(".env: {e}"))),
+    }
+}
+
+/// A process environment variable, an empty one counting as unset.
+fn env_lookup(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// `DB_TRANSACTION_POOLER`: `1`/`true` or `0`/`false` (unset is off).
+fn pooler_flag(lookup: &impl Fn(&str) -> Option<String>) -> Result<bool> {
+    match lookup("DB_TRANSACTION_POOLER").as_deref() {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(Error::Config(format!(
+            "DB_TRANSACTION_POOLER must be 1 or 0, not {other:?}"
+        ))),
     }
 }
 

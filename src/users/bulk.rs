@@ -98,16 +98,23 @@ pub async fn insert_many(
     }
     tx.commit().await?;
     let inputs: HashMap<Uuid, &NewUser> = ids.iter().copied().zip(users).collect();
+    // `returning` gives back the ids sent; one the server made up would be a decode error,
+    // not a panic.
     let rows = created
         .into_iter()
-        .map(|(id, created_at)| User {
-            id,
-            email: inputs[&id.as_uuid()].email.clone(),
-            name: inputs[&id.as_uuid()].name.clone(),
-            created_at,
-            deleted_at: None,
+        .map(|(id, created_at)| {
+            let input = inputs.get(&id.as_uuid()).ok_or_else(|| {
+                sqlx::Error::Decode(format!("insert returned an id it was not given: {id}").into())
+            })?;
+            Ok(User {
+                id,
+                email: input.email.clone(),
+                name: input.name.clone(),
+                created_at,
+                deleted_at: None,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(bulk::align(&ids, rows, |u| u.id.as_uuid()))
 }
 

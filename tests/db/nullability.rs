@@ -9,7 +9,6 @@ use ledger::replica::{Fallback, Route, Router};
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::users;
 use ledger::{Decimal, accounts};
-use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::money::funded;
@@ -74,22 +73,6 @@ const TEST_CODE: &[&str] = &[
     "from pg_stat_activity",
 ];
 
-fn collapse(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn queries() -> Vec<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.sqlx");
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            let data: Value = serde_json::from_str(&text).unwrap();
-            collapse(data["query"].as_str().unwrap())
-        })
-        .collect()
-}
-
 /// Whether the query can make a NULL its columns' catalog entries do not show.
 fn can_invent_null(sql: &str) -> bool {
     let sql = sql.to_lowercase();
@@ -126,7 +109,10 @@ fn every_outer_join_aggregate_and_window_query_has_a_null_case_test() {
         );
     }
     let mut unclaimed = Vec::new();
-    for sql in queries().iter().filter(|q| can_invent_null(q)) {
+    for sql in support::offline_queries()
+        .iter()
+        .filter(|q| can_invent_null(q))
+    {
         let claimed = CONTRACTS.iter().any(|(marker, _)| sql.contains(marker))
             || TEST_CODE.iter().any(|marker| sql.contains(marker));
         if !claimed {

@@ -20,7 +20,7 @@ use ledger::users::{self, NewUser};
 use ledger::{Config, Decimal, accounts, atomic, json, payments};
 use sqlx::{Acquire, PgPool};
 
-use crate::support::dec;
+use crate::support::{blocking, dec};
 
 const DATABASE: &str = "ledger";
 /// Two server connections per database, so that concurrent clients share them.
@@ -82,10 +82,6 @@ impl Drop for Through {
         let _ = Cluster::stop(&self.root.join("pg"));
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// The money path: four clients move money among four accounts at once, through two server

@@ -304,23 +304,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// The SQL of every query the crate sends, whitespace collapsed, from the committed `.sqlx/`.
-fn offline_queries() -> Vec<String> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.sqlx");
-    std::fs::read_dir(dir)
-        .expect(".sqlx/")
-        .map(|entry| {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            let data: Value = serde_json::from_str(&text).unwrap();
-            collapse(data["query"].as_str().unwrap())
-        })
-        .collect()
-}
-
-fn collapse(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// Every node of a JSON plan: (node type, relation, index).
 fn nodes(plan: &Value, out: &mut Vec<(String, String, String)>) {
     let text = |key: &str| plan[key].as_str().unwrap_or_default().to_owned();
@@ -383,7 +366,7 @@ async fn plans_of_the_hot_queries_use_their_indexes_on_realistic_volumes(pool: P
     .await
     .unwrap();
     let fixture = fixture(&pool).await;
-    let queries = offline_queries();
+    let queries = crate::support::offline_queries();
     let mut failures = Vec::new();
     for case in cases() {
         let found: Vec<&String> = queries.iter().filter(|q| q.contains(case.marker)).collect();

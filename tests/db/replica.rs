@@ -15,7 +15,7 @@ use ledger::users::{self, NewUser};
 use ledger::{Config, Error, json};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::support::{self, dec};
+use crate::support::{self, blocking, dec};
 
 const DATABASE: &str = "ledger";
 
@@ -94,10 +94,6 @@ impl Drop for Pair {
             let _ = std::fs::remove_dir_all(root);
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 async fn in_recovery(conn: &mut PgConnection) -> bool {

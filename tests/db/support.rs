@@ -147,3 +147,27 @@ impl tracing::Subscriber for CountingSubscriber {
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// The SQL of every query the crate and its tests send, whitespace collapsed, from the committed
+/// `.sqlx/`.
+pub fn offline_queries() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.sqlx");
+    std::fs::read_dir(dir)
+        .expect(".sqlx/")
+        .map(|entry| {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let data: serde_json::Value = serde_json::from_str(&text).unwrap();
+            collapse(data["query"].as_str().unwrap())
+        })
+        .collect()
+}
+
+/// `sql` with every run of white space made one space.
+pub fn collapse(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Runs blocking work (starting a server) off the async test's thread.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
