@@ -9,8 +9,6 @@
 
 use std::collections::HashMap;
 
-use uuid::Uuid;
-
 use crate::{Error, Result};
 
 /// Rows per statement unless the caller says otherwise.
@@ -124,8 +122,12 @@ pub(crate) fn reject_duplicates<T, K: std::hash::Hash + Eq>(
 
 /// Puts `rows` in the order of `ids` (the ids generated for the inputs); ids with no row were
 /// skipped.
-pub(crate) fn align<T>(ids: &[Uuid], rows: Vec<T>, id_of: impl Fn(&T) -> Uuid) -> BulkInserted<T> {
-    let mut by_id: HashMap<Uuid, T> = rows.into_iter().map(|r| (id_of(&r), r)).collect();
+pub(crate) fn align<T, K: std::hash::Hash + Eq>(
+    ids: &[K],
+    rows: Vec<T>,
+    id_of: impl Fn(&T) -> K,
+) -> BulkInserted<T> {
+    let mut by_id: HashMap<K, T> = rows.into_iter().map(|r| (id_of(&r), r)).collect();
     let rows: Vec<Option<T>> = ids.iter().map(|id| by_id.remove(id)).collect();
     let skipped = rows.iter().filter(|r| r.is_none()).count();
     BulkInserted { rows, skipped }
@@ -133,6 +135,8 @@ pub(crate) fn align<T>(ids: &[Uuid], rows: Vec<T>, id_of: impl Fn(&T) -> Uuid) -
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]

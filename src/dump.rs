@@ -10,7 +10,8 @@
 //! {"end":{"records":2}}
 //! ```
 //!
-//! Decimals are strings (exact to the cent), times RFC 3339 with microseconds, ids UUIDs, JSON
+//! Decimals are strings (exact to the cent), times RFC 3339 with microseconds, ids UUIDs (numbers
+//! for payments and articles), JSON
 //! documents (`metadata`, `data`) the text PostgreSQL stores, verbatim, at any depth (see
 //! [`Document`](crate::Document)); every column is written, so a load restores the rows exactly. (Django's fixtures are one JSON array,
 //! which cannot be streamed line by line; NDJSON can, in constant memory, both ways.)
@@ -285,8 +286,8 @@ fn at_line(line: u64, reason: impl std::fmt::Display) -> Error {
 ///
 /// Django: `python manage.py loaddata backup.json`
 ///
-/// SQL: `begin`; per table in foreign-key order, `copy <table> (<every column>) from stdin`;
-/// `commit`.
+/// SQL: `begin`; per table in foreign-key order, `copy <table> (<every column>) from stdin`; the
+/// payments' and articles' identity sequences moved past the loaded ids (`setval`); `commit`.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for the field `file` naming the line of a malformed record, a missing
@@ -309,8 +310,33 @@ pub async fn load(
         loaded += copy_table(&mut tx, path, table).await?;
         progress(table, counts[table as usize]);
     }
+    advance_identities(&mut tx).await?;
     tx.commit().await?;
     Ok(loaded)
+}
+
+/// Moves the payments' and articles' identity sequences past the ids a load wrote, as Django's
+/// `loaddata` resets its sequences: the next insert must not collide with a loaded row.
+async fn advance_identities(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query_scalar!(
+        r#"
+        select setval(pg_get_serial_sequence('payments', 'id'), greatest(max(id), 1),
+                      max(id) is not null) as "position?"
+        from payments
+        "#
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query_scalar!(
+        r#"
+        select setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1),
+                      max(id) is not null) as "position?"
+        from articles
+        "#
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 fn open(path: &Path) -> Result<BufReader<File>> {

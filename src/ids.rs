@@ -1,17 +1,24 @@
 //! Typed ids: a `UserId` cannot be passed where an `AccountId` is expected.
 //!
+//! The seed's models give users, accounts and ledger entries UUID ids. Payments and articles have
+//! no explicit primary key in Django, which gives them its default `BigAutoField`: a `bigint`
+//! identity the server assigns, so their ids ([`PaymentId`], [`ArticleId`]) wrap an `i64`.
+//!
 //! Every table's id newtype lives here, at the ground of the crate (each table module re-exports
 //! its own), so that the error type and any module can name an id without importing a table.
 
 use std::fmt;
 
-/// A string that is not a UUID, given where an id was expected.
+/// A string that is not an id, given where one was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseIdError(String);
+pub struct ParseIdError {
+    text: String,
+    expected: &'static str,
+}
 
 impl fmt::Display for ParseIdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not a UUID: {:?}", self.0)
+        write!(f, "not {}: {:?}", self.expected, self.text)
     }
 }
 
@@ -65,7 +72,54 @@ macro_rules! id_type {
             fn from_str(s: &str) -> Result<Self, ParseIdError> {
                 uuid::Uuid::parse_str(s)
                     .map(Self)
-                    .map_err(|_| ParseIdError(s.to_owned()))
+                    .map_err(|_| ParseIdError {
+                        text: s.to_owned(),
+                        expected: "a UUID",
+                    })
+            }
+        }
+    };
+}
+
+/// Declares a `#[sqlx(transparent)]` newtype over a server-assigned `bigint` identity.
+macro_rules! serial_id_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
+            serde::Serialize, serde::Deserialize, sqlx::Type,
+        )]
+        #[sqlx(transparent)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// The bare number.
+            pub fn get(&self) -> i64 {
+                self.0
+            }
+        }
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> Self {
+                Self(id)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ParseIdError;
+
+            fn from_str(s: &str) -> Result<Self, ParseIdError> {
+                s.parse::<i64>().map(Self).map_err(|_| ParseIdError {
+                    text: s.to_owned(),
+                    expected: "an integer id",
+                })
             }
         }
     };
@@ -86,13 +140,13 @@ id_type! {
     EntryId
 }
 
-id_type! {
-    /// The id of a [`Payment`](crate::payments::Payment).
+serial_id_type! {
+    /// The id of a [`Payment`](crate::payments::Payment): Django's default `BigAutoField`.
     PaymentId
 }
 
-id_type! {
-    /// The id of an [`Article`](crate::articles::Article).
+serial_id_type! {
+    /// The id of an [`Article`](crate::articles::Article): Django's default `BigAutoField`.
     ArticleId
 }
 

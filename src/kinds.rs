@@ -136,7 +136,7 @@ text_enum! {
 
 text_enum! {
     /// `transactions.status`. The seed's aggregate asks for `'success'`, which its own code never
-    /// writes: on a database where another client wrote it, it reads as `Other("success")`.
+    /// writes and Django data holds: both `Completed` and `Success` mean applied.
     EntryStatus {
         /// Not yet applied (the column's default; this crate never writes it).
         Pending = "pending",
@@ -144,6 +144,8 @@ text_enum! {
         Completed = "completed",
         /// Refused after the fact (this crate never writes it).
         Failed = "failed",
+        /// Applied, in Django's spelling (the seed's aggregate; this crate never writes it).
+        Success = "success",
     }
 }
 
@@ -171,11 +173,12 @@ mod tests {
     #[test]
     fn known_names_map_to_variants_and_unknown_ones_are_kept() {
         assert_eq!(EntryKind::from("deposit"), EntryKind::Deposit);
+        assert_eq!(EntryStatus::from("success"), EntryStatus::Success);
         assert_eq!(
-            EntryStatus::from("success"),
-            EntryStatus::Other("success".into())
+            EntryStatus::from("refunded"),
+            EntryStatus::Other("refunded".into())
         );
-        assert_eq!(EntryStatus::Other("success".into()).as_str(), "success");
+        assert_eq!(EntryStatus::Other("refunded".into()).as_str(), "refunded");
         assert_eq!(String::from(AccountStatus::Vip), "vip");
         assert_eq!(AccountStatus::from("").to_string(), "");
         assert!(AccountStatus::Active == "active");

@@ -93,7 +93,7 @@
 //!
 //! Where the cheat sheet is wrong, the crate says what it chose in the module concerned: the
 //! filters on `balance` and `status` live on [`accounts`], the aggregate's `'success'` status is
-//! `'completed'` (see [`transactions`]), and the undefined `Article` model is defined in
+//! this crate's `'completed'`, and both count as applied (see [`transactions`]), and the undefined `Article` model is defined in
 //! [`articles`].
 
 #![warn(missing_docs)]

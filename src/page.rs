@@ -238,27 +238,77 @@ pub enum Direction {
     Previous,
 }
 
+/// The tie-breaking id of a keyset: a UUID (users, accounts, ledger entries) or a `bigint`
+/// identity (payments and articles, as Django makes them).
+///
+/// Implemented for [`Uuid`] and `i64` only.
+pub trait CursorKey: Copy + Eq + std::fmt::Debug + sealed::Sealed {
+    /// The token's version byte: a token made for one key type never reads as the other.
+    #[doc(hidden)]
+    const VERSION: u8;
+    /// The key's width in the token.
+    #[doc(hidden)]
+    const LEN: usize;
+    /// Appends the key's bytes.
+    #[doc(hidden)]
+    fn put(&self, out: &mut Vec<u8>);
+    /// Reads the key back from exactly `LEN` bytes.
+    #[doc(hidden)]
+    fn take(bytes: &[u8]) -> Option<Self>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for uuid::Uuid {}
+    impl Sealed for i64 {}
+}
+
+impl CursorKey for Uuid {
+    const VERSION: u8 = 1;
+    const LEN: usize = 16;
+
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+
+    fn take(bytes: &[u8]) -> Option<Self> {
+        Uuid::from_slice(bytes).ok()
+    }
+}
+
+impl CursorKey for i64 {
+    const VERSION: u8 = 2;
+    const LEN: usize = 8;
+
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+
+    fn take(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(i64::from_be_bytes)
+    }
+}
+
 /// A keyset position: the sort key `(created_at, id)` of a row, and which way to read from it.
 ///
-/// Encoded as an opaque 52-character token (version, direction, microseconds, UUID, in hex).
+/// `K` is the table's id type: [`Uuid`] for users, accounts and ledger entries, `i64` for
+/// payments and articles. Encoded as an opaque token (version, direction, microseconds, id, in
+/// hex): 52 characters with a UUID, 36 with an `i64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
+pub struct Cursor<K: CursorKey = Uuid> {
     /// Which way to read.
     pub direction: Direction,
     /// The boundary row's `created_at`.
     pub created_at: DateTime<Utc>,
     /// The boundary row's id (the tie-breaker).
-    pub id: Uuid,
+    pub id: K,
 }
 
-const CURSOR_VERSION: u8 = 1;
-const CURSOR_BYTES: usize = 1 + 1 + 8 + 16;
-
-impl Cursor {
+impl<K: CursorKey> Cursor<K> {
     /// The position after the row with this sort key, in the listing's order: how the
     /// forward-only listings (`transactions::list_for_account`, `payments::list_containing`, ...)
     /// are read to the end. Pass the last row's `created_at` and id.
-    pub fn after(created_at: DateTime<Utc>, id: impl Into<Uuid>) -> Self {
+    pub fn after(created_at: DateTime<Utc>, id: impl Into<K>) -> Self {
         Self {
             direction: Direction::Next,
             created_at,
@@ -266,34 +316,37 @@ impl Cursor {
         }
     }
 
+    /// The token's length in bytes, before hex.
+    const BYTES: usize = 1 + 1 + 8 + K::LEN;
+
     /// The opaque token.
     pub fn encode(&self) -> String {
-        let mut bytes = Vec::with_capacity(CURSOR_BYTES);
-        bytes.push(CURSOR_VERSION);
+        let mut bytes = Vec::with_capacity(Self::BYTES);
+        bytes.push(K::VERSION);
         bytes.push(match self.direction {
             Direction::Next => b'n',
             Direction::Previous => b'p',
         });
         bytes.extend_from_slice(&self.created_at.timestamp_micros().to_be_bytes());
-        bytes.extend_from_slice(self.id.as_bytes());
+        self.id.put(&mut bytes);
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Reads a token made by [`Cursor::encode`].
+    /// Reads a token made by [`Cursor::encode`] for the same id type.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for anything else: wrong length, not hex, unknown version or
     /// direction, a timestamp out of range.
     pub fn decode(token: &str) -> Result<Self> {
         let corrupt = || Error::invalid("cursor", "not a cursor this crate issued");
-        if token.len() != CURSOR_BYTES * 2 || !token.is_ascii() {
+        if token.len() != Self::BYTES * 2 || !token.is_ascii() {
             return Err(corrupt());
         }
-        let bytes = (0..CURSOR_BYTES)
+        let bytes = (0..Self::BYTES)
             .map(|i| u8::from_str_radix(&token[2 * i..2 * i + 2], 16))
             .collect::<Result<Vec<u8>, _>>()
             .map_err(|_| corrupt())?;
-        if bytes[0] != CURSOR_VERSION {
+        if bytes[0] != K::VERSION {
             return Err(corrupt());
         }
         let direction = match bytes[1] {
@@ -303,7 +356,7 @@ impl Cursor {
         };
         let micros = i64::from_be_bytes(bytes[2..10].try_into().map_err(|_| corrupt())?);
         let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(corrupt)?;
-        let id = Uuid::from_slice(&bytes[10..]).map_err(|_| corrupt())?;
+        let id = K::take(&bytes[10..]).ok_or_else(corrupt)?;
         Ok(Self {
             direction,
             created_at,
@@ -328,9 +381,9 @@ pub struct KeysetPage<T> {
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a [`Direction::Previous`] cursor: these listings read forward only.
-pub(crate) fn resume_after(
-    after: Option<&Cursor>,
-) -> Result<(Option<DateTime<Utc>>, Option<Uuid>)> {
+pub(crate) fn resume_after<K: CursorKey>(
+    after: Option<&Cursor<K>>,
+) -> Result<(Option<DateTime<Utc>>, Option<K>)> {
     match after {
         None => Ok((None, None)),
         Some(c) if c.created_at < earliest_timestamp() => Err(Error::invalid(
@@ -528,6 +581,23 @@ mod tests {
         let token = cursor.encode();
         assert_eq!(token.len(), 52);
         assert_eq!(Cursor::decode(&token).unwrap(), cursor);
+
+        let serial = Cursor::<i64>::after(cursor.created_at, -7);
+        let token = serial.encode();
+        assert_eq!(token.len(), 36);
+        assert_eq!(Cursor::decode(&token).unwrap(), serial);
+    }
+
+    #[test]
+    fn a_token_for_one_id_type_never_reads_as_the_other() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let uuid = Cursor::<Uuid>::after(at, Uuid::new_v4()).encode();
+        let serial = Cursor::<i64>::after(at, 42).encode();
+        assert!(Cursor::<i64>::decode(&uuid).is_err());
+        assert!(Cursor::<Uuid>::decode(&serial).is_err());
+        // Same length, other version byte.
+        let forged = format!("01{}", &serial[2..]);
+        assert!(Cursor::<i64>::decode(&forged).is_err());
     }
 
     #[test]
@@ -552,7 +622,7 @@ mod tests {
         for token in bad {
             assert!(
                 matches!(
-                    Cursor::decode(&token),
+                    Cursor::<Uuid>::decode(&token),
                     Err(Error::InvalidInput {
                         field: "cursor",
                         ..

@@ -1,7 +1,6 @@
 //! Bulk writes of articles.
 
 use sqlx::{Acquire, PgConnection};
-use uuid::Uuid;
 
 use super::{Article, Language, NewArticle, validate_content, validate_title};
 use crate::Result;
@@ -13,9 +12,11 @@ use crate::bulk::{self, BulkInserted, BulkOptions};
 ///
 /// Django: `Article.objects.bulk_create([Article(title=..., content=...), ...])`
 ///
-/// SQL: per chunk, `insert into articles (id, title, content, language) select id, title,
-/// content, language::regconfig from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
-/// returning ...`.
+/// SQL: first `select nextval(pg_get_serial_sequence('articles', 'id')) from generate_series(1,
+/// $1)` reserves one id per article (each returned row is matched to its input by id); then per
+/// chunk, `insert into articles (id, title, content, language) select id, title, content,
+/// language::regconfig from unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) returning
+/// ...`.
 ///
 /// # Errors
 /// [`Error::InvalidItem`](crate::Error::InvalidItem) naming the first bad article. Nothing is
@@ -30,8 +31,18 @@ pub async fn insert_many(
         validate_content(&a.content)
     })?;
     let chunk_size = options.checked_chunk_size()?;
-    let ids: Vec<Uuid> = articles.iter().map(|_| Uuid::new_v4()).collect();
+    let count = i32::try_from(articles.len())
+        .map_err(|_| crate::Error::invalid("articles", "more than 2^31 in one call"))?;
     let mut tx = conn.begin().await?;
+    let ids: Vec<i64> = sqlx::query_scalar!(
+        r#"
+        select nextval(pg_get_serial_sequence('articles', 'id')) as "id!"
+        from generate_series(1, $1::int)
+        "#,
+        count
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let mut rows = Vec::with_capacity(articles.len());
     for (chunk, chunk_ids) in articles.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
         let titles: Vec<&str> = chunk.iter().map(|a| a.title.as_str()).collect();
@@ -43,7 +54,7 @@ pub async fn insert_many(
                 r#"
                 insert into articles (id, title, content, language)
                 select id, title, content, language::regconfig
-                from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+                from unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
                     as input(id, title, content, language)
                 returning id, title, content,
                           language::text as "language!: Language", created_at
@@ -58,5 +69,5 @@ pub async fn insert_many(
         );
     }
     tx.commit().await?;
-    Ok(bulk::align(&ids, rows, |a| a.id.as_uuid()))
+    Ok(bulk::align(&ids, rows, |a| a.id.get()))
 }

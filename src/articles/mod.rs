@@ -237,7 +237,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: ArticleId) -> Result<Article> {
         from articles
         where id = $1
         "#,
-        id.as_uuid()
+        id.get()
     )
     .fetch_optional(db)
     .await?
@@ -270,7 +270,7 @@ pub async fn update(
         returning id, title, content,
                   language::text as "language!: Language", created_at
         "#,
-        id.as_uuid(),
+        id.get(),
         title,
         content
     )
@@ -297,7 +297,7 @@ pub async fn update(
 /// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
 pub async fn list_summaries(
     db: impl PgExecutor<'_>,
-    after: Option<&Cursor>,
+    after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<ArticleSummary>> {
     let limit = page::check_limit(limit)?;
@@ -308,7 +308,7 @@ pub async fn list_summaries(
         select id, title, created_at
         from articles
         where (created_at, id) < (coalesce($2::timestamptz, 'infinity'),
-                                  coalesce($3::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+                                  coalesce($3::bigint, 9223372036854775807))
         order by created_at desc, id desc
         limit $1
         "#,
@@ -349,7 +349,7 @@ pub async fn search_titles(
         select a.id, a.title, a.created_at
         from articles a, websearch_to_tsquery($2::text::regconfig, $1) as q
         where a.language = $2::text::regconfig and a.search @@ q
-          and ($4::uuid is null or exists (
+          and ($4::bigint is null or exists (
               select from articles l
               where l.id = $4
                 and (ts_rank(a.search, q) < ts_rank(l.search, q)
@@ -360,7 +360,7 @@ pub async fn search_titles(
         query,
         language.as_str(),
         limit,
-        after.map(|id| id.as_uuid())
+        after.map(|id| id.get())
     )
     .fetch_all(db)
     .await?)
@@ -414,7 +414,7 @@ pub async fn search(
             where a.language = $2::text::regconfig
               and a.search @@ q
               and ts_rank(a.search, q) >= $3
-              and ($5::uuid is null or exists (
+              and ($5::bigint is null or exists (
                   select from articles l
                   where l.id = $5
                     and (ts_rank(a.search, q) < ts_rank(l.search, q)
@@ -428,7 +428,7 @@ pub async fn search(
         language.as_str(),
         min_rank,
         limit,
-        after.map(|id| id.as_uuid())
+        after.map(|id| id.get())
     )
     .fetch_all(db)
     .await?)

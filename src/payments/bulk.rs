@@ -2,7 +2,6 @@
 
 use serde_json::Value;
 use sqlx::{Acquire, PgConnection};
-use uuid::Uuid;
 
 use super::{Payment, PaymentId, check_payload};
 use crate::Result;
@@ -15,8 +14,10 @@ use crate::copy::CopyText;
 ///
 /// Django: `Payment.objects.bulk_create([Payment(data={...}), ...])`
 ///
-/// SQL: per chunk, `insert into payments (id, data) select * from unnest($1::uuid[],
-/// $2::jsonb[]) returning ...`. After a large load, `vacuum analyze payments` lets the planner
+/// SQL: first `select nextval(pg_get_serial_sequence('payments', 'id')) from generate_series(1,
+/// $1)` reserves one id per document (so each returned row is matched to its input by id, never
+/// by the order `returning` happens to use); then per chunk, `insert into payments (id, data)
+/// select * from unnest($1::bigint[], $2::jsonb[]) returning ...`. After a large load, `vacuum analyze payments` lets the planner
 /// use the GIN index again (see the module docs).
 ///
 /// # Errors
@@ -29,8 +30,8 @@ pub async fn insert_many(
 ) -> Result<BulkInserted<Payment>> {
     bulk::validate_all(documents, check_payload)?;
     let chunk_size = options.checked_chunk_size()?;
-    let ids: Vec<Uuid> = documents.iter().map(|_| Uuid::new_v4()).collect();
     let mut tx = conn.begin().await?;
+    let ids = reserve_ids(&mut tx, documents.len()).await?;
     let mut rows = Vec::with_capacity(documents.len());
     for (chunk, chunk_ids) in documents.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
         rows.extend(
@@ -38,7 +39,7 @@ pub async fn insert_many(
                 Payment,
                 r#"
                 insert into payments (id, data)
-                select * from unnest($1::uuid[], $2::jsonb[])
+                select * from unnest($1::bigint[], $2::jsonb[])
                 returning id, data, created_at
                 "#,
                 chunk_ids,
@@ -49,7 +50,23 @@ pub async fn insert_many(
         );
     }
     tx.commit().await?;
-    Ok(bulk::align(&ids, rows, |p| p.id.as_uuid()))
+    Ok(bulk::align(&ids, rows, |p| p.id.get()))
+}
+
+/// Takes `count` ids from the payments' identity sequence, in one round trip. Ids a rolled-back
+/// transaction took are never reused: gaps, as with any sequence.
+async fn reserve_ids(conn: &mut PgConnection, count: usize) -> Result<Vec<i64>> {
+    let count = i32::try_from(count)
+        .map_err(|_| crate::Error::invalid("documents", "more than 2^31 in one call"))?;
+    Ok(sqlx::query_scalar!(
+        r#"
+        select nextval(pg_get_serial_sequence('payments', 'id')) as "id!"
+        from generate_series(1, $1::int)
+        "#,
+        count
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Stores many documents through `COPY ... FROM STDIN`: same validation and atomicity as
@@ -57,14 +74,19 @@ pub async fn insert_many(
 ///
 /// Django: none.
 ///
-/// SQL: `copy payments (id, data) from stdin` in text format (JSON text, escaped).
+/// SQL: ids reserved as in [`insert_many`], then `copy payments (id, data) from stdin` in text
+/// format (JSON text, escaped).
 ///
 /// # Errors
 /// As [`insert_many`].
 pub async fn copy_in(conn: &mut PgConnection, documents: &[Value]) -> Result<Vec<PaymentId>> {
     bulk::validate_all(documents, check_payload)?;
-    let ids: Vec<PaymentId> = documents.iter().map(|_| PaymentId::new()).collect();
     let mut tx = conn.begin().await?;
+    let ids: Vec<PaymentId> = reserve_ids(&mut tx, documents.len())
+        .await?
+        .into_iter()
+        .map(PaymentId)
+        .collect();
     // COPY has no bind parameters and no result columns: no query macro can express it.
     let mut copy = tx
         .copy_in_raw("copy payments (id, data) from stdin")

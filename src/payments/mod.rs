@@ -1,7 +1,7 @@
 //! `payments`: the seed's `Payment` model, one JSONB document per payment.
 //!
 //! Invariant: `data` is a JSON object ([`DATA_OBJECT`]) of at most [`MAX_PAYLOAD_BYTES`]. The
-//! seed's model has only `data`; the table adds a uuid key and `created_at` for a stable order.
+//! seed's model has only `data`; Django gives it a `bigint` identity key, and the table adds `created_at` for a stable order.
 //!
 //! **Typed, but open.** [`PaymentData`] types the fields the seed shows (`method`, `last4`,
 //! `brand`, a numeric `amount`, `shipping.country`, an optional `discount`); any other key is kept
@@ -202,7 +202,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
     sqlx::query_as!(
         Payment,
         r#"select id, data, created_at from payments where id = $1"#,
-        id.as_uuid()
+        id.get()
     )
     .fetch_optional(db)
     .await?
@@ -229,7 +229,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
 pub async fn list_containing(
     db: impl PgExecutor<'_>,
     fragment: &Value,
-    after: Option<&Cursor>,
+    after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     check_payload(fragment)?;
@@ -242,7 +242,7 @@ pub async fn list_containing(
         from payments
         where data @> $1
           and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
-                                  coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'))
+                                  coalesce($4::bigint, -9223372036854775808))
         order by created_at, id
         limit $2
         "#,
@@ -266,7 +266,7 @@ pub async fn list_containing(
 pub async fn list_by_method(
     db: impl PgExecutor<'_>,
     method: &str,
-    after: Option<&Cursor>,
+    after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     Error::check_text("method", method)?;
@@ -284,7 +284,7 @@ pub async fn list_by_method(
 pub async fn list_by_brand(
     db: impl PgExecutor<'_>,
     brand: &str,
-    after: Option<&Cursor>,
+    after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     Error::check_text("brand", brand)?;
@@ -302,7 +302,7 @@ pub async fn list_by_brand(
 pub async fn list_by_shipping_country(
     db: impl PgExecutor<'_>,
     country: &str,
-    after: Option<&Cursor>,
+    after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     Error::check_text("country", country)?;
@@ -331,7 +331,7 @@ pub async fn list_by_shipping_country(
 pub async fn list_with_key(
     db: impl PgExecutor<'_>,
     key: &str,
-    after: Option<&Cursor>,
+    after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     Error::check_text("key", key)?;
@@ -344,7 +344,7 @@ pub async fn list_with_key(
         from payments
         where data ? $1
           and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
-                                  coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'))
+                                  coalesce($4::bigint, -9223372036854775808))
         order by created_at, id
         limit $2
         "#,
@@ -372,7 +372,7 @@ pub async fn list_with_key(
 pub async fn list_amount_at_least(
     db: impl PgExecutor<'_>,
     min: Decimal,
-    after: Option<&Cursor>,
+    after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
     let limit = page::check_limit(limit)?;
@@ -384,7 +384,7 @@ pub async fn list_amount_at_least(
         from payments
         where jsonb_path_exists(data, '$.amount ? (@ >= $min)', jsonb_build_object('min', $1::numeric))
           and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
-                                  coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'))
+                                  coalesce($4::bigint, -9223372036854775808))
         order by created_at, id
         limit $2
         "#,

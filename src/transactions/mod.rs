@@ -5,12 +5,15 @@
 //! Invariants: the amount is positive ([`POSITIVE_AMOUNT`]); the type is `transfer`, `deposit` or
 //! `withdrawal` ([`TYPE_VALID`]) and fixes which accounts are set ([`ACCOUNTS_MATCH_TYPE`]: a
 //! deposit has only `to`, a withdrawal only `from`, a transfer two different accounts); the status
-//! is `pending`, `completed` or `failed` ([`STATUS_VALID`]); metadata is a JSON object
-//! ([`METADATA_OBJECT`]).
+//! is `pending`, `completed`, `failed` or `success` ([`STATUS_VALID`]); metadata is a JSON
+//! object ([`METADATA_OBJECT`]).
 //!
 //! The seed's aggregate filters `status='success'`, a status its own transfer never writes (it
-//! writes `'completed'`). Here a successful movement is `completed`, and the database refuses any
-//! other spelling.
+//! writes `'completed'`). This crate writes `completed`; a database Django filled holds `success`
+//! as well, and both mean the movement was applied ([`APPLIED`]): every report and
+//! [`reconcile`] counts both, and [`total_with_status`] answers Django's exact question,
+//! `filter(status='success')`, on whichever spelling is asked for. The database refuses any other
+//! status.
 //!
 //! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`, batches ([`post_batch`],
 //! [`post_batch_with_key`]) in `batch`; reads (aggregates, joins, window functions, the seed's raw
@@ -72,7 +75,7 @@ pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 pub const POSITIVE_AMOUNT: &str = "positive_amount";
 /// `check (type in ('transfer', 'deposit', 'withdrawal'))`.
 pub const TYPE_VALID: &str = "transactions_type_valid";
-/// `check (status in ('pending', 'completed', 'failed'))`.
+/// `check (status in ('pending', 'completed', 'failed', 'success'))`.
 pub const STATUS_VALID: &str = "transactions_status_valid";
 /// Which of `from_account_id` / `to_account_id` each type needs.
 pub const ACCOUNTS_MATCH_TYPE: &str = "transactions_accounts_match_type";
@@ -95,8 +98,11 @@ pub const TRANSFER: &str = "transfer";
 pub const DEPOSIT: &str = "deposit";
 /// `type` of money going out.
 pub const WITHDRAWAL: &str = "withdrawal";
-/// `status` of a movement that happened (the seed's `'completed'`; its `'success'` is this).
+/// `status` of a movement that happened, as this crate writes it (the seed's transfer writes it).
 pub const COMPLETED: &str = "completed";
+/// The statuses of a movement that happened: this crate's `completed`, and `success`, which the
+/// seed's aggregate asks for and Django data holds. Reports count both.
+pub const APPLIED: [&str; 2] = ["completed", "success"];
 
 use crate::document::Document;
 pub use crate::ids::EntryId;

@@ -9,6 +9,7 @@ use super::{EntryId, LedgerEntry};
 use crate::accounts::{Account, AccountId};
 use crate::document::Document;
 use crate::ids::UserId;
+use crate::kinds::EntryStatus;
 use crate::numeric::Numeric;
 use crate::page::{self, Cursor};
 use crate::{Error, Result};
@@ -89,12 +90,15 @@ pub async fn list_for_account(
     .await?)
 }
 
-/// The sum of every completed movement; zero (never NULL) when there is none.
+/// The sum of every applied movement (`completed` or Django's `success`, [`APPLIED`](super::APPLIED)); zero
+/// (never NULL) when there is none.
 ///
 /// Django: `Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))` — the
-/// seed's `'success'` is this schema's `'completed'`
+/// seed's `'success'` is what this crate writes as `'completed'`; both are counted. For Django's
+/// exact filter on one spelling, use [`total_with_status`].
 ///
-/// SQL: `select coalesce(sum(amount), 0.00) from transactions where status = 'completed'`.
+/// SQL: `select coalesce(sum(amount), 0.00) from transactions where status in ('completed',
+/// 'success')`.
 ///
 /// # Errors
 /// [`Error::Database`] only.
@@ -103,8 +107,31 @@ pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
         r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric"
         from transactions
-        where status = 'completed'
+        where status in ('completed', 'success')
         "#
+    )
+    .fetch_one(db)
+    .await?
+    .into())
+}
+
+/// The sum of the movements whose status is exactly `status`; zero (never NULL) when there is
+/// none: Django's filter, one spelling at a time.
+///
+/// Django: `Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))`
+///
+/// SQL: `select coalesce(sum(amount), 0.00) from transactions where status = $1`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn total_with_status(db: impl PgExecutor<'_>, status: &EntryStatus) -> Result<Decimal> {
+    Ok(sqlx::query_scalar!(
+        r#"
+        select coalesce(sum(amount), 0.00) as "total!: Numeric"
+        from transactions
+        where status = $1
+        "#,
+        status as &EntryStatus
     )
     .fetch_one(db)
     .await?
@@ -424,7 +451,7 @@ pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Res
         join accounts a on a.user_id = u.id
         join transactions t on t.from_account_id = a.id
         where t.created_at > now() - make_interval(days => $1)
-          and t.status = 'completed'
+          and t.status in ('completed', 'success')
         group by u.id, u.name
         order by 3 desc, u.id
         limit $2
@@ -472,9 +499,11 @@ pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
             select a.id as account_id,
                    a.balance,
                    coalesce((select sum(t.amount) from transactions t
-                             where t.to_account_id = a.id and t.status = 'completed'), 0.00)
+                             where t.to_account_id = a.id
+                               and t.status in ('completed', 'success')), 0.00)
                  - coalesce((select sum(t.amount) from transactions t
-                             where t.from_account_id = a.id and t.status = 'completed'), 0.00)
+                             where t.from_account_id = a.id
+                               and t.status in ('completed', 'success')), 0.00)
                    as expected
             from accounts a
         ) as books

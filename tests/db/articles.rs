@@ -62,11 +62,11 @@ async fn insert_get_update_and_the_deferred_listing(pool: PgPool) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].title, "First, revised");
     assert!(matches!(
-        articles::get(&pool, ArticleId::new()).await,
+        articles::get(&pool, ArticleId(i64::MAX)).await,
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        articles::update(&pool, ArticleId::new(), "x", "y").await,
+        articles::update(&pool, ArticleId(i64::MAX), "x", "y").await,
         Err(Error::NotFound { .. })
     ));
 }

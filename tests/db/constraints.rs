@@ -217,14 +217,14 @@ async fn unknown_type_violates_transactions_type_valid(pool: PgPool) {
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn unknown_status_violates_transactions_status_valid(pool: PgPool) {
     let (a, _) = two_accounts(&pool).await;
-    // The seed's aggregate filters on 'success', which its own code never writes.
+    // 'success' (Django's spelling) is held since migration 0014; anything else is refused.
     let result = insert_entry(
         &pool,
         None,
         Some(a),
         Decimal::ONE,
         "deposit",
-        "success",
+        "refunded",
         json!({}),
     )
     .await;

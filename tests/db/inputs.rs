@@ -128,7 +128,7 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
     }
 
     let ancient = Utc.with_ymd_and_hms(-5000, 1, 1, 0, 0, 0).unwrap();
-    let cursor = Cursor::after(ancient, uuid::Uuid::nil());
+    let cursor = Cursor::after(ancient, 0);
     assert_eq!(
         refused_field(payments::list_containing(p, &json!({}), Some(&cursor), 5).await),
         "cursor"

@@ -43,7 +43,7 @@ async fn an_account_status_written_by_another_client_reads_back_as_other(pool: P
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn an_entry_status_outside_the_crates_set_reads_back_as_other(pool: PgPool) {
     let account = funded(&pool, "a@example.com", "USD", "10").await;
-    // A database Django made has no such check: its rows say 'success'.
+    // Another client, with the check dropped, stored a status this crate does not know.
     sqlx::query!("alter table transactions drop constraint transactions_status_valid")
         .execute(&pool)
         .await
@@ -51,7 +51,7 @@ async fn an_entry_status_outside_the_crates_set_reads_back_as_other(pool: PgPool
     sqlx::query!(
         r#"
         insert into transactions (to_account_id, amount, type, status)
-        values ($1, 5, 'deposit', 'success')
+        values ($1, 5, 'deposit', 'refunded')
         "#,
         account.id.as_uuid()
     )
@@ -64,12 +64,15 @@ async fn an_entry_status_outside_the_crates_set_reads_back_as_other(pool: PgPool
         .unwrap();
     assert_eq!(history.len(), 2);
     let statuses: Vec<_> = history.iter().map(|e| e.status.clone()).collect();
-    assert!(statuses.contains(&EntryStatus::Other("success".into())));
+    assert!(statuses.contains(&EntryStatus::Other("refunded".into())));
     assert!(statuses.contains(&EntryStatus::Completed));
     assert!(history.iter().all(|e| e.kind == EntryKind::Deposit));
 
     let streamed: Vec<_> = transactions::stream_all(&pool).try_collect().await.unwrap();
     assert_eq!(streamed.len(), 2);
     let json = serde_json::to_value(&streamed).unwrap();
-    assert!(json.to_string().contains(r#""status":"success""#), "{json}");
+    assert!(
+        json.to_string().contains(r#""status":"refunded""#),
+        "{json}"
+    );
 }

@@ -117,7 +117,7 @@ async fn every_listing_with_a_limit_reads_to_the_end_in_pages(pool: PgPool) {
     payments::insert_many(&mut conn, &documents, BulkOptions::default())
         .await
         .unwrap();
-    let payment_key = |p: &payments::Payment| Cursor::after(p.created_at, p.id.as_uuid());
+    let payment_key = |p: &payments::Payment| Cursor::after(p.created_at, p.id.get());
     let card = json!({ "method": "card" });
     for count in [
         walk!(
@@ -157,7 +157,7 @@ async fn every_listing_with_a_limit_reads_to_the_end_in_pages(pool: PgPool) {
     assert_eq!(
         walk!(
             |after, limit| articles::list_summaries(&pool, after, limit),
-            |s: &articles::ArticleSummary| Cursor::after(s.created_at, s.id.as_uuid())
+            |s: &articles::ArticleSummary| Cursor::after(s.created_at, s.id.get())
         ),
         5
     );
@@ -255,7 +255,7 @@ async fn the_row_after_the_first_thousand_is_read_with_a_cursor(pool: PgPool) {
         .unwrap();
     assert_eq!(first.len(), 1_000);
     let last = first.last().unwrap();
-    let after = Cursor::after(last.created_at, last.id.as_uuid());
+    let after = Cursor::after(last.created_at, last.id.get());
     let rest = payments::list_with_key(&pool, "discount", Some(&after), 1_000)
         .await
         .unwrap();

@@ -61,6 +61,10 @@ const CONTRACTS: &[(&str, &str)] = &[
         "users::a_paginator_counts_once_exactly_or_by_estimate",
     ),
     (
+        "select setval(pg_get_serial_sequence(",
+        "nullability::a_load_moves_the_identity_sequences_past_the_loaded_ids",
+    ),
+    (
         "select pg_is_in_recovery() as \"standby!\"",
         "nullability::null_cases_decode_through_every_function",
     ),
@@ -211,4 +215,37 @@ async fn null_cases_decode_through_every_function(pool: PgPool) {
     let router = Router::new(pool.clone()).with_reader(pool.clone());
     let read = router.read().await.unwrap();
     assert_eq!(read.route(), Route::Writer(Fallback::Unavailable));
+}
+
+/// `dump::load` sets the payments' and articles' identity sequences from `max(id)`, which is NULL
+/// for a table the file leaves empty: the sequence then stays at 1, and otherwise moves past the
+/// largest loaded id, so the next insert never collides with a loaded row.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_load_moves_the_identity_sequences_past_the_loaded_ids(pool: PgPool) {
+    let file = std::env::temp_dir().join(format!("ledger-seq-{}.ndjson", std::process::id()));
+    let at = "2026-01-01T00:00:00.000001Z";
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"table\":\"payments\",\"row\":{{\"id\":5,\"data\":{{}},\"created_at\":\"{at}\"}}}}\n\
+             {{\"table\":\"payments\",\"row\":{{\"id\":41,\"data\":{{\"a\":1}},\"created_at\":\"{at}\"}}}}\n\
+             {{\"end\":{{\"records\":2}}}}\n"
+        ),
+    )
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let loaded = ledger::dump::load(&mut conn, &file, &mut |_, _| {}).await;
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(loaded.unwrap(), 2);
+
+    let payment = ledger::payments::insert_json(&pool, &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(payment.id.get(), 42);
+    // No article was loaded: max(id) is NULL and the sequence still starts at 1.
+    let article =
+        ledger::articles::insert(&pool, &ledger::articles::NewArticle::new("First", "body"))
+            .await
+            .unwrap();
+    assert_eq!(article.id.get(), 1);
 }

@@ -54,6 +54,7 @@ macro_rules! bind {
 
 const NONE_TS: Option<DateTime<Utc>> = None;
 const NONE_UUID: Option<Uuid> = None;
+const NONE_SERIAL: Option<i64> = None;
 const NONE_TEXT: Option<String> = None;
 
 fn cases() -> Vec<Case> {
@@ -262,7 +263,7 @@ fn cases() -> Vec<Case> {
                     json!({"shipping": {"country": "IS"}}),
                     20_i64,
                     NONE_TS,
-                    NONE_UUID
+                    NONE_SERIAL
                 ]
             },
             indexes: &["payments_data_gin_idx"],
@@ -272,7 +273,7 @@ fn cases() -> Vec<Case> {
         Case {
             function: "payments::list_with_key",
             marker: "from payments where data ? $1 and (created_at, id) >",
-            args: |_| bind!["gift", 20_i64, NONE_TS, NONE_UUID],
+            args: |_| bind!["gift", 20_i64, NONE_TS, NONE_SERIAL],
             indexes: &["payments_data_gin_idx"],
             seq_scan_ok: &[],
             sort_ok: true,
@@ -280,7 +281,7 @@ fn cases() -> Vec<Case> {
         Case {
             function: "articles::search",
             marker: "select hit.id as",
-            args: |_| bind!["topic7", "english", 0.0_f32, 20_i64, NONE_UUID],
+            args: |_| bind!["topic7", "english", 0.0_f32, 20_i64, NONE_SERIAL],
             indexes: &["articles_search_gin_idx"],
             seq_scan_ok: &[],
             sort_ok: true,
@@ -288,7 +289,7 @@ fn cases() -> Vec<Case> {
         Case {
             function: "articles::search_titles",
             marker: "select a.id, a.title, a.created_at from articles a, websearch_to_tsquery(",
-            args: |_| bind!["topic7", "english", 20_i64, NONE_UUID],
+            args: |_| bind!["topic7", "english", 20_i64, NONE_SERIAL],
             indexes: &["articles_search_gin_idx"],
             seq_scan_ok: &[],
             sort_ok: true,
@@ -296,7 +297,7 @@ fn cases() -> Vec<Case> {
         Case {
             function: "articles::list_summaries",
             marker: "select id, title, created_at from articles where (created_at, id) <",
-            args: |_| bind![20_i64, NONE_TS, NONE_UUID],
+            args: |_| bind![20_i64, NONE_TS, NONE_SERIAL],
             indexes: &["articles_created_at_id_idx"],
             seq_scan_ok: &[],
             sort_ok: false,

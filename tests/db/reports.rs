@@ -349,3 +349,46 @@ async fn reconcile_reports_each_account_whose_balance_disagrees(pool: PgPool) {
         (b.id, dec("41"), dec("40"))
     );
 }
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn djangos_success_counts_as_applied_and_each_spelling_has_its_exact_total(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "100").await; // 'completed', by this crate
+    // Django's code wrote a 'success' deposit and moved the balance itself.
+    sqlx::query!(
+        r#"
+        insert into transactions (to_account_id, amount, type, status)
+        values ($1, 25.50, 'deposit', 'success'), ($1, 7, 'deposit', 'pending')
+        "#,
+        a.id.as_uuid()
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "update accounts set balance = balance + 25.50 where id = $1",
+        a.id.as_uuid()
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    assert_eq!(
+        transactions::total_completed(&pool).await.unwrap(),
+        dec("125.50")
+    );
+    let exact = |status: &'static str| {
+        let pool = pool.clone();
+        async move {
+            transactions::total_with_status(&pool, &status.into())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(exact("success").await, dec("25.50"));
+    assert_eq!(exact("completed").await, dec("100"));
+    assert_eq!(exact("pending").await, dec("7"));
+    let none = exact("failed").await;
+    assert_eq!((none, none.scale()), (Decimal::ZERO, 2));
+    // The books balance: 'success' is applied, 'pending' is not.
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+}

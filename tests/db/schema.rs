@@ -24,6 +24,7 @@ async fn migrations_go_up_down_to_zero_and_up_again(pool: PgPool) {
         "accounts",
         "articles",
         "idempotency_keys",
+        "ledger_uuid_ids",
         "payments",
         "transactions",
         "users",
@@ -71,4 +72,74 @@ async fn status_lists_every_migration_in_order(pool: PgPool) {
     let up_to_3: Vec<bool> = expected.iter().map(|v| *v <= 3).collect();
     assert_eq!(applied, up_to_3);
     assert!(applied.contains(&false));
+}
+
+/// Migration 0013 gives payments and articles Django's `bigint` identity ids. On a database an
+/// older ledger filled, every row is numbered in `(created_at, uuid)` order, the uuid it had is
+/// kept in `ledger_uuid_ids`, the next insert follows the last number, and going back down
+/// restores each row's uuid.
+// (Plain `sqlx::query`: these statements run against the pre-0013 schema, which the query macros,
+// checked against the current one, cannot describe.)
+#[sqlx::test(migrations = false)]
+async fn uuid_payments_and_articles_become_numbered_and_keep_their_old_ids(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    MIGRATOR.run(&mut conn).await.unwrap();
+    MIGRATOR.undo(&mut conn, 12).await.unwrap();
+    let (newer, older) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    sqlx::query(
+        "insert into payments (id, data, created_at) values \
+         ($1, '{\"n\": \"newer\"}', now()), ($2, '{\"n\": \"older\"}', now() - interval '1 day')",
+    )
+    .bind(newer)
+    .bind(older)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("insert into articles (id, title) values ($1, 'Kept')")
+        .bind(older)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+
+    MIGRATOR.run(&mut conn).await.unwrap();
+    let numbered: Vec<(i64, String)> =
+        sqlx::query_as("select id, data ->> 'n' from payments order by id")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(numbered, [(1, "older".into()), (2, "newer".into())]);
+    let kept: Vec<(String, uuid::Uuid, i64)> =
+        sqlx::query_as("select table_name, uuid, id from ledger_uuid_ids order by table_name, id")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        kept,
+        [
+            ("articles".into(), older, 1),
+            ("payments".into(), older, 1),
+            ("payments".into(), newer, 2)
+        ]
+    );
+    let next = ledger::payments::insert_json(&mut *conn, &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(next.id.get(), 3);
+
+    MIGRATOR.undo(&mut conn, 12).await.unwrap();
+    let back: Vec<(uuid::Uuid, Option<String>)> =
+        sqlx::query_as("select id, data ->> 'n' from payments order by created_at")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(back.len(), 3);
+    assert_eq!(
+        (back[0].clone(), back[1].clone()),
+        ((older, Some("older".into())), (newer, Some("newer".into())))
+    );
+    let article: uuid::Uuid = sqlx::query_scalar("select id from articles")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(article, older);
 }

@@ -503,7 +503,7 @@ async fn keyset_refuses_bad_limits_and_corrupt_tokens(pool: PgPool) {
         ));
     }
     assert!(matches!(
-        Cursor::decode("' or 1=1 --"),
+        Cursor::<uuid::Uuid>::decode("' or 1=1 --"),
         Err(Error::InvalidInput {
             field: "cursor",
             ..

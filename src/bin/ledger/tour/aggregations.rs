@@ -14,7 +14,7 @@ pub(super) async fn aggregations(conn: &mut PgConnection, out: &mut impl Write) 
     step(
         out,
         "Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))",
-        "transactions::total_completed(db)  ('success' is spelled 'completed')",
+        "transactions::total_completed(db)  (completed, and Django's success)",
     )?;
     value(out, transactions::total_completed(&mut *conn).await?)?;
     step(
