@@ -224,6 +224,12 @@ pub enum Error {
     #[error("local postgresql: {0}")]
     LocalCluster(String),
 
+    /// `ledger adopt` cannot take this database over as it stands: a table or column of the seed
+    /// is missing or has another type, or rows break rules that ledger enforces. Nothing was
+    /// changed by the step that refused; the message says what to fix.
+    #[error("cannot adopt: {0}")]
+    NotAdoptable(String),
+
     /// Applying or reverting migrations failed.
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -103,6 +103,7 @@
 extern crate self as ledger;
 
 pub mod accounts;
+pub mod adopt;
 pub mod articles;
 pub mod atomic;
 pub mod bulk;

@@ -5,18 +5,7 @@ use std::process::{Command, Output};
 use ledger::transactions::{self, BatchItem, Movement};
 use sqlx::PgPool;
 
-/// The harness's `DATABASE_URL` pointed at this test's own database: the same string with the
-/// path replaced, so any password in it (or PGPASSWORD in the environment) still applies.
-fn url_of(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("set by the test harness");
-    let options = pool.connect_options();
-    let database = options.get_database().expect("a test database");
-    let (scheme, rest) = base.split_once("://").expect("a URL");
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{scheme}://{authority}/{database}{query}")
-}
+use crate::support::url_of;
 
 fn ledger(args: &[&str], database_url: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));

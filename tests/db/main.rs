@@ -10,6 +10,7 @@ mod bank;
 mod bulk;
 mod cli;
 mod constraints;
+mod django;
 mod documents;
 mod idempotency;
 mod inputs;

@@ -171,3 +171,16 @@ pub fn collapse(sql: &str) -> String {
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
+
+/// The harness's `DATABASE_URL` pointed at this test's own database: the same string with the
+/// path replaced, so any password in it (or PGPASSWORD in the environment) still applies.
+pub fn url_of(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("set by the test harness");
+    let options = pool.connect_options();
+    let database = options.get_database().expect("a test database");
+    let (scheme, rest) = base.split_once("://").expect("a URL");
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}://{authority}/{database}{query}")
+}

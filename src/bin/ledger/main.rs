@@ -11,7 +11,7 @@ mod table;
 mod tour;
 use ledger::dump::{self, Table};
 use ledger::local::Cluster;
-use ledger::{Config, schema};
+use ledger::{Config, adopt, schema};
 
 /// Every PostgreSQL operation of the Django cheat sheet, as typed SQL.
 ///
@@ -71,6 +71,19 @@ enum Command {
     Load {
         /// The NDJSON file.
         file: PathBuf,
+    },
+    /// Take over a database that Django migrated: a dry run that lists every change and every
+    /// row breaking ledger's rules; with --apply, make the changes, safely on a live database.
+    Adopt {
+        /// The Django app label the seed's models live in.
+        #[arg(long = "app", value_name = "LABEL", default_value = "myapp")]
+        app_label: String,
+        /// Make the changes (resumes an interrupted run). Without it, nothing is changed.
+        #[arg(long)]
+        apply: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Open psql on the database (`manage.py dbshell`); arguments after `--` go to psql.
     Shell {
@@ -263,6 +276,32 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             let records = dump::load(&mut conn, file, &mut report).await?;
             bars.finish();
             writeln!(out, "loaded {records} records")?;
+            Ok(())
+        }
+        Command::Adopt {
+            app_label,
+            apply,
+            json,
+        } => {
+            let mut conn = connect_one(&config(&cli).await?).await?;
+            let report = if *apply {
+                let mut step = |step: &adopt::Step| eprintln!("{} [{}]", step.name, step.lock);
+                adopt::apply(&mut conn, app_label, &mut step).await?
+            } else {
+                adopt::inspect(&mut conn, app_label).await?
+            };
+            if *json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                write!(out, "{report}")?;
+                if !*apply && !report.is_adopted() {
+                    writeln!(
+                        out,
+                        "
+Dry run: nothing was changed. Run again with --apply."
+                    )?;
+                }
+            }
             Ok(())
         }
         Command::Shell { args } => {

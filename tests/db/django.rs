@@ -1,0 +1,556 @@
+//! Adoption, proven against real Django: the pinned virtualenv that `tests/django/setup.sh`
+//! builds (Django 5.2, psycopg 3) migrates the seed's models and fills the database with its own
+//! code; `ledger::adopt` takes it over; then each side reads what the other wrote.
+//!
+//! Without the virtualenv these tests fail under CI (which builds it) and elsewhere say that they
+//! did not run, so that `cargo test` passes on a fresh machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ledger::adopt;
+use ledger::bulk::BulkOptions;
+use ledger::transactions::{self, Movement, Transfer};
+use ledger::users::{self, NewUser};
+use ledger::{Error, payments, schema};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::support::{blocking, dec, url_of};
+
+/// The Django project, copied per test so that the `Meta` change and the migration it makes
+/// stay out of the repository.
+struct Django {
+    python: PathBuf,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Django {
+    /// The project against this test's database, or `None` (outside CI) without the virtualenv.
+    fn for_test(name: &str, pool: &PgPool) -> Option<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let python = std::env::var_os("LEDGER_DJANGO_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/django-venv/bin/python"));
+        if !python.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no Django virtualenv at {}: run tests/django/setup.sh",
+                python.display()
+            );
+            eprintln!("{name}: did not run: no Django virtualenv (run tests/django/setup.sh)");
+            return None;
+        }
+        let database = pool.connect_options().get_database().unwrap().to_owned();
+        let dir = std::env::temp_dir().join(format!("ledger-django-{database}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&root.join("tests/django"), &dir);
+        Some(Self {
+            python,
+            dir,
+            url: url_of(pool),
+        })
+    }
+
+    /// Runs `manage.py` and returns its standard output; panics with its error output on failure.
+    async fn manage(&self, args: &[&str]) -> String {
+        let mut command = Command::new(&self.python);
+        command
+            .args(["-W", "ignore", "manage.py"])
+            .args(args)
+            .current_dir(&self.dir)
+            .env("DATABASE_URL", &self.url)
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        let output = blocking(move || command.output().unwrap()).await;
+        assert!(
+            output.status.success(),
+            "manage.py {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// What Django's ORM reads (`manage.py facts`).
+    async fn facts(&self, args: &[&str]) -> Value {
+        let mut all = vec!["facts"];
+        all.extend_from_slice(args);
+        serde_json::from_str(self.manage(&all).await.trim()).unwrap()
+    }
+
+    /// Makes the change the adoption report names: each renamed model's `Meta.db_table`, then the
+    /// migration that records it, faked because the tables are renamed already.
+    async fn follow_the_report(&self, report: &adopt::Report) {
+        assert!(
+            report
+                .django_changes
+                .iter()
+                .any(|c| c.contains("Payment: add `class Meta: db_table = 'payments'`")),
+            "{:?}",
+            report.django_changes
+        );
+        let models = self.dir.join("myapp/models.py");
+        let text = std::fs::read_to_string(&models).unwrap();
+        let text = text.replace(
+            "    data = models.JSONField(default=dict)\n",
+            "    data = models.JSONField(default=dict)\n\n    class Meta:\n        db_table = 'payments'\n",
+        );
+        let text = format!(
+            "{}\n\n    class Meta:\n        db_table = 'articles'\n",
+            text.trim_end()
+        );
+        std::fs::write(&models, text).unwrap();
+        self.manage(&["makemigrations", "myapp"]).await;
+        self.manage(&["migrate", "myapp", "--fake"]).await;
+    }
+}
+
+impl Drop for Django {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A digest of every row of the seed's columns, per table (`payment` and `article` under
+/// whichever name they have): equal before and after means no row or value was lost.
+async fn digests(pool: &PgPool, payments: &str, articles: &str) -> Vec<(String, i64)> {
+    let queries = [
+        "select md5(string_agg(row(id, email, name, created_at, deleted_at)::text, ',' order by id)), count(*) from users".to_owned(),
+        "select md5(string_agg(row(id, user_id, balance, currency, status)::text, ',' order by id)), count(*) from accounts".to_owned(),
+        "select md5(string_agg(row(id, from_account_id, to_account_id, amount, type, status, metadata, created_at)::text, ',' order by id)), count(*) from transactions".to_owned(),
+        format!("select md5(string_agg(row(id, data)::text, ',' order by id)), count(*) from {payments}"),
+        format!("select md5(string_agg(row(id, title, content, created_at)::text, ',' order by id)), count(*) from {articles}"),
+    ];
+    let mut out = Vec::new();
+    for sql in queries {
+        // Table names differ before and after the rename: no query macro can name both.
+        out.push(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+/// The catalog as ledger's code depends on it: every column with its type, nullability and
+/// whether it has a default; every named check, foreign and unique key with its definition; every
+/// valid index's definition, names aside (an adopted database keeps Django's under their names).
+async fn catalog(conn: &mut PgConnection) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let tables = "('users', 'accounts', 'transactions', 'payments', 'articles', \
+                  'idempotency_keys', 'ledger_uuid_ids')";
+    let read = |sql: String| sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    let columns = read(format!(
+        "select c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) \
+         || case when a.attnotnull then ' not null' else '' end \
+         || case when a.atthasdef then ' default ' || pg_get_expr(d.adbin, d.adrelid) else '' end \
+         || case when a.attidentity <> '' then ' identity ' || a.attidentity::text else '' end \
+         from pg_attribute a join pg_class c on c.oid = a.attrelid \
+         left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum \
+         where c.relname in {tables} and c.relnamespace = current_schema()::regnamespace \
+         and a.attnum > 0 and not a.attisdropped order by 1"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let constraints = read(format!(
+        "select c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid) \
+         || case when k.convalidated then '' else ' NOT VALIDATED' end \
+         || case when k.condeferrable then ' DEFERRABLE' else '' end \
+         from pg_constraint k join pg_class c on c.oid = k.conrelid \
+         where c.relname in {tables} and k.contype in ('c', 'f', 'u') order by 1"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let indexes = read(format!(
+        "select distinct c.relname || ' ' || x.indisunique || ' ' \
+         || regexp_replace(pg_get_indexdef(x.indexrelid), '^.* USING ', 'USING ') \
+         from pg_index x join pg_class c on c.oid = x.indrelid \
+         where c.relname in {tables} and x.indisvalid order by 1"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    (columns, constraints, indexes)
+}
+
+/// A database ledger's migrations made, beside the test's own, for comparing catalogs.
+async fn fresh_catalog(pool: &PgPool) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let name = format!("{}_fresh", pool.connect_options().get_database().unwrap());
+    let mut admin = pool.acquire().await.unwrap();
+    for sql in [
+        format!("drop database if exists {name}"),
+        format!("create database {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *admin)
+            .await
+            .unwrap();
+    }
+    let options = (*pool.connect_options()).clone().database(&name);
+    let mut fresh = PgConnection::connect_with(&options).await.unwrap();
+    schema::migrate(&mut fresh).await.unwrap();
+    let found = catalog(&mut fresh).await;
+    fresh.close().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {name}")))
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    found
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_other(
+    pool: PgPool,
+) {
+    let Some(django) = Django::for_test("adopted", &pool) else {
+        return;
+    };
+    django.manage(&["migrate", "-v0"]).await;
+    django.manage(&["fill", "--users", "60"]).await;
+    let before_facts = django.facts(&[]).await;
+    assert!(before_facts["statuses"]["success"].as_i64().unwrap() > 0);
+
+    // A row Django accepted and ledger's rules refuse: the dry run names it, apply refuses.
+    let mut conn = pool.acquire().await.unwrap();
+    let bad: (String,) = sqlx::query_as(
+        "update accounts set currency = 'usd' \
+         where id = (select id from accounts order by id limit 1) returning id::text",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let dry = adopt::inspect(&mut conn, "myapp").await.unwrap();
+    assert_eq!(dry.django_migrations, ["0001_initial"]);
+    assert!(!dry.is_adopted());
+    assert_eq!(dry.violations.len(), 1, "{:?}", dry.violations);
+    let violation = &dry.violations[0];
+    assert_eq!(
+        (violation.rule, violation.rows, &violation.sample_ids),
+        ("accounts_currency_format", 1, &vec![bad.0.clone()])
+    );
+    let refused = adopt::apply(&mut conn, "myapp", &mut |_| {}).await;
+    assert!(
+        matches!(&refused, Err(Error::NotAdoptable(m)) if m.contains("accounts_currency_format")),
+        "{refused:?}"
+    );
+    // Nothing was changed: a second dry run plans the same steps.
+    assert_eq!(adopt::inspect(&mut conn, "myapp").await.unwrap(), dry);
+    sqlx::query("update accounts set currency = 'USD' where id::text = $1")
+        .bind(&bad.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = digests(&pool, "myapp_payment", "myapp_article").await;
+
+    let mut ran = Vec::new();
+    let report = adopt::apply(&mut conn, "myapp", &mut |s| ran.push(s.name.clone()))
+        .await
+        .unwrap();
+    assert!(report.is_adopted() && report.violations.is_empty());
+    assert!(ran.len() > 40, "{ran:?}");
+    // Again: nothing left to do.
+    let mut again = Vec::new();
+    adopt::apply(&mut conn, "myapp", &mut |s| again.push(s.name.clone()))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+
+    // No row and no value lost.
+    assert_eq!(digests(&pool, "payments", "articles").await, before);
+    // ledger migrate continues from here, and every migration is recorded.
+    schema::migrate(&mut conn).await.unwrap();
+    assert!(
+        schema::status(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
+    // The schema ledger's code depends on is the one its migrations make; the adopted database
+    // keeps Django's extra indexes besides.
+    let (columns, constraints, indexes) = catalog(&mut conn).await;
+    let (fresh_columns, fresh_constraints, fresh_indexes) = fresh_catalog(&pool).await;
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(columns), sorted(fresh_columns));
+    assert_eq!(constraints, fresh_constraints);
+    let missing: Vec<_> = fresh_indexes
+        .iter()
+        .filter(|i| !indexes.contains(i))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?}");
+
+    // Ledger's answers on Django's data equal Django's.
+    let success = transactions::total_with_status(&pool, &"success".into())
+        .await
+        .unwrap();
+    assert_eq!(success.to_string(), before_facts["success_total"]);
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+    assert_eq!(
+        users::count_active(&pool).await.unwrap(),
+        before_facts["live_users"].as_i64().unwrap()
+    );
+    let discounted = payments::list_with_key(&pool, "discount", None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        discounted.len() as i64,
+        before_facts["with_discount"].as_i64().unwrap()
+    );
+
+    // Ledger writes; Django reads it.
+    django.follow_the_report(&report).await;
+    let (from, to): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "select f.id, t.id from accounts f join accounts t on t.currency = f.currency \
+         and t.id <> f.id and t.status = 'active' \
+         where f.status = 'active' and f.balance >= 100 order by f.id, t.id limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let moved = transactions::transfer(
+        &mut conn,
+        &Transfer::new(from.into(), to.into(), dec("12.34")),
+    )
+    .await
+    .unwrap();
+    let payment = payments::insert_json(
+        &pool,
+        &json!({"method": "credit_card", "discount": {"code": "LEDGER", "percent": 5}}),
+    )
+    .await
+    .unwrap();
+    let new_users: Vec<NewUser> = (0..3)
+        .map(|i| NewUser::new(format!("ledger{i}@example.com"), format!("Ledger {i}")))
+        .collect();
+    users::insert_many(&mut conn, &new_users, BulkOptions::default())
+        .await
+        .unwrap();
+    let seen = django
+        .facts(&[
+            "--transaction",
+            &moved.id.to_string(),
+            "--payment",
+            &payment.id.to_string(),
+            "--user-email",
+            "ledger1@example.com",
+        ])
+        .await;
+    assert_eq!(
+        seen["transaction_rows"],
+        json!([{
+            "type": "transfer", "status": "completed", "amount": "12.34",
+            "from": from.to_string(), "to": to.to_string(),
+            "metadata": {},
+        }])
+    );
+    assert_eq!(
+        seen["payment_rows"],
+        json!([{"method": "credit_card", "discount": {"code": "LEDGER", "percent": 5}}])
+    );
+    assert_eq!(
+        seen["user_rows"],
+        json!([{"email": "ledger1@example.com", "name": "Ledger 1"}])
+    );
+    assert_eq!(seen["balances"], before_facts["balances"]);
+
+    // Django writes, with the seed's own code; ledger reads it.
+    django
+        .manage(&[
+            "shell",
+            "-c",
+            "from myapp.models import Payment, Article\n\
+             Payment.objects.create(data={'method': 'paypal', 'brand': 'Visa'})\n\
+             Article.objects.create(title='Written by Django', content='dual running')",
+        ])
+        .await;
+    let paypal = payments::list_by_method(&pool, "paypal", None, 1000)
+        .await
+        .unwrap();
+    assert!(
+        paypal
+            .iter()
+            .any(|p| p.id.get() > payment.id.get() && p.data.to_value().unwrap()["brand"] == "Visa"),
+        "Django's new payment follows ledger's id"
+    );
+    let hits = ledger::articles::search_titles(
+        &pool,
+        "written django",
+        ledger::articles::Language::English,
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+}
+
+/// An adoption interrupted twice, as a live database interrupts one: a catalog step that cannot
+/// get its lock within `lock_timeout` gives up instead of queueing writers behind it, and an
+/// index build cancelled mid-way leaves an invalid index. Each time, the next run resumes and the
+/// end state is the same.
+#[sqlx::test(migrations = false)]
+async fn an_interrupted_adoption_resumes(pool: PgPool) {
+    let Some(django) = Django::for_test("resumes", &pool) else {
+        return;
+    };
+    django.manage(&["migrate", "-v0"]).await;
+    django.manage(&["fill", "--users", "20"]).await;
+    let before = digests(&pool, "myapp_payment", "myapp_article").await;
+    let mut conn = pool.acquire().await.unwrap();
+
+    // 1. A reader holds `users` open: the first step on `users` waits 5 s for its lock, then fails.
+    let mut reader = pool.acquire().await.unwrap();
+    sqlx::raw_sql("begin; select count(*) from users")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let failed = adopt::apply(&mut conn, "myapp", &mut |_| {}).await;
+    // A lock not granted in time is transient: the run may simply be repeated.
+    let Err(Error::Transient { source: err, .. }) = &failed else {
+        panic!("expected a lock timeout: {failed:?}")
+    };
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("55P03"),
+        "{err}"
+    );
+    sqlx::raw_sql("commit").execute(&mut *reader).await.unwrap();
+    let partway = adopt::inspect(&mut conn, "myapp").await.unwrap();
+    let done: Vec<_> = partway.steps.iter().filter(|s| s.done).collect();
+    assert!(
+        done.iter()
+            .any(|s| s.name == "rename myapp_payment to payments")
+    );
+    assert!(!partway.is_adopted());
+
+    // 2. An old snapshot makes the first index build wait; the build is cancelled, leaving an
+    // invalid index under ledger's name.
+    sqlx::raw_sql("begin isolation level repeatable read; select count(*) from django_migrations")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let adopting = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            adopt::apply(&mut conn, "myapp", &mut |_| {}).await
+        })
+    };
+    let cancelled = loop {
+        let cancelled: bool = sqlx::query_scalar(
+            "select coalesce(bool_or(pg_cancel_backend(pid)), false) from pg_stat_activity \
+             where datname = current_database() and query like 'create index concurrently%' \
+             and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if cancelled {
+            break true;
+        }
+        if adopting.is_finished() {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(cancelled, "the index build never waited");
+    let failed = adopting.await.unwrap();
+    assert!(failed.is_err(), "{failed:?}");
+    sqlx::raw_sql("commit").execute(&mut *reader).await.unwrap();
+    let invalid: i64 = sqlx::query_scalar("select count(*) from pg_index where not indisvalid")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(invalid, 1);
+
+    // 3. The next run resumes: the invalid index is built again, and the end state is whole.
+    let report = adopt::apply(&mut conn, "myapp", &mut |_| {}).await.unwrap();
+    assert!(report.is_adopted());
+    let invalid: i64 = sqlx::query_scalar("select count(*) from pg_index where not indisvalid")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(invalid, 0);
+    assert_eq!(digests(&pool, "payments", "articles").await, before);
+    let deposit = transactions::deposit(
+        &mut conn,
+        &Movement::new(
+            sqlx::query_scalar::<_, uuid::Uuid>(
+                "select id from accounts where status = 'active' order by id limit 1",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .into(),
+            dec("1.00"),
+        ),
+    )
+    .await;
+    assert!(deposit.is_ok(), "{deposit:?}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_database_django_did_not_make_is_refused_by_name(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let refused = adopt::inspect(&mut conn, "myapp").await;
+    assert!(
+        matches!(&refused, Err(Error::NotAdoptable(m)) if m.contains("django_migrations")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        adopt::inspect(&mut conn, "My-App").await,
+        Err(Error::InvalidInput {
+            field: "app_label",
+            ..
+        })
+    ));
+    // A Django database whose model has another type is named column by column.
+    sqlx::raw_sql(
+        "create table django_migrations (id serial, app text, name text); \
+         insert into django_migrations (app, name) values ('myapp', '0001_initial'); \
+         create table users (id uuid not null, email varchar(254) not null, \
+             name varchar(300) not null, created_at timestamptz not null, deleted_at timestamptz)",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let refused = adopt::inspect(&mut conn, "myapp").await;
+    let Err(Error::NotAdoptable(message)) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(
+        message.contains("users.name is character varying(300) not null")
+            && message.contains("accounts.id is missing"),
+        "{message}"
+    );
+    assert!(adopt::apply(&mut conn, "myapp", &mut |_| {}).await.is_err());
+    let tables: i64 = sqlx::query_scalar(
+        "select count(*) from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 2, "nothing was created");
+}
