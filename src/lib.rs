@@ -115,6 +115,7 @@ pub mod demo;
 pub mod document;
 pub mod dump;
 mod error;
+pub mod fixture;
 pub mod ids;
 pub mod kinds;
 #[cfg(all(unix, feature = "local"))]

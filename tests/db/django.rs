@@ -12,7 +12,7 @@ use ledger::adopt;
 use ledger::bulk::BulkOptions;
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::{self, NewUser};
-use ledger::{Error, payments, schema};
+use ledger::{Error, fixture, payments, schema};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -191,9 +191,17 @@ async fn catalog(conn: &mut PgConnection) -> (Vec<String>, Vec<String>, Vec<Stri
     (columns, constraints, indexes)
 }
 
+/// A name for another database, unique to this test. The test's own name is already 63 bytes
+/// long, PostgreSQL's limit, past which a longer name would be cut back to the test's own.
+fn beside(pool: &PgPool, suffix: &str) -> String {
+    let own = pool.connect_options().get_database().unwrap().to_owned();
+    let unique = &own[own.len().saturating_sub(24)..];
+    format!("ledger_{unique}_{suffix}").to_lowercase()
+}
+
 /// A database ledger's migrations made, beside the test's own, for comparing catalogs.
 async fn fresh_catalog(pool: &PgPool) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let name = format!("{}_fresh", pool.connect_options().get_database().unwrap());
+    let name = beside(pool, "fresh");
     let mut admin = pool.acquire().await.unwrap();
     for sql in [
         format!("drop database if exists {name}"),
@@ -206,6 +214,11 @@ async fn fresh_catalog(pool: &PgPool) -> (Vec<String>, Vec<String>, Vec<String>)
     }
     let options = (*pool.connect_options()).clone().database(&name);
     let mut fresh = PgConnection::connect_with(&options).await.unwrap();
+    let connected: String = sqlx::query_scalar("select current_database()::text")
+        .fetch_one(&mut fresh)
+        .await
+        .unwrap();
+    assert_eq!(connected, name, "the comparison must read another database");
     schema::migrate(&mut fresh).await.unwrap();
     let found = catalog(&mut fresh).await;
     fresh.close().await.unwrap();
@@ -553,4 +566,164 @@ async fn a_database_django_did_not_make_is_refused_by_name(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(tables, 2, "nothing was created");
+}
+
+/// A second database on the test's server, named after the test's own: `(pool, name)`.
+async fn scratch_database(pool: &PgPool, suffix: &str) -> (PgPool, String) {
+    let name = beside(pool, suffix);
+    let mut admin = pool.acquire().await.unwrap();
+    for sql in [
+        format!("drop database if exists {name}"),
+        format!("create database {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *admin)
+            .await
+            .unwrap();
+    }
+    let options = (*pool.connect_options()).clone().database(&name);
+    let scratch = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    (scratch, name)
+}
+
+async fn drop_database(pool: &PgPool, scratch: PgPool, name: &str) {
+    scratch.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {name}")))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// `dumpdata`'s records in a fixed order, for comparing two fixtures.
+fn sorted_records(fixture: &str) -> Vec<Value> {
+    let mut records: Vec<Value> = serde_json::from_str(fixture).unwrap();
+    records.sort_by_key(|r| (r["model"].to_string(), r["pk"].to_string()));
+    records
+}
+
+/// Django's `dumpdata` → `ledger load` → ledger answers as Django does → `ledger dump --format
+/// django` → Django's `loaddata` into a fresh Django database → `dumpdata` gives the same
+/// records. A fixture with one value ledger's columns would change is refused, naming the record,
+/// with nothing written.
+#[sqlx::test(migrations = false)]
+async fn djangos_fixtures_round_trip_through_ledger(pool: PgPool) {
+    let Some(source) = Django::for_test("fixtures", &pool) else {
+        return;
+    };
+    source.manage(&["migrate", "-v0"]).await;
+    source.manage(&["fill", "--users", "30"]).await;
+    let facts = source.facts(&[]).await;
+    let dumped = source.manage(&["dumpdata", "myapp"]).await;
+    let fixture = source.dir.join("source.json");
+    std::fs::write(&fixture, &dumped).unwrap();
+
+    // Into a ledger database. First a copy with one amount of three decimals: refused, by record.
+    let (ledger_db, ledger_name) = scratch_database(&pool, "ledger").await;
+    let mut conn = ledger_db.acquire().await.unwrap();
+    schema::migrate(&mut conn).await.unwrap();
+    let mut records: Vec<Value> = serde_json::from_str(&dumped).unwrap();
+    let bad = records
+        .iter()
+        .position(|r| r["model"] == "myapp.transaction")
+        .unwrap();
+    records[bad]["fields"]["amount"] = json!("1.005");
+    let bad_fixture = source.dir.join("bad.json");
+    std::fs::write(&bad_fixture, serde_json::to_string(&records).unwrap()).unwrap();
+    let refused = fixture::load(&mut conn, &bad_fixture, "myapp", &mut |_, _| {}).await;
+    let Err(Error::InvalidInput {
+        field: "file",
+        reason,
+    }) = &refused
+    else {
+        panic!("{refused:?}")
+    };
+    assert!(
+        reason.starts_with(&format!("record {}:", bad + 1)) && reason.contains("1.005"),
+        "{reason}"
+    );
+    let written: i64 = sqlx::query_scalar(
+        "select (select count(*) from users) + (select count(*) from accounts) \
+         + (select count(*) from transactions)",
+    )
+    .fetch_one(&ledger_db)
+    .await
+    .unwrap();
+    assert_eq!(written, 0);
+
+    let loaded = fixture::load(&mut conn, &fixture, "myapp", &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(loaded as usize, records.len());
+    assert_eq!(
+        transactions::total_with_status(&ledger_db, &"success".into())
+            .await
+            .unwrap()
+            .to_string(),
+        facts["success_total"]
+    );
+    assert!(
+        transactions::reconcile(&ledger_db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        users::count_active(&ledger_db).await.unwrap(),
+        facts["live_users"].as_i64().unwrap()
+    );
+    // The identity sequence follows the loaded ids.
+    let next = payments::insert_json(&ledger_db, &json!({"after": "load"}))
+        .await
+        .unwrap();
+    assert_eq!(next.id.get(), facts["payments"].as_i64().unwrap() + 1);
+    sqlx::query("delete from payments where id = $1")
+        .bind(next.id.get())
+        .execute(&ledger_db)
+        .await
+        .unwrap();
+
+    // Out of ledger, into a fresh Django database.
+    let exported = source.dir.join("exported.json");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&exported).unwrap());
+    let written = fixture::dump(&ledger_db, "myapp", &mut out, &mut |_, _| {})
+        .await
+        .unwrap();
+    drop(out);
+    assert_eq!(written as usize, records.len());
+    let (target_db, target_name) = scratch_database(&pool, "target").await;
+    let target = Django {
+        python: source.python.clone(),
+        dir: source.dir.clone(),
+        url: url_of(&target_db),
+    };
+    target.manage(&["migrate", "-v0"]).await;
+    let said = target
+        .manage(&["loaddata", exported.to_str().unwrap()])
+        .await;
+    assert!(
+        said.contains(&format!("Installed {written} object(s)")),
+        "{said}"
+    );
+    assert_eq!(target.facts(&[]).await, facts);
+    assert_eq!(
+        sorted_records(&target.manage(&["dumpdata", "myapp"]).await),
+        sorted_records(&dumped)
+    );
+    // Django's sequences were reset by loaddata: its next payment follows the loaded ones.
+    target
+        .manage(&[
+            "shell",
+            "-c",
+            "from myapp.models import Payment\nPayment.objects.create(data={})",
+        ])
+        .await;
+    std::mem::forget(target); // shares the source's directory, which the source removes
+
+    drop(conn);
+    drop_database(&pool, ledger_db, &ledger_name).await;
+    drop_database(&pool, target_db, &target_name).await;
 }

@@ -10,6 +10,7 @@ mod progress;
 mod table;
 mod tour;
 use ledger::dump::{self, Table};
+use ledger::fixture;
 use ledger::local::Cluster;
 use ledger::{Config, adopt, schema};
 
@@ -66,11 +67,22 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// `ndjson` (ledger's backup, every column) or `django` (a fixture `manage.py loaddata`
+        /// reads: the seed's models and their fields).
+        #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "django"])]
+        format: String,
+        /// The Django app label of the fixture's models (`--format django`).
+        #[arg(long = "app", value_name = "LABEL", default_value = "myapp")]
+        app_label: String,
     },
-    /// Load a file written by `ledger dump` (`manage.py loaddata`): all or nothing.
+    /// Load a file written by `ledger dump`, or a Django fixture from `manage.py dumpdata <app>`
+    /// (`manage.py loaddata`): all or nothing.
     Load {
-        /// The NDJSON file.
+        /// The NDJSON file or Django fixture (a JSON array), told apart by its first character.
         file: PathBuf,
+        /// The Django app label of a fixture's models.
+        #[arg(long = "app", value_name = "LABEL", default_value = "myapp")]
+        app_label: String,
     },
     /// Take over a database that Django migrated: a dry run that lists every change and every
     /// row breaking ledger's rules; with --apply, make the changes, safely on a live database.
@@ -243,11 +255,20 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             )?;
             Ok(())
         }
-        Command::Dump { tables, output } => {
+        Command::Dump {
+            tables,
+            output,
+            format,
+            app_label,
+        } => {
             let tables = tables
                 .iter()
                 .map(|t| t.parse::<Table>())
                 .collect::<Result<Vec<_>, _>>()?;
+            let django = format == "django";
+            if django && !tables.is_empty() {
+                return Err("--table applies to the ndjson format only".into());
+            }
             let pool = connect(&config(&cli).await?).await?;
             let bars = progress::Bars::new();
             let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, 0);
@@ -256,24 +277,36 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
                     let file = std::fs::File::create(path)
                         .map_err(|e| format!("creating {}: {e}", path.display()))?;
                     let mut file = std::io::BufWriter::new(file);
-                    dump::dump(&pool, &tables, &mut file, &mut report).await?
+                    if django {
+                        fixture::dump(&pool, app_label, &mut file, &mut report).await?
+                    } else {
+                        dump::dump(&pool, &tables, &mut file, &mut report).await?
+                    }
                 }
                 None => {
                     let mut stdout = std::io::BufWriter::new(std::io::stdout());
-                    dump::dump(&pool, &tables, &mut stdout, &mut report).await?
+                    if django {
+                        fixture::dump(&pool, app_label, &mut stdout, &mut report).await?
+                    } else {
+                        dump::dump(&pool, &tables, &mut stdout, &mut report).await?
+                    }
                 }
             };
             bars.finish();
             eprintln!("dumped {records} records");
             Ok(())
         }
-        Command::Load { file } => {
+        Command::Load { file, app_label } => {
             let config = config(&cli).await?;
             let mut conn = connect_one(&config).await?;
             schema::migrate(&mut conn).await?;
             let bars = progress::Bars::new();
             let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, rows);
-            let records = dump::load(&mut conn, file, &mut report).await?;
+            let records = if fixture::is_fixture(file)? {
+                fixture::load(&mut conn, file, app_label, &mut report).await?
+            } else {
+                dump::load(&mut conn, file, &mut report).await?
+            };
             bars.finish();
             writeln!(out, "loaded {records} records")?;
             Ok(())
