@@ -152,6 +152,19 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// The row is still referred to by rows that protect it (Django's `ProtectedError`, raised
+    /// before any SQL): nothing was deleted, and no statement failed, so the caller's transaction
+    /// is still usable.
+    #[error("{what} is protected: {count} {referenced_by} still refer to it")]
+    Protected {
+        /// What was to be deleted: "user".
+        what: &'static str,
+        /// What refers to it: "accounts".
+        referenced_by: &'static str,
+        /// How many rows refer to it.
+        count: i64,
+    },
+
     /// The transaction could not be serialized (SQLSTATE 40001); the whole unit may be retried.
     #[error("serialization failure")]
     SerializationFailure(#[source] sqlx::Error),

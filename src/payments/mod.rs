@@ -57,9 +57,12 @@ pub struct Payment {
 impl Payment {
     /// The document as [`PaymentData`].
     ///
+    /// Reads any JSON object: a known key holding another JSON type than its field's (a
+    /// `discount` object, an `amount` string) stays in [`PaymentData::extra`] as stored.
+    ///
     /// # Errors
-    /// [`Error::InvalidInput`] when a known field has the wrong JSON type (say, `amount` is a
-    /// string).
+    /// [`Error::InvalidInput`] when the document is not a JSON object, or is nested deeper than a
+    /// `serde_json::Value` holds (128 levels; [`Payment::data`] still reads it).
     pub fn typed(&self) -> Result<PaymentData> {
         self.data
             .parse()
@@ -67,8 +70,8 @@ impl Payment {
     }
 }
 
-/// Where a payment ships.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Where a payment ships. Reads any JSON object, as [`PaymentData`] does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Shipping {
     /// ISO country code, e.g. `US`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +83,12 @@ pub struct Shipping {
 
 /// The document of a payment: the seed's fields typed, every other key kept.
 ///
+/// **Lenient, and lossless.** It reads any JSON object that real data holds: a known key whose
+/// value has another JSON type than its field's (Django data with a `discount` object, a `last4`
+/// number, an `amount` string) is not an error; the field stays `None` and the key is kept in
+/// [`extra`](Self::extra) as stored, so writing the document back stores the same JSON. A
+/// `null` value reads as `None` and is not written back.
+///
 /// ```
 /// use ledger::payments::PaymentData;
 ///
@@ -89,9 +98,16 @@ pub struct Shipping {
 /// }))?;
 /// assert_eq!(data.amount, Some("120.5".parse()?));
 /// assert_eq!(data.extra["gift"], true); // unknown keys are kept
+///
+/// // A shape the field does not have is kept as it is, not refused.
+/// let django: PaymentData = serde_json::from_value(serde_json::json!({
+///     "method": "paypal", "discount": {"code": "SPRING", "percent": 10}
+/// }))?;
+/// assert_eq!(django.discount, None);
+/// assert_eq!(django.extra["discount"]["percent"], 10);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PaymentData {
     /// `credit_card`, `bank_transfer`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +157,48 @@ mod json_number {
             .map(|n| n.to_string().parse::<Decimal>())
             .transpose()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Takes `key` out of `map` when its value reads as `T`; otherwise leaves it there, as stored.
+fn take_typed<T>(
+    map: &mut Map<String, Value>,
+    key: &str,
+    read: impl Fn(&Value) -> std::result::Result<Option<T>, serde_json::Error>,
+) -> Option<T> {
+    let value = read(map.get(key)?).ok()?;
+    map.remove(key);
+    value
+}
+
+fn read_as<T: serde::de::DeserializeOwned>(
+    value: &Value,
+) -> std::result::Result<Option<T>, serde_json::Error> {
+    Option::<T>::deserialize(value)
+}
+
+impl<'de> Deserialize<'de> for PaymentData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let mut extra = Map::<String, Value>::deserialize(d)?;
+        Ok(Self {
+            method: take_typed(&mut extra, "method", read_as),
+            last4: take_typed(&mut extra, "last4", read_as),
+            brand: take_typed(&mut extra, "brand", read_as),
+            amount: take_typed(&mut extra, "amount", |v| json_number::deserialize(v)),
+            shipping: take_typed(&mut extra, "shipping", read_as),
+            discount: take_typed(&mut extra, "discount", |v| json_number::deserialize(v)),
+            extra,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Shipping {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let mut extra = Map::<String, Value>::deserialize(d)?;
+        Ok(Self {
+            country: take_typed(&mut extra, "country", read_as),
+            extra,
+        })
     }
 }
 

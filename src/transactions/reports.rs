@@ -436,10 +436,48 @@ pub const MAX_DAYS: i32 = 1_000_000;
 /// [`Error::InvalidInput`] for `days` outside `1..=MAX_DAYS` or a limit outside
 /// `1..=MAX_PER_PAGE`.
 pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Result<Vec<Spender>> {
+    spenders(db, None, days, limit).await
+}
+
+/// [`top_spenders`] as of a given time: the window is the `days` days up to and including
+/// `as_of`, whatever the clock says, so a report can be re-run for a past date and gives the
+/// same answer (Django's code passes `timezone.now()`; pass the time it would have had).
+///
+/// Django: the seed's raw query with `NOW()` replaced by a parameter
+///
+/// SQL: as [`top_spenders`], with `created_at > $3 - make_interval(days => $1) and created_at <=
+/// $3`.
+///
+/// # Errors
+/// As [`top_spenders`], and [`Error::InvalidInput`] for an `as_of` whose window would start
+/// before the earliest time PostgreSQL holds.
+pub async fn top_spenders_as_of(
+    db: impl PgExecutor<'_>,
+    as_of: DateTime<Utc>,
+    days: i32,
+    limit: i64,
+) -> Result<Vec<Spender>> {
+    spenders(db, Some(as_of), days, limit).await
+}
+
+async fn spenders(
+    db: impl PgExecutor<'_>,
+    as_of: Option<DateTime<Utc>>,
+    days: i32,
+    limit: i64,
+) -> Result<Vec<Spender>> {
     if !(1..=MAX_DAYS).contains(&days) {
         return Err(Error::invalid(
             "days",
             format!("must be between 1 and {MAX_DAYS}, not {days}"),
+        ));
+    }
+    if let Some(as_of) = as_of
+        && as_of - chrono::Duration::days(days.into()) < page::earliest_timestamp()
+    {
+        return Err(Error::invalid(
+            "as_of",
+            format!("{as_of} minus {days} days is before the earliest time PostgreSQL holds"),
         ));
     }
     let limit = page::check_limit(limit)?;
@@ -450,14 +488,16 @@ pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Res
         from users u
         join accounts a on a.user_id = u.id
         join transactions t on t.from_account_id = a.id
-        where t.created_at > now() - make_interval(days => $1)
+        where t.created_at > coalesce($3::timestamptz, now()) - make_interval(days => $1)
+          and ($3::timestamptz is null or t.created_at <= $3)
           and t.status in ('completed', 'success')
         group by u.id, u.name
         order by 3 desc, u.id
         limit $2
         "#,
         days,
-        limit
+        limit,
+        as_of
     )
     .fetch_all(db)
     .await?)

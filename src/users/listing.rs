@@ -236,12 +236,15 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
 
 /// A slice of the live users in `order`: `0..10` is `[:10]`, `20..30` is `[20:30]`.
 ///
-/// Django: `User.objects.order_by('name')[20:30]`, `User.objects.order_by('-created_at')[:10]`
+/// Django: `User.objects.order_by('name')[20:30]`, `User.objects.order_by('-created_at')[:10]`,
+/// `User.objects.order_by('created_at')[:10]`
 ///
-/// SQL: `order by name, id` or `order by created_at desc, id desc`, then `limit $1 offset $2`.
+/// SQL: `order by name, id`, `order by created_at desc, id desc` or `order by created_at, id`,
+/// then `limit $1 offset $2`.
 ///
-/// Plan (100,000 rows, checked by `tests/db/plans.rs`): newest first:
-/// `users_live_created_at_id_idx`, no sort; `OFFSET` still walks past every skipped row.
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): newest and oldest first:
+/// `users_live_created_at_id_idx` (oldest first reads it backwards), no sort; `OFFSET` still walks
+/// past every skipped row.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a negative start, an end before the start, or a slice longer than
@@ -291,6 +294,20 @@ async fn list_ordered(
                 from users
                 where deleted_at is null
                 order by created_at desc, id desc
+                limit $1 offset $2
+                "#,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?
+        }
+        UserOrder::OldestFirst => {
+            query_users!(
+                select r#"
+                from users
+                where deleted_at is null
+                order by created_at, id
                 limit $1 offset $2
                 "#,
                 limit,

@@ -121,6 +121,8 @@ pub enum UserOrder {
     NameAsc,
     /// `order_by('-created_at')`: `order by created_at desc, id desc`.
     NewestFirst,
+    /// `order_by('created_at')`: `order by created_at, id` (the same index, read backwards).
+    OldestFirst,
 }
 
 /// Checks an email the way a form would before it reaches the database: one `@`, a non-empty
@@ -338,24 +340,49 @@ pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
     .ok_or(Error::NotFound { what: "user" })
 }
 
-/// Deletes a user for good.
+/// Deletes a user for good, unless accounts still refer to them.
 ///
-/// Django: `User.objects.filter(id=user.id).delete()`
+/// Django: `User.objects.filter(id=user.id).delete()`, which raises `ProtectedError` for a user
+/// with accounts (`on_delete=PROTECT`) before sending any SQL.
 ///
-/// SQL: `delete from users where id = $1`. A user who still owns accounts is protected
-/// (`on delete restrict`, Django's `PROTECT`) and nothing is deleted.
+/// SQL: one statement that deletes only when no account refers to the user and says why not
+/// otherwise: `with gone as (delete from users where id = $1 and not exists (select from
+/// accounts where user_id = $1) returning id) select exists (select from users where id = $1),
+/// (select count(*) from accounts where user_id = $1), (select count(*) from gone)`. No statement
+/// fails, so a protected delete leaves the caller's transaction usable, as Django's does.
+///
+/// An account opened for the user by another transaction that commits while this statement runs
+/// is still caught, by `accounts_user_id_fkey` (`on delete restrict`): that one case comes back
+/// as [`Error::ForeignKeyViolation`], and the transaction is aborted.
 ///
 /// # Errors
-/// [`Error::NotFound`] for an unknown id; [`Error::ForeignKeyViolation`] with
-/// [`accounts::USER_FKEY`](crate::accounts::USER_FKEY) when the user owns accounts.
+/// [`Error::NotFound`] for an unknown id; [`Error::Protected`] when the user owns accounts
+/// (nothing deleted).
 pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
-    let done = sqlx::query!("delete from users where id = $1", id.as_uuid())
-        .execute(db)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(Error::NotFound { what: "user" });
+    let outcome = sqlx::query!(
+        r#"
+        with gone as (
+            delete from users
+            where id = $1 and not exists (select from accounts where user_id = $1)
+            returning id
+        )
+        select exists (select from users where id = $1) as "found!",
+               (select count(*) from accounts where user_id = $1) as "accounts!",
+               (select count(*) from gone) as "deleted!"
+        "#,
+        id.as_uuid()
+    )
+    .fetch_one(db)
+    .await?;
+    match outcome {
+        o if o.deleted > 0 => Ok(()),
+        o if !o.found => Err(Error::NotFound { what: "user" }),
+        o => Err(Error::Protected {
+            what: "user",
+            referenced_by: "accounts",
+            count: o.accounts,
+        }),
     }
-    Ok(())
 }
 
 /// Soft-deletes a user and returns when it happened. Idempotent: a second call keeps the first

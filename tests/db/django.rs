@@ -330,6 +330,15 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
         discounted.len() as i64,
         before_facts["with_discount"].as_i64().unwrap()
     );
+    // Django stored `discount` as an object: the typed document reads every one and keeps it.
+    for payment in &discounted {
+        let typed = payment.typed().unwrap();
+        assert!(typed.discount.is_none() && typed.extra["discount"].is_object());
+        assert_eq!(
+            typed.shipping.and_then(|s| s.country).map(|c| c.len()),
+            Some(2)
+        );
+    }
 
     // Ledger writes; Django reads it.
     django.follow_the_report(&report).await;

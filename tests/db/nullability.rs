@@ -61,6 +61,10 @@ const CONTRACTS: &[(&str, &str)] = &[
         "users::a_paginator_counts_once_exactly_or_by_estimate",
     ),
     (
+        "with gone as ( delete from users where id = $1 and not exists",
+        "users::hard_delete_is_protected_while_the_user_owns_accounts",
+    ),
+    (
         "select setval(pg_get_serial_sequence(",
         "nullability::a_load_moves_the_identity_sequences_past_the_loaded_ids",
     ),

@@ -74,13 +74,37 @@ async fn typed_payloads_round_trip_and_keep_unknown_keys(pool: PgPool) {
         .unwrap();
     assert_eq!(back, data);
 
-    let wrong = payments::insert_json(&pool, &json!({"amount": "a lot"}))
-        .await
-        .unwrap();
-    assert!(matches!(
-        wrong.typed(),
-        Err(Error::InvalidInput { field: "data", .. })
-    ));
+    // What Django data holds, shapes the typed fields do not have: read, kept as stored, and
+    // written back unchanged.
+    let django = json!({
+        "method": "paypal",
+        "amount": "a lot",
+        "last4": 4242,
+        "discount": {"code": "SPRING", "percent": 10},
+        "shipping": {"country": 36, "city": "Reykjavík"},
+        "brand": null
+    });
+    let stored = payments::insert_json(&pool, &django).await.unwrap();
+    let typed = stored.typed().unwrap();
+    assert_eq!(typed.method.as_deref(), Some("paypal"));
+    assert_eq!(
+        (typed.amount, typed.discount, &typed.last4),
+        (None, None, &None)
+    );
+    assert_eq!(
+        typed.extra["discount"],
+        json!({"code": "SPRING", "percent": 10})
+    );
+    assert_eq!(typed.extra["amount"], "a lot");
+    let shipping = typed.shipping.clone().unwrap();
+    assert_eq!(
+        (shipping.country, &shipping.extra["country"]),
+        (None, &json!(36))
+    );
+    let rewritten = payments::insert(&pool, &typed).await.unwrap();
+    let mut without_null = django.clone();
+    without_null.as_object_mut().unwrap().remove("brand");
+    assert_eq!(rewritten.data.to_value().unwrap(), without_null);
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]

@@ -126,6 +126,14 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
+            function: "users::list_slice (oldest first)",
+            marker: "where deleted_at is null order by created_at, id limit $1 offset $2",
+            args: |_| bind![20_i64, 200_i64],
+            indexes: &["users_live_created_at_id_idx"],
+            seq_scan_ok: &[],
+            sort_ok: false,
+        },
+        Case {
             function: "users::filter (name, first page)",
             marker: "($1::text is null or name = $1) and ($2::text is null or name ilike $2",
             args: |_| {
@@ -227,8 +235,8 @@ fn cases() -> Vec<Case> {
         },
         Case {
             function: "transactions::top_spenders (7 days)",
-            marker: "where t.created_at > now() - make_interval(days => $1)",
-            args: |_| bind![7_i32, 10_i64],
+            marker: "where t.created_at > coalesce($3::timestamptz, now()) - make_interval(",
+            args: |_| bind![7_i32, 10_i64, NONE_TS],
             indexes: &["transactions_created_at_id_idx"],
             // The week is read by index (about 450 transfers); at 100,000 accounts and the
             // default random_page_cost the planner hashes accounts rather than probe its key

@@ -305,6 +305,30 @@ async fn top_spenders_sums_outgoing_money_in_the_window(pool: PgPool) {
         transactions::top_spenders(&pool, 0, 10).await,
         Err(Error::InvalidInput { .. })
     ));
+
+    // As of a past date the window is the days up to then: only the old withdrawal counts, and
+    // nothing after `as_of` does.
+    let as_of: DateTime<Utc> = "2020-01-15T00:00:00Z".parse().unwrap();
+    let then = transactions::top_spenders_as_of(&pool, as_of, 30, 10)
+        .await
+        .unwrap();
+    let got: Vec<(&str, Decimal)> = then
+        .iter()
+        .map(|s| (s.name.as_str(), s.total_spent))
+        .collect();
+    assert_eq!(got, [("Small", dec("900"))]);
+    let before: DateTime<Utc> = "2019-12-31T23:59:59Z".parse().unwrap();
+    assert!(
+        transactions::top_spenders_as_of(&pool, before, 30, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ancient: DateTime<Utc> = "-4713-12-01T00:00:00Z".parse().unwrap();
+    assert!(matches!(
+        transactions::top_spenders_as_of(&pool, ancient, 1_000, 10).await,
+        Err(Error::InvalidInput { field: "as_of", .. })
+    ));
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]

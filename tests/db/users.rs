@@ -139,10 +139,30 @@ async fn hard_delete_is_protected_while_the_user_owns_accounts(pool: PgPool) {
     let bob = user(&pool, "bob@example.com", "Bob").await;
     accounts::open(&pool, ana.id, None).await.unwrap();
 
-    let err = users::delete(&pool, ana.id).await.unwrap_err();
-    assert!(matches!(err, Error::ForeignKeyViolation { .. }), "{err:?}");
-    assert_eq!(err.constraint(), Some(accounts::USER_FKEY));
-    assert!(users::get(&pool, ana.id).await.is_ok());
+    accounts::open(&pool, ana.id, None).await.unwrap();
+    // Django's ProtectedError: refused before anything fails, so the transaction goes on.
+    let mut tx = pool.begin().await.unwrap();
+    let err = users::delete(&mut *tx, ana.id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Protected {
+                what: "user",
+                referenced_by: "accounts",
+                count: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(users::get(&mut *tx, ana.id).await.unwrap().id, ana.id);
+    users::update_name(&mut *tx, ana.id, "Ana, still here")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        users::get(&pool, ana.id).await.unwrap().name,
+        "Ana, still here"
+    );
 
     users::delete(&pool, bob.id).await.unwrap();
     assert!(matches!(
@@ -154,6 +174,24 @@ async fn hard_delete_is_protected_while_the_user_owns_accounts(pool: PgPool) {
         Err(Error::NotFound { .. })
     ));
     assert_eq!(count(&pool, Table::Users).await, 1);
+}
+
+/// The one case the protected delete cannot see coming: an account opened by a transaction that
+/// commits while the delete waits on the user's row. The foreign key catches it; the user stays.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn an_account_opened_during_the_delete_is_still_protected(pool: PgPool) {
+    let ana = user(&pool, "ana@example.com", "Ana").await;
+    let mut opening = pool.begin().await.unwrap();
+    accounts::open(&mut *opening, ana.id, None).await.unwrap();
+    let deleting = {
+        let pool = pool.clone();
+        tokio::spawn(async move { users::delete(&pool, ana.id).await })
+    };
+    crate::idempotency::wait_until_blocked(&pool, "with gone as").await;
+    opening.commit().await.unwrap();
+    let err = deleting.await.unwrap().unwrap_err();
+    assert_eq!(err.constraint(), Some(accounts::USER_FKEY), "{err:?}");
+    assert!(users::get(&pool, ana.id).await.is_ok());
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
@@ -358,6 +396,11 @@ async fn orderings_break_ties_by_id(pool: PgPool) {
     let mut reversed = twins.clone();
     reversed.reverse();
     assert_eq!(newest.iter().map(|u| u.id).collect::<Vec<_>>(), reversed);
+    // Oldest first: the same tie-breaker, ascending.
+    let oldest = users::list_slice(&pool, UserOrder::OldestFirst, 0..10)
+        .await
+        .unwrap();
+    assert_eq!(oldest.iter().map(|u| u.id).collect::<Vec<_>>(), twins);
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
@@ -369,6 +412,10 @@ async fn slices_are_limit_and_offset(pool: PgPool) {
         .unwrap();
     assert_eq!(first_ten.first().map(|u| u.id), all.last().map(|u| u.id));
     assert_eq!(first_ten.len(), 10);
+    let oldest = users::list_slice(&pool, UserOrder::OldestFirst, 30..40)
+        .await
+        .unwrap();
+    assert_eq!(names(&oldest), names(&all[30..35]));
 
     let twenty_to_thirty = users::list_slice(&pool, UserOrder::NameAsc, 20..30)
         .await

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use ledger::users::{self, NewUser};
-use sqlx::{Acquire, PgConnection};
+use sqlx::PgConnection;
 
 use super::{AnyResult, heading, step, user_table, value};
 
@@ -88,9 +88,7 @@ pub(super) async fn crud(conn: &mut PgConnection, out: &mut impl Write) -> AnyRe
     value(out, "Ok(()): gone for good")?;
     let owner = users::find_by_email(&mut *conn, "bjorn@tour.example").await?;
     if let Some(owner) = owner {
-        let mut inner = conn.begin().await?;
-        let protected = users::delete(&mut *inner, owner.id).await;
-        drop(inner);
+        let protected = users::delete(&mut *conn, owner.id).await;
         value(
             out,
             format!(
