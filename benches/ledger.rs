@@ -308,8 +308,20 @@ fn pagination(c: &mut Criterion) {
             .execute(&pool)
             .await
             .expect("analyze");
-        let exact = UserPaginator::new(&pool, UserOrder::NewestFirst, 20, Counting::Exact);
-        let estimated = UserPaginator::new(&pool, UserOrder::NewestFirst, 20, Counting::Estimated);
+        let exact = UserPaginator::new(
+            &pool,
+            ledger::users::Visibility::Live,
+            UserOrder::NewestFirst,
+            20,
+            Counting::Exact,
+        );
+        let estimated = UserPaginator::new(
+            &pool,
+            ledger::users::Visibility::Live,
+            UserOrder::NewestFirst,
+            20,
+            Counting::Estimated,
+        );
         (
             exact.await.expect("count"),
             estimated.await.expect("estimate"),
@@ -326,14 +338,27 @@ fn pagination(c: &mut Criterion) {
                 let page = match count {
                     None => {
                         let mut conn = pool.acquire().await.expect("connection");
-                        users::get_page(&mut conn, UserOrder::NewestFirst, 20, "1").await
+                        users::get_page(
+                            &mut conn,
+                            ledger::users::Visibility::Live,
+                            UserOrder::NewestFirst,
+                            20,
+                            "1",
+                        )
+                        .await
                     }
                     Some(counting) => {
-                        UserPaginator::new(&pool, UserOrder::NewestFirst, 20, counting)
-                            .await
-                            .expect("paginator")
-                            .get_page(&pool, "1")
-                            .await
+                        UserPaginator::new(
+                            &pool,
+                            ledger::users::Visibility::Live,
+                            UserOrder::NewestFirst,
+                            20,
+                            counting,
+                        )
+                        .await
+                        .expect("paginator")
+                        .get_page(&pool, "1")
+                        .await
                     }
                 };
                 assert_eq!(page.expect("page").items.len(), 20);
@@ -360,9 +385,14 @@ fn pagination(c: &mut Criterion) {
             if offset == 0 {
                 return None;
             }
-            let before = users::list_slice(&pool, UserOrder::NewestFirst, offset - 1..offset)
-                .await
-                .expect("slice");
+            let before = users::list_slice(
+                &pool,
+                ledger::users::Visibility::Live,
+                UserOrder::NewestFirst,
+                offset - 1..offset,
+            )
+            .await
+            .expect("slice");
             before.first().map(|u| Cursor {
                 direction: Direction::Next,
                 created_at: u.created_at,
@@ -371,17 +401,23 @@ fn pagination(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("offset", page), &offset, |b, &offset| {
             b.to_async(&rt).iter(|| async {
-                let rows = users::list_slice(&pool, UserOrder::NewestFirst, offset..offset + 20)
-                    .await
-                    .expect("offset page");
+                let rows = users::list_slice(
+                    &pool,
+                    ledger::users::Visibility::Live,
+                    UserOrder::NewestFirst,
+                    offset..offset + 20,
+                )
+                .await
+                .expect("offset page");
                 assert_eq!(rows.len(), 20);
             });
         });
         group.bench_with_input(BenchmarkId::new("keyset", page), &cursor, |b, cursor| {
             b.to_async(&rt).iter(|| async {
-                let rows = users::list_keyset(&pool, cursor.as_ref(), 20)
-                    .await
-                    .expect("keyset page");
+                let rows =
+                    users::list_keyset(&pool, ledger::users::Visibility::Live, cursor.as_ref(), 20)
+                        .await
+                        .expect("keyset page");
                 assert_eq!(rows.items.len(), 20);
             });
         });

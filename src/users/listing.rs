@@ -1,6 +1,13 @@
-//! Listing live users: exact and pattern filters, the run-time [`filter`], orderings and slices,
+//! Listing users, live ones or all ([`Visibility`]): exact and pattern filters, the run-time
+//! [`filter`], orderings and slices,
 //! Django's `Paginator` pages, keyset pages, projections, the prefetch of their accounts, and
 //! the seed's raw-SQL balance question. Re-exported by [`users`](super).
+//!
+//! Each listing takes a [`Visibility`]: live users (this crate's default) or all of them, as
+//! Django's default manager shows. The SQL below is shown for live users; each query holds
+//! `($n::bool or deleted_at is null)`, which PostgreSQL folds to `deleted_at is null` when it
+//! plans with the value bound, so live listings keep their partial indexes (checked by
+//! `tests/db/plans.rs`).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -9,37 +16,44 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgExecutor};
 
-use super::{IdEmail, User, UserId, UserOrder, escape_like, list_active};
+use super::{IdEmail, User, UserId, UserOrder, Visibility, escape_like};
 use crate::accounts::Account;
 use crate::page::{self, Cursor, Direction, KeysetPage, Page, Paginator};
 use crate::{Error, Result};
 
-/// Live users with exactly this name.
+/// Users (live ones, or all: [`Visibility`]) with exactly this name.
 ///
 /// Django: `User.objects.filter(name='Ana')`
 ///
-/// SQL: `where name = $1 and deleted_at is null order by name, id` (index `users_live_name_id_idx`).
+/// SQL: `where name = $1 and deleted_at is null order by name, id` (index
+/// `users_live_name_id_idx`).
 ///
 /// Plan (100,000 rows, checked by `tests/db/plans.rs`): the live-name index
 /// (`users_live_name_id_idx` or `users_live_name_pattern_idx`), then a sort of that name's users.
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn list_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<User>> {
+pub async fn list_by_name(
+    db: impl PgExecutor<'_>,
+    visibility: Visibility,
+    name: &str,
+) -> Result<Vec<User>> {
     Error::check_text("name", name)?;
     Ok(query_users!(
         select r#"
         from users
-        where name = $1 and deleted_at is null
+        where name = $1 and ($2::bool or deleted_at is null)
         order by name, id
         "#,
-        name
+        name,
+        visibility.shows_deleted()
     )
     .fetch_all(db)
     .await?)
 }
 
-/// Live users whose name contains `fragment`, ignoring case; `%`, `_` and `\` match themselves.
+/// Users (live ones, or all: [`Visibility`]) whose name contains `fragment`, ignoring case; `%`,
+/// `_` and `\` match themselves.
 ///
 /// Django: `User.objects.filter(name__icontains='ana')`
 ///
@@ -47,22 +61,28 @@ pub async fn list_by_name(db: impl PgExecutor<'_>, name: &str) -> Result<Vec<Use
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn list_name_contains(db: impl PgExecutor<'_>, fragment: &str) -> Result<Vec<User>> {
+pub async fn list_name_contains(
+    db: impl PgExecutor<'_>,
+    visibility: Visibility,
+    fragment: &str,
+) -> Result<Vec<User>> {
     Error::check_text("fragment", fragment)?;
     let pattern = format!("%{}%", escape_like(fragment));
     Ok(query_users!(
         select r#"
         from users
-        where name ilike $1 escape '\' and deleted_at is null
+        where name ilike $1 escape '\' and ($2::bool or deleted_at is null)
         order by name, id
         "#,
-        pattern
+        pattern,
+        visibility.shows_deleted()
     )
     .fetch_all(db)
     .await?)
 }
 
-/// Live users whose name starts with `prefix`, case-sensitively; `%`, `_` and `\` match
+/// Users (live ones, or all: [`Visibility`]) whose name starts with `prefix`, case-sensitively;
+/// `%`, `_` and `\` match
 /// themselves.
 ///
 /// Django: `User.objects.filter(name__startswith='An')`
@@ -75,22 +95,28 @@ pub async fn list_name_contains(db: impl PgExecutor<'_>, fragment: &str) -> Resu
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn list_name_starts_with(db: impl PgExecutor<'_>, prefix: &str) -> Result<Vec<User>> {
+pub async fn list_name_starts_with(
+    db: impl PgExecutor<'_>,
+    visibility: Visibility,
+    prefix: &str,
+) -> Result<Vec<User>> {
     Error::check_text("prefix", prefix)?;
     let pattern = format!("{}%", escape_like(prefix));
     Ok(query_users!(
         select r#"
         from users
-        where name like $1 escape '\' and deleted_at is null
+        where name like $1 escape '\' and ($2::bool or deleted_at is null)
         order by name, id
         "#,
-        pattern
+        pattern,
+        visibility.shows_deleted()
     )
     .fetch_all(db)
     .await?)
 }
 
-/// Live users created on `date` as a calendar in `time_zone` sees it (an IANA name such as
+/// Users (live ones, or all: [`Visibility`]) created on `date` as a calendar in `time_zone` sees it
+/// (an IANA name such as
 /// `"UTC"` or `"America/Bogota"`).
 ///
 /// Django: `User.objects.filter(created_at__date=today)` (in the current time zone, UTC by default)
@@ -106,6 +132,7 @@ pub async fn list_name_starts_with(db: impl PgExecutor<'_>, prefix: &str) -> Res
 /// [`Error::InvalidInput`] for a time zone the server does not know.
 pub async fn list_created_on(
     db: impl PgExecutor<'_>,
+    visibility: Visibility,
     date: NaiveDate,
     time_zone: &str,
 ) -> Result<Vec<User>> {
@@ -116,11 +143,12 @@ pub async fn list_created_on(
         from users
         where created_at >= $1::date::timestamp at time zone $2
           and created_at < ($1::date + 1)::timestamp at time zone $2
-          and deleted_at is null
+          and ($3::bool or deleted_at is null)
         order by created_at, id
         "#,
         date,
-        time_zone
+        time_zone,
+        visibility.shows_deleted()
     )
     .fetch_all(db)
     .await
@@ -234,7 +262,8 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
     .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
-/// A slice of the live users in `order`: `0..10` is `[:10]`, `20..30` is `[20:30]`.
+/// A slice of the users (live ones, or all: [`Visibility`]) in `order`: `0..10` is `[:10]`,
+/// `20..30` is `[20:30]`.
 ///
 /// Django: `User.objects.order_by('name')[20:30]`, `User.objects.order_by('-created_at')[:10]`,
 /// `User.objects.order_by('created_at')[:10]`
@@ -251,6 +280,7 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
 /// [`page::MAX_PER_PAGE`].
 pub async fn list_slice(
     db: impl PgExecutor<'_>,
+    visibility: Visibility,
     order: UserOrder,
     range: Range<i64>,
 ) -> Result<Vec<User>> {
@@ -264,11 +294,12 @@ pub async fn list_slice(
     if limit > page::MAX_PER_PAGE {
         return Err(Error::invalid("range", "longer than MAX_PER_PAGE"));
     }
-    list_ordered(db, order, limit, range.start).await
+    list_ordered(db, visibility, order, limit, range.start).await
 }
 
 async fn list_ordered(
     db: impl PgExecutor<'_>,
+    visibility: Visibility,
     order: UserOrder,
     limit: i64,
     offset: i64,
@@ -278,12 +309,13 @@ async fn list_ordered(
             query_users!(
                 select r#"
                 from users
-                where deleted_at is null
+                where ($3::bool or deleted_at is null)
                 order by name, id
                 limit $1 offset $2
                 "#,
                 limit,
-                offset
+                offset,
+                visibility.shows_deleted()
             )
             .fetch_all(db)
             .await?
@@ -292,12 +324,13 @@ async fn list_ordered(
             query_users!(
                 select r#"
                 from users
-                where deleted_at is null
+                where ($3::bool or deleted_at is null)
                 order by created_at desc, id desc
                 limit $1 offset $2
                 "#,
                 limit,
-                offset
+                offset,
+                visibility.shows_deleted()
             )
             .fetch_all(db)
             .await?
@@ -306,12 +339,13 @@ async fn list_ordered(
             query_users!(
                 select r#"
                 from users
-                where deleted_at is null
+                where ($3::bool or deleted_at is null)
                 order by created_at, id
                 limit $1 offset $2
                 "#,
                 limit,
-                offset
+                offset,
+                visibility.shows_deleted()
             )
             .fetch_all(db)
             .await?
@@ -320,7 +354,8 @@ async fn list_ordered(
     Ok(rows)
 }
 
-/// A page of live users, Django's `Paginator` style: counts them, then reads the page with
+/// A page of users (live ones, or all: [`Visibility`]), Django's `Paginator` style: counts them,
+/// then reads the page with
 /// `limit`/`offset`. `page` is user input, read leniently as Django's `get_page` does (not a
 /// number → 1, out of range → the last page).
 ///
@@ -335,17 +370,18 @@ async fn list_ordered(
 /// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
 pub async fn get_page(
     conn: &mut PgConnection,
+    visibility: Visibility,
     order: UserOrder,
     per_page: i64,
     page: &str,
 ) -> Result<Page<User>> {
-    let paginator = Paginator::new(count_active(&mut *conn).await?, per_page)?;
+    let paginator = Paginator::new(count(&mut *conn, visibility).await?, per_page)?;
     let spec = paginator.get_page(page);
-    let items = list_ordered(&mut *conn, order, spec.limit(), spec.offset()).await?;
+    let items = list_ordered(&mut *conn, visibility, order, spec.limit(), spec.offset()).await?;
     Ok(Page { items, spec })
 }
 
-/// Page `number` of live users, strictly (Django's `paginator.page(n)`).
+/// Page `number` of users (live ones, or all), strictly (Django's `paginator.page(n)`).
 ///
 /// SQL: as [`get_page`].
 ///
@@ -353,13 +389,14 @@ pub async fn get_page(
 /// [`Error::InvalidInput`] for a page below 1 or past the last page, or a bad `per_page`.
 pub async fn page(
     conn: &mut PgConnection,
+    visibility: Visibility,
     order: UserOrder,
     per_page: i64,
     number: i64,
 ) -> Result<Page<User>> {
-    let paginator = Paginator::new(count_active(&mut *conn).await?, per_page)?;
+    let paginator = Paginator::new(count(&mut *conn, visibility).await?, per_page)?;
     let spec = paginator.page(number)?;
-    let items = list_ordered(&mut *conn, order, spec.limit(), spec.offset()).await?;
+    let items = list_ordered(&mut *conn, visibility, order, spec.limit(), spec.offset()).await?;
     Ok(Page { items, spec })
 }
 
@@ -387,9 +424,11 @@ pub enum Counting {
 ///
 /// ```no_run
 /// # async fn demo(pool: ledger::PgPool) -> ledger::Result<()> {
-/// use ledger::users::{Counting, UserOrder, UserPaginator};
+/// use ledger::users::{Counting, UserOrder, UserPaginator, Visibility};
 ///
-/// let pages = UserPaginator::new(&pool, UserOrder::NewestFirst, 20, Counting::Exact).await?;
+/// let pages =
+///     UserPaginator::new(&pool, Visibility::Live, UserOrder::NewestFirst, 20, Counting::Exact)
+///         .await?;
 /// let first = pages.get_page(&pool, "1").await?;   // no count: the paginator has it
 /// let last = pages.get_page(&pool, "99").await?;   // past the end: the last page
 /// println!("{} users, {} pages", pages.paginator().count(), pages.paginator().num_pages());
@@ -400,6 +439,7 @@ pub enum Counting {
 #[derive(Debug, Clone)]
 pub struct UserPaginator {
     paginator: Paginator,
+    visibility: Visibility,
     order: UserOrder,
     counting: Counting,
 }
@@ -416,6 +456,7 @@ impl UserPaginator {
     /// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
     pub async fn new(
         conn: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
+        visibility: Visibility,
         order: UserOrder,
         per_page: i64,
         counting: Counting,
@@ -424,14 +465,15 @@ impl UserPaginator {
         Paginator::new(0, per_page)?;
         let mut conn = conn.acquire().await?;
         let count = match counting {
-            Counting::Exact => count_active(&mut *conn).await?,
-            Counting::Estimated => match count_active_estimate(&mut *conn).await? {
+            Counting::Exact => count(&mut *conn, visibility).await?,
+            Counting::Estimated => match estimate(&mut *conn, visibility).await? {
                 Some(estimate) => estimate,
-                None => count_active(&mut *conn).await?,
+                None => count(&mut *conn, visibility).await?,
             },
         };
         Ok(Self {
             paginator: Paginator::new(count, per_page)?,
+            visibility,
             order,
             counting,
         })
@@ -456,7 +498,8 @@ impl UserPaginator {
     /// [`Error::Database`] only.
     pub async fn get_page(&self, db: impl PgExecutor<'_>, page: &str) -> Result<Page<User>> {
         let spec = self.paginator.get_page(page);
-        let items = list_ordered(db, self.order, spec.limit(), spec.offset()).await?;
+        let items =
+            list_ordered(db, self.visibility, self.order, spec.limit(), spec.offset()).await?;
         Ok(Page { items, spec })
     }
 
@@ -468,7 +511,8 @@ impl UserPaginator {
     /// [`Error::InvalidInput`] for a page below 1 or past the last page.
     pub async fn page(&self, db: impl PgExecutor<'_>, number: i64) -> Result<Page<User>> {
         let spec = self.paginator.page(number)?;
-        let items = list_ordered(db, self.order, spec.limit(), spec.offset()).await?;
+        let items =
+            list_ordered(db, self.visibility, self.order, spec.limit(), spec.offset()).await?;
         Ok(Page { items, spec })
     }
 }
@@ -482,9 +526,16 @@ impl UserPaginator {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn count_active_estimate(db: impl PgExecutor<'_>) -> Result<Option<i64>> {
+    estimate(db, Visibility::Live).await
+}
+
+/// The planner's estimate of how many users a listing of this visibility shows: every row
+/// (`reltuples`), or the live share of them.
+async fn estimate(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<Option<i64>> {
     let estimate = sqlx::query_scalar!(
         r#"
         select case when c.reltuples < 0 then null
+                    when $1::bool then round(c.reltuples)::bigint
                     else round(c.reltuples * coalesce(s.null_frac, 1))::bigint
                end as "estimate"
         from pg_class c
@@ -493,7 +544,8 @@ pub async fn count_active_estimate(db: impl PgExecutor<'_>) -> Result<Option<i64
               and s.tablename = 'users'
               and s.attname = 'deleted_at'
         where c.oid = to_regclass('users')
-        "#
+        "#,
+        visibility.shows_deleted()
     )
     .fetch_optional(db)
     .await?;
@@ -512,13 +564,13 @@ pub async fn count_active_estimate(db: impl PgExecutor<'_>) -> Result<Option<i64
 ///
 /// ```no_run
 /// # async fn walk(pool: sqlx::PgPool) -> ledger::Result<()> {
-/// use ledger::{page::Cursor, users};
+/// use ledger::{page::Cursor, users, users::Visibility};
 ///
-/// let first = users::list_keyset(&pool, None, 20).await?;
+/// let first = users::list_keyset(&pool, Visibility::Live, None, 20).await?;
 /// if let Some(next) = first.next {
 ///     let token = next.encode(); // hand it to the client ...
 ///     let cursor = Cursor::decode(&token)?; // ... and read it back, checked
-///     let second = users::list_keyset(&pool, Some(&cursor), 20).await?;
+///     let second = users::list_keyset(&pool, Visibility::Live, Some(&cursor), 20).await?;
 /// #   let _ = second;
 /// }
 /// # Ok(())
@@ -532,6 +584,7 @@ pub async fn count_active_estimate(db: impl PgExecutor<'_>) -> Result<Option<i64
 /// [`Error::InvalidInput`] for a `limit` outside `1..=MAX_PER_PAGE`.
 pub async fn list_keyset(
     db: impl PgExecutor<'_>,
+    visibility: Visibility,
     cursor: Option<&Cursor>,
     limit: i64,
 ) -> Result<KeysetPage<User>> {
@@ -542,11 +595,12 @@ pub async fn list_keyset(
             query_users!(
                 select r#"
                 from users
-                where deleted_at is null
+                where ($2::bool or deleted_at is null)
                 order by created_at desc, id desc
                 limit $1
                 "#,
-                fetch
+                fetch,
+                visibility.shows_deleted()
             )
             .fetch_all(db)
             .await?
@@ -555,13 +609,14 @@ pub async fn list_keyset(
             query_users!(
                 select r#"
                 from users
-                where deleted_at is null and (created_at, id) < ($1, $2)
+                where ($4::bool or deleted_at is null) and (created_at, id) < ($1, $2)
                 order by created_at desc, id desc
                 limit $3
                 "#,
                 c.created_at,
                 c.id,
-                fetch
+                fetch,
+                visibility.shows_deleted()
             )
             .fetch_all(db)
             .await?
@@ -570,13 +625,14 @@ pub async fn list_keyset(
             query_users!(
                 select r#"
                 from users
-                where deleted_at is null and (created_at, id) > ($1, $2)
+                where ($4::bool or deleted_at is null) and (created_at, id) > ($1, $2)
                 order by created_at, id
                 limit $3
                 "#,
                 c.created_at,
                 c.id,
-                fetch
+                fetch,
+                visibility.shows_deleted()
             )
             .fetch_all(db)
             .await?
@@ -587,7 +643,7 @@ pub async fn list_keyset(
     }))
 }
 
-/// The id and email of every live user, oldest first.
+/// The id and email of every user (live ones, or all), oldest first.
 ///
 /// Django: `User.objects.values('id', 'email')`
 ///
@@ -595,21 +651,25 @@ pub async fn list_keyset(
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn list_id_email(db: impl PgExecutor<'_>) -> Result<Vec<IdEmail>> {
+pub async fn list_id_email(
+    db: impl PgExecutor<'_>,
+    visibility: Visibility,
+) -> Result<Vec<IdEmail>> {
     Ok(sqlx::query_as!(
         IdEmail,
         r#"
         select id, email
         from users
-        where deleted_at is null
+        where ($1::bool or deleted_at is null)
         order by created_at, id
-        "#
+        "#,
+        visibility.shows_deleted()
     )
     .fetch_all(db)
     .await?)
 }
 
-/// The ids of every live user, oldest first.
+/// The ids of every user (live ones, or all), oldest first.
 ///
 /// Django: `User.objects.values_list('id', flat=True)`
 ///
@@ -617,14 +677,15 @@ pub async fn list_id_email(db: impl PgExecutor<'_>) -> Result<Vec<IdEmail>> {
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn list_ids(db: impl PgExecutor<'_>) -> Result<Vec<UserId>> {
+pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<Vec<UserId>> {
     Ok(sqlx::query_scalar!(
         r#"
         select id
         from users
-        where deleted_at is null
+        where ($1::bool or deleted_at is null)
         order by created_at, id
-        "#
+        "#,
+        visibility.shows_deleted()
     )
     .fetch_all(db)
     .await?)
@@ -665,6 +726,25 @@ pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
     )
 }
 
+/// How many users a listing of this visibility shows, counted by the server.
+///
+/// Django: `User.objects.count()` ([`Visibility::All`]), or
+/// `User.objects.filter(deleted_at__isnull=True).count()` ([`Visibility::Live`], as
+/// [`count_active`])
+///
+/// SQL: `select count(*) from users where ($1 or deleted_at is null)`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn count(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<i64> {
+    Ok(sqlx::query_scalar!(
+        r#"select count(*) as "count!" from users where ($1::bool or deleted_at is null)"#,
+        visibility.shows_deleted()
+    )
+    .fetch_one(db)
+    .await?)
+}
+
 /// A user with all their accounts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UserWithAccounts {
@@ -674,7 +754,8 @@ pub struct UserWithAccounts {
     pub accounts: Vec<Account>,
 }
 
-/// Every live user with their accounts, in exactly two queries whatever the number of users.
+/// Every user (live ones, or all) with their accounts, in exactly two queries whatever the number
+/// of users.
 ///
 /// Django: `User.objects.prefetch_related('accounts')` (then `user.accounts.all()` costs no query)
 ///
@@ -684,8 +765,20 @@ pub struct UserWithAccounts {
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn list_with_accounts(conn: &mut PgConnection) -> Result<Vec<UserWithAccounts>> {
-    let users = list_active(&mut *conn).await?;
+pub async fn list_with_accounts(
+    conn: &mut PgConnection,
+    visibility: Visibility,
+) -> Result<Vec<UserWithAccounts>> {
+    let users = query_users!(
+        select r#"
+        from users
+        where ($1::bool or deleted_at is null)
+        order by created_at, id
+        "#,
+        visibility.shows_deleted()
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.id.as_uuid()).collect();
     let accounts = sqlx::query_as!(
         Account,
@@ -712,7 +805,8 @@ pub async fn list_with_accounts(conn: &mut PgConnection) -> Result<Vec<UserWithA
         .collect())
 }
 
-/// Live users who hold more than `min` in at least one account, mapped to [`User`].
+/// Users (live ones, or all: [`Visibility`]) who hold more than `min` in at least one account,
+/// mapped to [`User`].
 ///
 /// Django: `User.objects.raw('SELECT * FROM users WHERE balance > %s', [1000])` — `users` has no
 /// `balance` column (it is on `accounts`), so the seed's query fails as written; this is its
@@ -723,17 +817,22 @@ pub async fn list_with_accounts(conn: &mut PgConnection) -> Result<Vec<UserWithA
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn list_with_balance_over(db: impl PgExecutor<'_>, min: Decimal) -> Result<Vec<User>> {
+pub async fn list_with_balance_over(
+    db: impl PgExecutor<'_>,
+    visibility: Visibility,
+    min: Decimal,
+) -> Result<Vec<User>> {
     Ok(sqlx::query_as!(
         User,
         r#"
         select u.id, u.email, u.name, u.created_at, u.deleted_at
         from users u
-        where u.deleted_at is null
+        where ($2::bool or u.deleted_at is null)
           and exists (select 1 from accounts a where a.user_id = u.id and a.balance > $1)
         order by u.created_at, u.id
         "#,
-        min
+        min,
+        visibility.shows_deleted()
     )
     .fetch_all(db)
     .await?)

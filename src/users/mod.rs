@@ -125,6 +125,30 @@ pub enum UserOrder {
     OldestFirst,
 }
 
+/// Which users a listing shows.
+///
+/// Django's default manager shows every user, soft-deleted ones too; this crate's listings show
+/// the live ones unless told otherwise. Every listing of [`users`](self) takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visibility {
+    /// Live users only: `User.objects.filter(deleted_at__isnull=True)`. The live listings'
+    /// partial indexes serve it.
+    #[default]
+    Live,
+    /// Every user, as Django's `User.objects` shows them. Reads without the partial indexes,
+    /// which hold live users only.
+    All,
+}
+
+impl Visibility {
+    /// Whether soft-deleted users are shown: the `$n::bool` of `($n::bool or deleted_at is
+    /// null)`, which PostgreSQL folds away when planning with the value, so a live listing keeps
+    /// its partial index.
+    pub(crate) fn shows_deleted(self) -> bool {
+        self == Visibility::All
+    }
+}
+
 /// Checks an email the way a form would before it reaches the database: one `@`, a non-empty
 /// local part of at most 64 characters, a dotted domain of letters, digits and hyphens, no white
 /// space, at most 254 characters in all.

@@ -31,15 +31,17 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
     let cases: Vec<(&str, &'static str)> = vec![
         (
             "list_by_name",
-            refused_field(users::list_by_name(p, nul).await),
+            refused_field(users::list_by_name(p, ledger::users::Visibility::Live, nul).await),
         ),
         (
             "list_name_contains",
-            refused_field(users::list_name_contains(p, nul).await),
+            refused_field(users::list_name_contains(p, ledger::users::Visibility::Live, nul).await),
         ),
         (
             "list_name_starts_with",
-            refused_field(users::list_name_starts_with(p, nul).await),
+            refused_field(
+                users::list_name_starts_with(p, ledger::users::Visibility::Live, nul).await,
+            ),
         ),
         (
             "find_by_email",
@@ -55,7 +57,15 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
         ),
         (
             "list_created_on",
-            refused_field(users::list_created_on(p, Utc::now().date_naive(), nul).await),
+            refused_field(
+                users::list_created_on(
+                    p,
+                    ledger::users::Visibility::Live,
+                    Utc::now().date_naive(),
+                    nul,
+                )
+                .await,
+            ),
         ),
         (
             "filter",
@@ -144,7 +154,7 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
     );
     let old = NaiveDate::from_ymd_opt(-5000, 1, 1).unwrap();
     assert_eq!(
-        refused_field(users::list_created_on(p, old, "UTC").await),
+        refused_field(users::list_created_on(p, ledger::users::Visibility::Live, old, "UTC").await),
         "date"
     );
     let filter = UserFilter {
@@ -193,22 +203,32 @@ async fn generated_text_never_panics_reaches_the_server_raw_or_half_writes(pool:
         "the samples hold U+0000"
     );
     for s in &inputs {
-        typed("list_by_name", s, users::list_by_name(p, s).await);
+        typed(
+            "list_by_name",
+            s,
+            users::list_by_name(p, ledger::users::Visibility::Live, s).await,
+        );
         typed(
             "list_name_contains",
             s,
-            users::list_name_contains(p, s).await,
+            users::list_name_contains(p, ledger::users::Visibility::Live, s).await,
         );
         typed(
             "list_name_starts_with",
             s,
-            users::list_name_starts_with(p, s).await,
+            users::list_name_starts_with(p, ledger::users::Visibility::Live, s).await,
         );
         typed("find_by_email", s, users::find_by_email(p, s).await);
         typed(
             "list_created_on",
             s,
-            users::list_created_on(p, Utc::now().date_naive(), s).await,
+            users::list_created_on(
+                p,
+                ledger::users::Visibility::Live,
+                Utc::now().date_naive(),
+                s,
+            )
+            .await,
         );
         typed(
             "list_by_brand",
@@ -411,7 +431,7 @@ async fn generated_documents_and_amounts_are_stored_exactly_or_refused_cleanly(p
         typed(
             "list_with_balance_over",
             "",
-            users::list_with_balance_over(p, amount).await,
+            users::list_with_balance_over(p, ledger::users::Visibility::Live, amount).await,
         );
     }
     assert!(applied > 0, "some generated transfers apply");

@@ -65,6 +65,10 @@ const CONTRACTS: &[(&str, &str)] = &[
         "users::hard_delete_is_protected_while_the_user_owns_accounts",
     ),
     (
+        "select count(*) as \"count!\" from users where ($1::bool or deleted_at is null)",
+        "users::every_listing_shows_soft_deleted_users_when_asked_for_all",
+    ),
+    (
         "select setval(pg_get_serial_sequence(",
         "nullability::a_load_moves_the_identity_sequences_past_the_loaded_ids",
     ),

@@ -241,9 +241,13 @@ async fn every_module(pool: &PgPool, client: usize) {
         users::find_by_email(&mut *tx, &email).await.unwrap(),
         Some(owner.clone())
     );
-    let page = users::list_keyset(&mut *tx, None, 100).await.unwrap();
+    let page = users::list_keyset(&mut *tx, ledger::users::Visibility::Live, None, 100)
+        .await
+        .unwrap();
     assert!(page.items.iter().any(|u| u.id == owner.id));
-    let mine = users::list_with_accounts(&mut tx).await.unwrap();
+    let mine = users::list_with_accounts(&mut tx, ledger::users::Visibility::Live)
+        .await
+        .unwrap();
     assert!(
         mine.iter()
             .any(|u| u.user.id == owner.id && u.accounts.len() == 1)
@@ -307,7 +311,12 @@ async fn pgbouncer_a_statement_outside_a_transaction_fails_and_writes_nothing() 
         assert_eq!(err.sqlstate().as_deref(), Some("26000"), "{err:?}");
     }
     let mut tx = pool.begin().await.unwrap();
-    assert!(users::list_ids(&mut *tx).await.unwrap().is_empty());
+    assert!(
+        users::list_ids(&mut *tx, ledger::users::Visibility::Live)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     tx.commit().await.unwrap();
 }
 
@@ -328,10 +337,14 @@ async fn pgbouncer_without_the_reset_two_clients_statements_collide() {
     let mut first = pool.acquire().await.unwrap();
     let mut second = pool.acquire().await.unwrap();
     let mut tx = first.begin().await.unwrap();
-    users::list_ids(&mut *tx).await.unwrap();
+    users::list_ids(&mut *tx, ledger::users::Visibility::Live)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = second.begin().await.unwrap();
-    let err = users::list_ids(&mut *tx).await.unwrap_err();
+    let err = users::list_ids(&mut *tx, ledger::users::Visibility::Live)
+        .await
+        .unwrap_err();
     // duplicate_prepared_statement: prepared statement "sqlx_s_1" already exists.
     assert_eq!(err.sqlstate().as_deref(), Some("42P05"), "{err:?}");
 }

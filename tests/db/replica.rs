@@ -311,16 +311,24 @@ async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
     let mut r = router.read_after(written).await.unwrap();
     assert_eq!(r.route(), Route::Replica(0));
     assert!(in_recovery(&mut r).await);
-    assert_eq!(users::list_by_name(&mut *r, "Mod").await.unwrap().len(), 1);
     assert_eq!(
-        users::list_keyset(&mut *r, None, 10)
+        users::list_by_name(&mut *r, ledger::users::Visibility::Live, "Mod")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        users::list_keyset(&mut *r, ledger::users::Visibility::Live, None, 10)
             .await
             .unwrap()
             .items
             .len(),
         1
     );
-    let with_accounts = users::list_with_accounts(&mut r).await.unwrap();
+    let with_accounts = users::list_with_accounts(&mut r, ledger::users::Visibility::Live)
+        .await
+        .unwrap();
     assert_eq!(with_accounts[0].accounts.len(), 2);
     let balances: Vec<_> = accounts::list_for_user(&mut *r, owner.id)
         .await

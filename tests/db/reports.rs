@@ -179,7 +179,9 @@ async fn prefetch_uses_two_queries_however_many_users(pool: PgPool) {
         }
         let mut conn = pool.acquire().await.unwrap();
         let counter = StatementCounter::start();
-        let listed = users::list_with_accounts(&mut conn).await.unwrap();
+        let listed = users::list_with_accounts(&mut conn, ledger::users::Visibility::Live)
+            .await
+            .unwrap();
         counts.push(counter.count());
         assert_eq!(listed.len(), n);
         assert!(listed.iter().all(|u| u.accounts.len() == 2 && u.accounts.iter().all(|a| a.user_id == u.user.id)));
@@ -189,7 +191,9 @@ async fn prefetch_uses_two_queries_however_many_users(pool: PgPool) {
     // A user without accounts is listed with none.
     user(&pool, "lonely@example.com", "Lonely").await;
     let mut conn = pool.acquire().await.unwrap();
-    let listed = users::list_with_accounts(&mut conn).await.unwrap();
+    let listed = users::list_with_accounts(&mut conn, ledger::users::Visibility::Live)
+        .await
+        .unwrap();
     assert_eq!(listed.last().map(|u| u.accounts.len()), Some(0));
 }
 
@@ -338,7 +342,7 @@ async fn raw_users_with_balance_over_maps_rows_to_users(pool: PgPool) {
     let gone = funded(&pool, "gone@example.com", "USD", "5000").await;
     users::soft_delete(&pool, gone.user_id).await.unwrap();
 
-    let found = users::list_with_balance_over(&pool, dec("1000"))
+    let found = users::list_with_balance_over(&pool, ledger::users::Visibility::Live, dec("1000"))
         .await
         .unwrap();
     assert_eq!(

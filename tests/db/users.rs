@@ -250,41 +250,71 @@ async fn name_filters_treat_wildcards_literally_and_fold_case_beyond_ascii(pool:
     }
 
     assert_eq!(
-        names(&users::list_by_name(&pool, "ana").await.unwrap()),
+        names(
+            &users::list_by_name(&pool, ledger::users::Visibility::Live, "ana")
+                .await
+                .unwrap()
+        ),
         ["ana"]
     );
     assert_eq!(
-        names(&users::list_name_contains(&pool, "%").await.unwrap()),
+        names(
+            &users::list_name_contains(&pool, ledger::users::Visibility::Live, "%")
+                .await
+                .unwrap()
+        ),
         ["100% Real"]
     );
     assert_eq!(
-        names(&users::list_name_contains(&pool, "_").await.unwrap()),
+        names(
+            &users::list_name_contains(&pool, ledger::users::Visibility::Live, "_")
+                .await
+                .unwrap()
+        ),
         ["a_b"]
     );
     assert_eq!(
-        names(&users::list_name_contains(&pool, "\\").await.unwrap()),
+        names(
+            &users::list_name_contains(&pool, ledger::users::Visibility::Live, "\\")
+                .await
+                .unwrap()
+        ),
         [r"back\slash"]
     );
     assert_eq!(
-        names(&users::list_name_contains(&pool, "GARCÍA").await.unwrap()),
+        names(
+            &users::list_name_contains(&pool, ledger::users::Visibility::Live, "GARCÍA")
+                .await
+                .unwrap()
+        ),
         ["Ana García"]
     );
     // (Sorted here: how "ana" and "Ana" order is the database collation's business.)
-    let found = users::list_name_contains(&pool, "ANA").await.unwrap();
+    let found = users::list_name_contains(&pool, ledger::users::Visibility::Live, "ANA")
+        .await
+        .unwrap();
     let mut found = names(&found);
     found.sort_unstable();
     assert_eq!(found, ["Ana García", "Anabel", "ana"]);
     // startswith is case-sensitive, as Django's is.
     assert_eq!(
-        names(&users::list_name_starts_with(&pool, "An").await.unwrap()),
+        names(
+            &users::list_name_starts_with(&pool, ledger::users::Visibility::Live, "An")
+                .await
+                .unwrap()
+        ),
         ["Ana García", "Anabel"]
     );
     assert_eq!(
-        names(&users::list_name_starts_with(&pool, "100%").await.unwrap()),
+        names(
+            &users::list_name_starts_with(&pool, ledger::users::Visibility::Live, "100%")
+                .await
+                .unwrap()
+        ),
         ["100% Real"]
     );
     assert!(
-        users::list_name_starts_with(&pool, "_")
+        users::list_name_starts_with(&pool, ledger::users::Visibility::Live, "_")
             .await
             .unwrap()
             .is_empty()
@@ -303,16 +333,28 @@ async fn created_on_a_date_respects_the_time_zone_boundary(pool: PgPool) {
 
     let on = |date, tz: &'static str| {
         let pool = pool.clone();
-        async move { names(&users::list_created_on(&pool, date, tz).await.unwrap()).join(",") }
+        async move {
+            names(
+                &users::list_created_on(&pool, ledger::users::Visibility::Live, date, tz)
+                    .await
+                    .unwrap(),
+            )
+            .join(",")
+        }
     };
     assert_eq!(on(march_1, "UTC").await, "Late,Early");
     assert_eq!(on(march_1, "America/Bogota").await, "Early");
     assert_eq!(on(feb_28, "America/Bogota").await, "Late");
     assert_eq!(on(feb_28, "UTC").await, "");
 
-    let err = users::list_created_on(&pool, march_1, "Mars/Olympus")
-        .await
-        .unwrap_err();
+    let err = users::list_created_on(
+        &pool,
+        ledger::users::Visibility::Live,
+        march_1,
+        "Mars/Olympus",
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -386,20 +428,35 @@ async fn orderings_break_ties_by_id(pool: PgPool) {
     }
     twins.sort();
 
-    let by_name = users::list_slice(&pool, UserOrder::NameAsc, 0..10)
-        .await
-        .unwrap();
+    let by_name = users::list_slice(
+        &pool,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        0..10,
+    )
+    .await
+    .unwrap();
     assert_eq!(by_name.iter().map(|u| u.id).collect::<Vec<_>>(), twins);
-    let newest = users::list_slice(&pool, UserOrder::NewestFirst, 0..10)
-        .await
-        .unwrap();
+    let newest = users::list_slice(
+        &pool,
+        ledger::users::Visibility::Live,
+        UserOrder::NewestFirst,
+        0..10,
+    )
+    .await
+    .unwrap();
     let mut reversed = twins.clone();
     reversed.reverse();
     assert_eq!(newest.iter().map(|u| u.id).collect::<Vec<_>>(), reversed);
     // Oldest first: the same tie-breaker, ascending.
-    let oldest = users::list_slice(&pool, UserOrder::OldestFirst, 0..10)
-        .await
-        .unwrap();
+    let oldest = users::list_slice(
+        &pool,
+        ledger::users::Visibility::Live,
+        UserOrder::OldestFirst,
+        0..10,
+    )
+    .await
+    .unwrap();
     assert_eq!(oldest.iter().map(|u| u.id).collect::<Vec<_>>(), twins);
 }
 
@@ -407,33 +464,59 @@ async fn orderings_break_ties_by_id(pool: PgPool) {
 async fn slices_are_limit_and_offset(pool: PgPool) {
     let all = users_a_minute_apart(&pool, 35).await;
 
-    let first_ten = users::list_slice(&pool, UserOrder::NewestFirst, 0..10)
-        .await
-        .unwrap();
+    let first_ten = users::list_slice(
+        &pool,
+        ledger::users::Visibility::Live,
+        UserOrder::NewestFirst,
+        0..10,
+    )
+    .await
+    .unwrap();
     assert_eq!(first_ten.first().map(|u| u.id), all.last().map(|u| u.id));
     assert_eq!(first_ten.len(), 10);
-    let oldest = users::list_slice(&pool, UserOrder::OldestFirst, 30..40)
-        .await
-        .unwrap();
+    let oldest = users::list_slice(
+        &pool,
+        ledger::users::Visibility::Live,
+        UserOrder::OldestFirst,
+        30..40,
+    )
+    .await
+    .unwrap();
     assert_eq!(names(&oldest), names(&all[30..35]));
 
-    let twenty_to_thirty = users::list_slice(&pool, UserOrder::NameAsc, 20..30)
-        .await
-        .unwrap();
+    let twenty_to_thirty = users::list_slice(
+        &pool,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        20..30,
+    )
+    .await
+    .unwrap();
     assert_eq!(names(&twenty_to_thirty), names(&all[20..30]));
 
     #[allow(clippy::reversed_empty_ranges)] // the reversed range is the bad input under test
     for bad in [-1..5, 5..4] {
         assert!(matches!(
-            users::list_slice(&pool, UserOrder::NameAsc, bad).await,
+            users::list_slice(
+                &pool,
+                ledger::users::Visibility::Live,
+                UserOrder::NameAsc,
+                bad
+            )
+            .await,
             Err(Error::InvalidInput { field: "range", .. })
         ));
     }
     assert!(
-        users::list_slice(&pool, UserOrder::NameAsc, 3..3)
-            .await
-            .unwrap()
-            .is_empty()
+        users::list_slice(
+            &pool,
+            ledger::users::Visibility::Live,
+            UserOrder::NameAsc,
+            3..3
+        )
+        .await
+        .unwrap()
+        .is_empty()
     );
 }
 
@@ -441,9 +524,15 @@ async fn slices_are_limit_and_offset(pool: PgPool) {
 async fn paginator_follows_django_at_the_edges(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     // An empty list is one empty page.
-    let empty = users::get_page(&mut conn, UserOrder::NameAsc, 10, "1")
-        .await
-        .unwrap();
+    let empty = users::get_page(
+        &mut conn,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        10,
+        "1",
+    )
+    .await
+    .unwrap();
     assert!(empty.items.is_empty());
     assert_eq!(empty.spec.paginator().num_pages(), 1);
 
@@ -452,9 +541,15 @@ async fn paginator_follows_django_at_the_edges(pool: PgPool) {
         let pool = pool.clone();
         async move {
             let mut conn = pool.acquire().await.unwrap();
-            users::get_page(&mut conn, UserOrder::NameAsc, 10, input)
-                .await
-                .unwrap()
+            users::get_page(
+                &mut conn,
+                ledger::users::Visibility::Live,
+                UserOrder::NameAsc,
+                10,
+                input,
+            )
+            .await
+            .unwrap()
         }
     };
     let third = page("3").await;
@@ -465,18 +560,38 @@ async fn paginator_follows_django_at_the_edges(pool: PgPool) {
     assert_eq!(page("99").await.spec.number(), 3);
     assert_eq!(page("-1").await.spec.number(), 3);
 
-    let strict = users::page(&mut conn, UserOrder::NameAsc, 10, 2)
-        .await
-        .unwrap();
+    let strict = users::page(
+        &mut conn,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        10,
+        2,
+    )
+    .await
+    .unwrap();
     assert_eq!(names(&strict.items), names(&all[10..20]));
     for bad in [0, -1, 4] {
         assert!(matches!(
-            users::page(&mut conn, UserOrder::NameAsc, 10, bad).await,
+            users::page(
+                &mut conn,
+                ledger::users::Visibility::Live,
+                UserOrder::NameAsc,
+                10,
+                bad
+            )
+            .await,
             Err(Error::InvalidInput { field: "page", .. })
         ));
     }
     assert!(matches!(
-        users::page(&mut conn, UserOrder::NameAsc, 0, 1).await,
+        users::page(
+            &mut conn,
+            ledger::users::Visibility::Live,
+            UserOrder::NameAsc,
+            0,
+            1
+        )
+        .await,
         Err(Error::InvalidInput {
             field: "per_page",
             ..
@@ -489,27 +604,49 @@ async fn keyset_pages_walk_forward_and_back_without_gaps(pool: PgPool) {
     let mut all = users_a_minute_apart(&pool, 25).await;
     all.reverse(); // newest first, the keyset order
 
-    let first = users::list_keyset(&pool, None, 10).await.unwrap();
+    let first = users::list_keyset(&pool, ledger::users::Visibility::Live, None, 10)
+        .await
+        .unwrap();
     assert_eq!(names(&first.items), names(&all[0..10]));
     assert_eq!(first.previous, None);
-    let second = users::list_keyset(&pool, first.next.as_ref(), 10)
-        .await
-        .unwrap();
+    let second = users::list_keyset(
+        &pool,
+        ledger::users::Visibility::Live,
+        first.next.as_ref(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(names(&second.items), names(&all[10..20]));
-    let third = users::list_keyset(&pool, second.next.as_ref(), 10)
-        .await
-        .unwrap();
+    let third = users::list_keyset(
+        &pool,
+        ledger::users::Visibility::Live,
+        second.next.as_ref(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(names(&third.items), names(&all[20..25]));
     assert_eq!(third.next, None);
 
     // Back from the third page is the second, then the first (which has no previous).
-    let back = users::list_keyset(&pool, third.previous.as_ref(), 10)
-        .await
-        .unwrap();
+    let back = users::list_keyset(
+        &pool,
+        ledger::users::Visibility::Live,
+        third.previous.as_ref(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(back.items, second.items);
-    let back = users::list_keyset(&pool, back.previous.as_ref(), 10)
-        .await
-        .unwrap();
+    let back = users::list_keyset(
+        &pool,
+        ledger::users::Visibility::Live,
+        back.previous.as_ref(),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(back.items, first.items);
     assert_eq!(back.previous, None);
     assert_eq!(back.next.map(|c| c.direction), Some(Direction::Next));
@@ -522,7 +659,9 @@ async fn keyset_pages_stay_correct_while_rows_are_inserted(pool: PgPool) {
     let mut cursor: Option<Cursor> = None;
     let mut round = 0;
     loop {
-        let page = users::list_keyset(&pool, cursor.as_ref(), 7).await.unwrap();
+        let page = users::list_keyset(&pool, ledger::users::Visibility::Live, cursor.as_ref(), 7)
+            .await
+            .unwrap();
         seen.extend(page.items.iter().map(|u| u.id));
         // Newer users arrive between fetches (they sort before the first page).
         user(&pool, &format!("new{round}@example.com"), "Newcomer").await;
@@ -545,7 +684,7 @@ async fn keyset_pages_stay_correct_while_rows_are_inserted(pool: PgPool) {
 async fn keyset_refuses_bad_limits_and_corrupt_tokens(pool: PgPool) {
     for limit in [0, -1, 1001] {
         assert!(matches!(
-            users::list_keyset(&pool, None, limit).await,
+            users::list_keyset(&pool, ledger::users::Visibility::Live, None, limit).await,
             Err(Error::InvalidInput { field: "limit", .. })
         ));
     }
@@ -566,7 +705,9 @@ async fn projections_exists_and_count_read_only_what_they_need(pool: PgPool) {
     let gone = user(&pool, "gone@example.com", "Gone").await;
     users::soft_delete(&pool, gone.id).await.unwrap();
 
-    let pairs = users::list_id_email(&pool).await.unwrap();
+    let pairs = users::list_id_email(&pool, ledger::users::Visibility::Live)
+        .await
+        .unwrap();
     assert_eq!(
         pairs
             .iter()
@@ -574,7 +715,12 @@ async fn projections_exists_and_count_read_only_what_they_need(pool: PgPool) {
             .collect::<Vec<_>>(),
         [(ana.id, "ana@example.com"), (bob.id, "bob@example.com")]
     );
-    assert_eq!(users::list_ids(&pool).await.unwrap(), [ana.id, bob.id]);
+    assert_eq!(
+        users::list_ids(&pool, ledger::users::Visibility::Live)
+            .await
+            .unwrap(),
+        [ana.id, bob.id]
+    );
     assert!(
         users::exists_with_email(&pool, "bob@example.com")
             .await
@@ -594,9 +740,15 @@ async fn a_paginator_counts_once_exactly_or_by_estimate(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
 
     let counter = StatementCounter::start();
-    let pages = UserPaginator::new(&mut *conn, UserOrder::NameAsc, 10, Counting::Exact)
-        .await
-        .unwrap();
+    let pages = UserPaginator::new(
+        &mut *conn,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        10,
+        Counting::Exact,
+    )
+    .await
+    .unwrap();
     assert_eq!(counter.count(), 1, "one count");
     let mut seen = Vec::new();
     for input in ["1", "2", "3", "99"] {
@@ -620,9 +772,15 @@ async fn a_paginator_counts_once_exactly_or_by_estimate(pool: PgPool) {
         users::count_active_estimate(&mut *conn).await.unwrap(),
         None
     );
-    let estimated = UserPaginator::new(&mut *conn, UserOrder::NameAsc, 10, Counting::Estimated)
-        .await
-        .unwrap();
+    let estimated = UserPaginator::new(
+        &mut *conn,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        10,
+        Counting::Estimated,
+    )
+    .await
+    .unwrap();
     assert_eq!(estimated.paginator().count(), 24);
     // Analyzed: the estimate (of a table this small, analyze reads every row).
     sqlx::query!("analyze users")
@@ -634,10 +792,132 @@ async fn a_paginator_counts_once_exactly_or_by_estimate(pool: PgPool) {
         Some(24)
     );
     assert!(matches!(
-        UserPaginator::new(&mut *conn, UserOrder::NameAsc, 0, Counting::Estimated).await,
+        UserPaginator::new(
+            &mut *conn,
+            ledger::users::Visibility::Live,
+            UserOrder::NameAsc,
+            0,
+            Counting::Estimated
+        )
+        .await,
         Err(Error::InvalidInput {
             field: "per_page",
             ..
         })
     ));
+}
+
+/// Every listing shows live users by default and every user, soft-deleted ones too, with
+/// `Visibility::All`, as Django's `User.objects` does.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn every_listing_shows_soft_deleted_users_when_asked_for_all(pool: PgPool) {
+    use users::Visibility::{All, Live};
+    let live = user(&pool, "ana.live@example.com", "Ana").await;
+    let gone = user(&pool, "ana.gone@example.com", "Ana").await;
+    for u in [&live, &gone] {
+        let account = accounts::open(&pool, u.id, None).await.unwrap();
+        sqlx::query!(
+            "update accounts set balance = 5000 where id = $1",
+            account.id.as_uuid()
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    users::soft_delete(&pool, gone.id).await.unwrap();
+    let mut both = vec![live.id, gone.id];
+    both.sort();
+    let ids = |users: Vec<users::User>| {
+        let mut ids: Vec<UserId> = users.into_iter().map(|u| u.id).collect();
+        ids.sort();
+        ids
+    };
+    let today = chrono::Utc::now().date_naive();
+    let mut conn = pool.acquire().await.unwrap();
+    for (visibility, want) in [(Live, vec![live.id]), (All, both.clone())] {
+        let seen = [
+            ids(users::list_by_name(&pool, visibility, "Ana").await.unwrap()),
+            ids(users::list_name_contains(&pool, visibility, "NA")
+                .await
+                .unwrap()),
+            ids(users::list_name_starts_with(&pool, visibility, "An")
+                .await
+                .unwrap()),
+            ids(users::list_created_on(&pool, visibility, today, "UTC")
+                .await
+                .unwrap()),
+            ids(
+                users::list_slice(&pool, visibility, UserOrder::OldestFirst, 0..10)
+                    .await
+                    .unwrap(),
+            ),
+            ids(
+                users::get_page(&mut conn, visibility, UserOrder::NameAsc, 10, "1")
+                    .await
+                    .unwrap()
+                    .items,
+            ),
+            ids(
+                users::page(&mut conn, visibility, UserOrder::NewestFirst, 10, 1)
+                    .await
+                    .unwrap()
+                    .items,
+            ),
+            ids(users::list_keyset(&pool, visibility, None, 10)
+                .await
+                .unwrap()
+                .items),
+            ids(
+                users::list_with_balance_over(&pool, visibility, 1000.into())
+                    .await
+                    .unwrap(),
+            ),
+            ids(users::list_with_accounts(&mut conn, visibility)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.user)
+                .collect()),
+        ];
+        for (i, got) in seen.iter().enumerate() {
+            assert_eq!(got, &want, "listing {i} with {visibility:?}");
+        }
+        let mut listed = users::list_ids(&pool, visibility).await.unwrap();
+        listed.sort();
+        assert_eq!(listed, want);
+        let mut emails: Vec<UserId> = users::list_id_email(&pool, visibility)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        emails.sort();
+        assert_eq!(emails, want);
+        assert_eq!(
+            users::count(&pool, visibility).await.unwrap(),
+            want.len() as i64
+        );
+        let pages = UserPaginator::new(&pool, visibility, UserOrder::NameAsc, 1, Counting::Exact)
+            .await
+            .unwrap();
+        assert_eq!(pages.paginator().count(), want.len() as i64);
+        assert_eq!(
+            ids(pages.page(&pool, want.len() as i64).await.unwrap().items).len(),
+            1
+        );
+    }
+    // The estimate counts every row, or the live share, once statistics exist.
+    sqlx::query!("analyze users").execute(&pool).await.unwrap();
+    for (visibility, want) in [(Live, 1), (All, 2)] {
+        let pages = UserPaginator::new(
+            &pool,
+            visibility,
+            UserOrder::NameAsc,
+            1,
+            Counting::Estimated,
+        )
+        .await
+        .unwrap();
+        assert_eq!(pages.paginator().count(), want, "{visibility:?}");
+    }
 }

@@ -39,7 +39,7 @@ async fn run() -> ledger::Result<()> {
     let again = transactions::transfer(&mut conn, &pay).await?;
     assert_eq!(first.id, again.id, "the key replays the first transfer");
 
-    let page = users::page(&mut conn, UserOrder::NewestFirst, 20, 1).await?;
+    let page = users::page(&mut conn, crate::users::Visibility::Live, UserOrder::NewestFirst, 20, 1).await?;
     assert!(!page.items.is_empty());
     let mut streamed = 0;
     let mut entries = transactions::stream_all(&pool);

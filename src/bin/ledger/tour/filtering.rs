@@ -16,38 +16,50 @@ pub(super) async fn filtering(conn: &mut PgConnection, out: &mut impl Write) -> 
     step(
         out,
         "User.objects.filter(name='Ana García')",
-        r#"users::list_by_name(db, "Ana García")"#,
+        r#"users::list_by_name(db, ledger::users::Visibility::Live, "Ana García")"#,
     )?;
-    user_table(out, &users::list_by_name(&mut *conn, "Ana García").await?)?;
+    user_table(
+        out,
+        &users::list_by_name(&mut *conn, ledger::users::Visibility::Live, "Ana García").await?,
+    )?;
     step(
         out,
         "User.objects.filter(name__icontains='GARCÍA')",
-        r#"users::list_name_contains(db, "GARCÍA")"#,
+        r#"users::list_name_contains(db, ledger::users::Visibility::Live, "GARCÍA")"#,
     )?;
-    user_table(out, &users::list_name_contains(&mut *conn, "GARCÍA").await?)?;
+    user_table(
+        out,
+        &users::list_name_contains(&mut *conn, ledger::users::Visibility::Live, "GARCÍA").await?,
+    )?;
     step(
         out,
         "User.objects.filter(name__icontains='%')",
-        r#"users::list_name_contains(db, "%")  (wildcards match themselves)"#,
+        r#"users::list_name_contains(db, ledger::users::Visibility::Live, "%")  (wildcards match themselves)"#,
     )?;
-    user_table(out, &users::list_name_contains(&mut *conn, "%").await?)?;
+    user_table(
+        out,
+        &users::list_name_contains(&mut *conn, ledger::users::Visibility::Live, "%").await?,
+    )?;
     step(
         out,
         "User.objects.filter(name__startswith='An')",
-        r#"users::list_name_starts_with(db, "An")"#,
+        r#"users::list_name_starts_with(db, ledger::users::Visibility::Live, "An")"#,
     )?;
-    user_table(out, &users::list_name_starts_with(&mut *conn, "An").await?)?;
+    user_table(
+        out,
+        &users::list_name_starts_with(&mut *conn, ledger::users::Visibility::Live, "An").await?,
+    )?;
     step(
         out,
         "User.objects.filter(created_at__date=today)",
-        r#"users::list_created_on(db, today, "UTC")  (a half-open range in an explicit zone)"#,
+        r#"users::list_created_on(db, ledger::users::Visibility::Live, today, "UTC")  (a half-open range in an explicit zone)"#,
     )?;
     let today = Utc::now().date_naive();
     value(
         out,
         format!(
             "{} users created today (UTC)",
-            users::list_created_on(&mut *conn, today, "UTC")
+            users::list_created_on(&mut *conn, ledger::users::Visibility::Live, today, "UTC")
                 .await?
                 .len()
         ),

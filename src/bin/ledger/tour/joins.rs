@@ -30,10 +30,10 @@ pub(super) async fn joins(conn: &mut PgConnection, out: &mut impl Write) -> AnyR
     step(
         out,
         "User.objects.prefetch_related('accounts')",
-        "users::list_with_accounts(&mut conn)  (two queries, however many users)",
+        "users::list_with_accounts(&mut conn, ledger::users::Visibility::Live)  (two queries, however many users)",
     )?;
     let mut t = Table::new(&["user", "accounts"]);
-    for u in users::list_with_accounts(&mut *conn).await? {
+    for u in users::list_with_accounts(&mut *conn, ledger::users::Visibility::Live).await? {
         let list: Vec<String> = u
             .accounts
             .iter()

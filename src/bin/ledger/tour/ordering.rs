@@ -12,27 +12,46 @@ pub(super) async fn ordering(conn: &mut PgConnection, out: &mut impl Write) -> A
     step(
         out,
         "User.objects.order_by('name')[:10]",
-        "users::list_slice(db, UserOrder::NameAsc, 0..10)",
+        "users::list_slice(db, ledger::users::Visibility::Live, UserOrder::NameAsc, 0..10)",
     )?;
     user_table(
         out,
-        &users::list_slice(&mut *conn, UserOrder::NameAsc, 0..10).await?,
+        &users::list_slice(
+            &mut *conn,
+            ledger::users::Visibility::Live,
+            UserOrder::NameAsc,
+            0..10,
+        )
+        .await?,
     )?;
     step(
         out,
         "User.objects.order_by('-created_at')[2:5]",
-        "users::list_slice(db, UserOrder::NewestFirst, 2..5)",
+        "users::list_slice(db, ledger::users::Visibility::Live, UserOrder::NewestFirst, 2..5)",
     )?;
     user_table(
         out,
-        &users::list_slice(&mut *conn, UserOrder::NewestFirst, 2..5).await?,
+        &users::list_slice(
+            &mut *conn,
+            ledger::users::Visibility::Live,
+            UserOrder::NewestFirst,
+            2..5,
+        )
+        .await?,
     )?;
     step(
         out,
         "Paginator(User.objects.filter(deleted_at__isnull=True), 3).get_page('2')",
-        r#"users::get_page(&mut conn, UserOrder::NameAsc, 3, "2")"#,
+        r#"users::get_page(&mut conn, ledger::users::Visibility::Live, UserOrder::NameAsc, 3, "2")"#,
     )?;
-    let page = users::get_page(&mut *conn, UserOrder::NameAsc, 3, "2").await?;
+    let page = users::get_page(
+        &mut *conn,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        3,
+        "2",
+    )
+    .await?;
     value(
         out,
         format!(
@@ -45,12 +64,26 @@ pub(super) async fn ordering(conn: &mut PgConnection, out: &mut impl Write) -> A
         ),
     )?;
     user_table(out, &page.items)?;
-    let clamped = users::get_page(&mut *conn, UserOrder::NameAsc, 3, "not-a-number").await?;
+    let clamped = users::get_page(
+        &mut *conn,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        3,
+        "not-a-number",
+    )
+    .await?;
     value(
         out,
         format!("get_page('not-a-number') -> page {}", clamped.spec.number()),
     )?;
-    let strict = users::page(&mut *conn, UserOrder::NameAsc, 3, 99).await;
+    let strict = users::page(
+        &mut *conn,
+        ledger::users::Visibility::Live,
+        UserOrder::NameAsc,
+        3,
+        99,
+    )
+    .await;
     value(
         out,
         format!(
@@ -61,9 +94,9 @@ pub(super) async fn ordering(conn: &mut PgConnection, out: &mut impl Write) -> A
     step(
         out,
         "(keyset pagination: no OFFSET)",
-        "users::list_keyset(db, cursor, 3)",
+        "users::list_keyset(db, ledger::users::Visibility::Live, cursor, 3)",
     )?;
-    let first = users::list_keyset(&mut *conn, None, 3).await?;
+    let first = users::list_keyset(&mut *conn, ledger::users::Visibility::Live, None, 3).await?;
     let token = first.next.map(|c| c.encode()).unwrap_or_default();
     value(
         out,

@@ -17,19 +17,19 @@ pub(super) async fn performance(conn: &mut PgConnection, out: &mut impl Write) -
     step(
         out,
         "User.objects.values('id', 'email')",
-        "users::list_id_email(db)",
+        "users::list_id_email(db, ledger::users::Visibility::Live)",
     )?;
     let mut t = Table::new(&["id", "email"]);
-    for p in users::list_id_email(&mut *conn).await? {
+    for p in users::list_id_email(&mut *conn, ledger::users::Visibility::Live).await? {
         t.row(vec![short(p.id), p.email]);
     }
     t.print(out)?;
     step(
         out,
         "User.objects.values_list('id', flat=True)",
-        "users::list_ids(db)",
+        "users::list_ids(db, ledger::users::Visibility::Live)",
     )?;
-    let ids: Vec<String> = users::list_ids(&mut *conn)
+    let ids: Vec<String> = users::list_ids(&mut *conn, ledger::users::Visibility::Live)
         .await?
         .into_iter()
         .map(short)
@@ -92,11 +92,17 @@ pub(super) async fn performance(conn: &mut PgConnection, out: &mut impl Write) -
     step(
         out,
         "for user in User.objects.filter(active=True).iterator(chunk_size=1000)",
-        "users::list_keyset(db, cursor, 1000) until next is None  (keyset chunks; transactions::stream_all streams rows)",
+        "users::list_keyset(db, ledger::users::Visibility::Live, cursor, 1000) until next is None  (keyset chunks; transactions::stream_all streams rows)",
     )?;
     let (mut seen, mut chunks, mut cursor) = (0, 0, None);
     loop {
-        let chunk = users::list_keyset(&mut *conn, cursor.as_ref(), 1_000).await?;
+        let chunk = users::list_keyset(
+            &mut *conn,
+            ledger::users::Visibility::Live,
+            cursor.as_ref(),
+            1_000,
+        )
+        .await?;
         seen += chunk.items.len();
         chunks += 1;
         match chunk.next {

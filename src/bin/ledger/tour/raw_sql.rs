@@ -26,11 +26,16 @@ pub(super) async fn raw_sql(conn: &mut PgConnection, out: &mut impl Write) -> An
     step(
         out,
         "User.objects.raw('SELECT * FROM users WHERE balance > %s', [1000])",
-        "users::list_with_balance_over(db, Decimal::from(1000))  (balance lives on accounts)",
+        "users::list_with_balance_over(db, ledger::users::Visibility::Live, Decimal::from(1000))  (balance lives on accounts)",
     )?;
     user_table(
         out,
-        &users::list_with_balance_over(&mut *conn, Decimal::from(1000)).await?,
+        &users::list_with_balance_over(
+            &mut *conn,
+            ledger::users::Visibility::Live,
+            Decimal::from(1000),
+        )
+        .await?,
     )?;
     step(out, "(no Django equivalent)", "transactions::reconcile(db)")?;
     let off = transactions::reconcile(&mut *conn).await?;
