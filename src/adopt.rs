@@ -12,7 +12,10 @@
 //!   constraint: catalog changes, each in a short transaction with `lock_timeout = 5s`, so a
 //!   step that cannot get its lock fails instead of queueing writers behind it;
 //! - a check or foreign key: added `not valid` (a catalog change), then validated in a step of
-//!   its own, which scans under `share update exclusive` while reads and writes go on;
+//!   its own, which scans under `share update exclusive` while reads and writes go on. A step on
+//!   a foreign key locks both of its tables first, the referenced one before the other, as the
+//!   money path does: without that, dropping Django's key deadlocked with a running
+//!   `transfer_funds` (found by `tests/db/django.rs`);
 //! - an index: `create index concurrently` (an invalid one left by an interrupted build is dropped
 //!   and built again), unless an equivalent valid index exists under any name, as Django's often
 //!   do;
@@ -501,6 +504,13 @@ fn constraint_condition(table: &str, name: &str, extra: &str) -> String {
     )
 }
 
+/// Locks a referenced table before the one that refers to it, the order in which the seed's
+/// money path takes them (accounts, then transactions), so that a step on a foreign key, which
+/// locks both, never deadlocks with a transfer that holds one and waits for the other.
+fn lock_in_order(referenced: &str, referring: &str) -> String {
+    format!("lock table {referenced}, {referring} in access exclusive mode")
+}
+
 /// Every step, in order, for the app `app`.
 fn plan(app: &str) -> Vec<Planned> {
     let catalog = |name: String, done: String, sql: Vec<String>| Planned {
@@ -610,10 +620,13 @@ fn plan(app: &str) -> Vec<Planned> {
         steps.push(catalog(
             format!("add foreign key {name} (on delete restrict, not valid)"),
             constraint_condition(table, name, ""),
-            vec![format!(
-                "alter table {table} add constraint {name} foreign key ({column}) references \
-                 {references} (id) on delete restrict not valid"
-            )],
+            vec![
+                lock_in_order(references, table),
+                format!(
+                    "alter table {table} add constraint {name} foreign key ({column}) \
+                     references {references} (id) on delete restrict not valid"
+                ),
+            ],
         ));
         steps.push(Planned {
             name: format!("validate {name}"),
@@ -632,14 +645,17 @@ fn plan(app: &str) -> Vec<Planned> {
                  current_schema()::regnamespace and k.contype = 'f' and a.attname = '{column}' \
                  and k.conname <> '{name}')"
             ),
-            vec![format!(
-                "do $$ declare name text; begin for name in select k.conname from \
+            vec![
+                lock_in_order(references, table),
+                format!(
+                    "do $$ declare name text; begin for name in select k.conname from \
                  pg_constraint k join pg_class c on c.oid = k.conrelid join pg_attribute a on \
                  a.attrelid = c.oid and a.attnum = any(k.conkey) where c.relname = '{table}' \
                  and c.relnamespace = current_schema()::regnamespace and k.contype = 'f' and \
                  a.attname = '{column}' and k.conname <> '{name}' loop execute format('alter \
                  table {table} drop constraint %I', name); end loop; end $$"
-            )],
+                ),
+            ],
         ));
     }
     for index in INDEXES {

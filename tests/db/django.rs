@@ -533,6 +533,77 @@ async fn an_interrupted_adoption_resumes(pool: PgPool) {
     assert!(deposit.is_ok(), "{deposit:?}");
 }
 
+/// Adoption on a live database: Django keeps moving money with the seed's `transfer_funds` while
+/// `apply` runs, and neither side fails. Each catalog step waits at most for one short Django
+/// transaction, and Django waits at most for one catalog step.
+#[sqlx::test(migrations = false)]
+async fn django_keeps_moving_money_while_ledger_adopts_the_database(pool: PgPool) {
+    let Some(django) = Django::for_test("live", &pool) else {
+        return;
+    };
+    django.manage(&["migrate", "-v0"]).await;
+    django.manage(&["fill", "--users", "40"]).await;
+    let transfers = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from transactions where type = 'transfer'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = transfers().await;
+    let stop = django.dir.join("stop");
+    let churn = {
+        let mut command = Command::new(&django.python);
+        command
+            .args([
+                "-W",
+                "ignore",
+                "manage.py",
+                "churn",
+                "--think-ms",
+                "5",
+                "--stop-file",
+            ])
+            .arg(&stop)
+            .current_dir(&django.dir)
+            .env("DATABASE_URL", &django.url);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    // Django is moving money before the adoption starts...
+    while transfers().await < before + 20 {
+        assert!(!churn.is_finished(), "churn stopped early");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let at_start = transfers().await;
+    let report = adopt::apply(&mut conn, "myapp", &mut |_| {}).await.unwrap();
+    let at_end = transfers().await;
+    assert!(report.is_adopted());
+    // ... and while it runs, and after.
+    assert!(
+        at_end > at_start,
+        "Django moved no money during the adoption"
+    );
+    while transfers().await < at_end + 20 {
+        assert!(!churn.is_finished(), "churn stopped early");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    std::fs::write(&stop, "").unwrap();
+    let output = churn.await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let done: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(done["errors"], json!([]), "{done}");
+    assert_eq!(
+        transfers().await - before,
+        done["ok"].as_i64().unwrap(),
+        "every transfer Django made is there, once"
+    );
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_database_django_did_not_make_is_refused_by_name(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
