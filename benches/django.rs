@@ -68,6 +68,7 @@ async fn fresh(config: &Config, name: &str) -> (PgPool, String) {
         format!("drop database if exists {name} with (force)"),
         format!("create database {name}"),
     ] {
+        // A database's name cannot be a bind parameter: no query macro can express these.
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&admin)
             .await
@@ -80,8 +81,9 @@ async fn fresh(config: &Config, name: &str) -> (PgPool, String) {
 
 /// The same rows in either schema: 100 users, their accounts, `ENTRIES` deposits, and 10 hot
 /// accounts with room for every transfer. Returns the hot accounts' ids.
-async fn fill(pool: &PgPool) -> Vec<uuid::Uuid> {
-    // Plain SQL that both schemas take (Django's has no column defaults), run once as setup.
+async fn fill(pool: &PgPool) -> Vec<AccountId> {
+    // Setup, not measured: several statements in one round trip, which a query macro cannot
+    // send, in SQL that both schemas take (Django's has no column defaults).
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "insert into users (id, email, name, created_at) \
            select gen_random_uuid(), 'f' || i || '@fill.example', 'Fill ' || i, now() \
@@ -98,11 +100,13 @@ async fn fill(pool: &PgPool) -> Vec<uuid::Uuid> {
     .execute(pool)
     .await
     .expect("fill");
+    // Alone: VACUUM cannot run in the batch above, which PostgreSQL runs as one transaction.
+    // It has no parameters or rows for a query macro to check.
     sqlx::raw_sql("vacuum analyze")
         .execute(pool)
         .await
         .expect("vacuum");
-    sqlx::query_scalar("select id from accounts order by id limit 10")
+    sqlx::query_scalar!("select id from accounts order by id limit 10")
         .fetch_all(pool)
         .await
         .expect("hot accounts")
@@ -148,11 +152,13 @@ async fn run() {
     ledger::schema::migrate(&mut pool.acquire().await.expect("a connection"))
         .await
         .expect("migrate");
-    let hot: Vec<AccountId> = fill(&pool).await.into_iter().map(AccountId).collect();
+    let hot = fill(&pool).await;
 
-    let server: String = sqlx::query_scalar(
-        "select current_setting('server_version') || ', fsync ' || current_setting('fsync') \
-         || ', synchronous_commit ' || current_setting('synchronous_commit')",
+    let server = sqlx::query_scalar!(
+        r#"
+        select current_setting('server_version') || ', fsync ' || current_setting('fsync')
+               || ', synchronous_commit ' || current_setting('synchronous_commit') as "settings!"
+        "#
     )
     .fetch_one(&pool)
     .await

@@ -276,9 +276,32 @@ mod erased {
     }
 }
 
-/// A refusal while loading, naming the record's line.
-fn at_line(line: u64, reason: impl std::fmt::Display) -> Error {
-    Error::invalid("file", format!("line {line}: {reason}"))
+/// Where a load reads its records: ledger's NDJSON file, or records already in memory (a Django
+/// fixture, converted by [`crate::fixture`]). Read twice, once to check and once to copy.
+pub(crate) enum Records<'a> {
+    /// An NDJSON file; a refusal names its line.
+    File(&'a Path),
+    /// One NDJSON record per entry, the trailer last; a refusal names the record.
+    Converted(&'a [String]),
+}
+
+impl Records<'_> {
+    /// Every line, from the start.
+    fn lines(&self) -> Result<Box<dyn Iterator<Item = std::io::Result<String>> + '_>> {
+        Ok(match self {
+            Records::File(path) => Box::new(open(path)?.lines()),
+            Records::Converted(lines) => Box::new(lines.iter().cloned().map(Ok)),
+        })
+    }
+
+    /// A refusal at position `at` (from 1): "line 3: ..." or "record 3: ...".
+    fn refusal(&self, at: u64, reason: impl std::fmt::Display) -> Error {
+        let noun = match self {
+            Records::File(_) => "line",
+            Records::Converted(_) => "record",
+        };
+        Error::invalid("file", format!("{noun} {at}: {reason}"))
+    }
 }
 
 /// Loads a file written by [`dump`] into the database, all or nothing. Calls `progress(table,
@@ -300,14 +323,23 @@ pub async fn load(
     path: &Path,
     progress: &mut (dyn FnMut(Table, u64) + Send),
 ) -> Result<u64> {
-    let counts = check_file(path)?;
+    load_records(conn, &Records::File(path), progress).await
+}
+
+/// [`load`], from either source.
+pub(crate) async fn load_records(
+    conn: &mut PgConnection,
+    records: &Records<'_>,
+    progress: &mut (dyn FnMut(Table, u64) + Send),
+) -> Result<u64> {
+    let counts = check_records(records)?;
     let mut tx = conn.begin().await?;
     let mut loaded = 0;
     for table in Table::ALL {
         if counts[table as usize] == 0 {
             continue;
         }
-        loaded += copy_table(&mut tx, path, table).await?;
+        loaded += copy_table(&mut tx, records, table).await?;
         progress(table, counts[table as usize]);
     }
     advance_identities(&mut tx).await?;
@@ -318,20 +350,14 @@ pub async fn load(
 /// Moves the payments' and articles' identity sequences past the ids a load wrote, as Django's
 /// `loaddata` resets its sequences: the next insert must not collide with a loaded row.
 async fn advance_identities(conn: &mut PgConnection) -> Result<()> {
-    sqlx::query_scalar!(
+    sqlx::query!(
         r#"
-        select setval(pg_get_serial_sequence('payments', 'id'), greatest(max(id), 1),
-                      max(id) is not null) as "position?"
-        from payments
-        "#
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query_scalar!(
-        r#"
-        select setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1),
-                      max(id) is not null) as "position?"
-        from articles
+        select (select setval(pg_get_serial_sequence('payments', 'id'), greatest(max(id), 1),
+                              max(id) is not null)
+                from payments) as "payments?",
+               (select setval(pg_get_serial_sequence('articles', 'id'), greatest(max(id), 1),
+                              max(id) is not null)
+                from articles) as "articles?"
         "#
     )
     .fetch_one(&mut *conn)
@@ -350,20 +376,18 @@ fn open(path: &Path) -> Result<BufReader<File>> {
 
 /// Reads every line: each must be a record of a known table whose row has the table's shape, and
 /// the last must be the trailer with the right count. Returns the rows per table.
-fn check_file(path: &Path) -> Result<[u64; Table::ALL.len()]> {
+fn check_records(records: &Records<'_>) -> Result<[u64; Table::ALL.len()]> {
     let mut counts = [0u64; Table::ALL.len()];
     let mut trailer: Option<(u64, u64)> = None;
     let mut line_no = 0;
-    for line in open(path)?.lines() {
+    for line in records.lines()? {
         line_no += 1;
-        let line = line.map_err(|e| at_line(line_no, e))?;
+        let line = line.map_err(|e| records.refusal(line_no, e))?;
         if let Some((at, _)) = trailer {
-            return Err(at_line(
-                line_no,
-                format!("data after the trailer of line {at}"),
-            ));
+            return Err(records.refusal(line_no, format!("data after the trailer of line {at}")));
         }
-        let record: RecordIn = serde_json::from_str(&line).map_err(|e| at_line(line_no, e))?;
+        let record: RecordIn =
+            serde_json::from_str(&line).map_err(|e| records.refusal(line_no, e))?;
         match record {
             RecordIn {
                 end: Some(end),
@@ -375,11 +399,11 @@ fn check_file(path: &Path) -> Result<[u64; Table::ALL.len()]> {
                 row: Some(row),
                 end: None,
             } => {
-                check_row(table, &row).map_err(|e| at_line(line_no, e))?;
+                check_row(table, &row).map_err(|e| records.refusal(line_no, e))?;
                 counts[table as usize] += 1;
             }
             _ => {
-                return Err(at_line(
+                return Err(records.refusal(
                     line_no,
                     "not a record: expected {\"table\", \"row\"} or {\"end\"}",
                 ));
@@ -388,12 +412,12 @@ fn check_file(path: &Path) -> Result<[u64; Table::ALL.len()]> {
     }
     let total: u64 = counts.iter().sum();
     match trailer {
-        Some((_, records)) if records == total => Ok(counts),
-        Some((at, records)) => Err(at_line(
+        Some((_, counted)) if counted == total => Ok(counts),
+        Some((at, counted)) => Err(records.refusal(
             at,
-            format!("the trailer counts {records} records, the file has {total}"),
+            format!("the trailer counts {counted} records, the file has {total}"),
         )),
-        None => Err(at_line(line_no + 1, "no trailer: the file is truncated")),
+        None => Err(records.refusal(line_no + 1, "no trailer: the file is truncated")),
     }
 }
 
@@ -543,7 +567,7 @@ fn encode(
     Ok(())
 }
 
-async fn copy_table(conn: &mut PgConnection, path: &Path, table: Table) -> Result<u64> {
+async fn copy_table(conn: &mut PgConnection, records: &Records<'_>, table: Table) -> Result<u64> {
     // COPY takes no bind parameters and returns no columns: no query macro can express it.
     let statement = match table {
         Table::Users => "copy users (id, email, name, created_at, deleted_at) from stdin",
@@ -561,17 +585,18 @@ async fn copy_table(conn: &mut PgConnection, path: &Path, table: Table) -> Resul
     let mut lines: Vec<u64> = Vec::new();
     let mut data = CopyText::new();
     let mut line_no = 0;
-    for line in open(path)?.lines() {
+    for line in records.lines()? {
         line_no += 1;
-        let line = line.map_err(|e| at_line(line_no, e))?;
-        let record: RecordIn = serde_json::from_str(&line).map_err(|e| at_line(line_no, e))?;
+        let line = line.map_err(|e| records.refusal(line_no, e))?;
+        let record: RecordIn =
+            serde_json::from_str(&line).map_err(|e| records.refusal(line_no, e))?;
         let (Some(t), Some(row)) = (record.table, record.row) else {
             continue;
         };
         if t != table {
             continue;
         }
-        encode(table, &row, &mut data).map_err(|e| at_line(line_no, e))?;
+        encode(table, &row, &mut data).map_err(|e| records.refusal(line_no, e))?;
         lines.push(line_no);
         if data.len() >= 1 << 20 {
             copy.send(data.take()).await?;
@@ -580,12 +605,12 @@ async fn copy_table(conn: &mut PgConnection, path: &Path, table: Table) -> Resul
     copy.send(data.take()).await?;
     copy.finish()
         .await
-        .map_err(|e| refused_line(e, table, &lines))
+        .map_err(|e| refused_line(records, e, table, &lines))
 }
 
 /// Names the file line of the row a `COPY` refused (PostgreSQL reports "COPY users, line 3"),
 /// and says so plainly when the row is already in the database.
-fn refused_line(err: sqlx::Error, table: Table, lines: &[u64]) -> Error {
+fn refused_line(records: &Records<'_>, err: sqlx::Error, table: Table, lines: &[u64]) -> Error {
     let copy_line = err
         .as_database_error()
         .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
@@ -595,7 +620,7 @@ fn refused_line(err: sqlx::Error, table: Table, lines: &[u64]) -> Error {
         .and_then(|n| n.parse::<usize>().ok());
     let line = copy_line.and_then(|n| lines.get(n.wrapping_sub(1)));
     match (line, Error::from(err)) {
-        (Some(line), Error::UniqueViolation { constraint, .. }) => at_line(
+        (Some(line), Error::UniqueViolation { constraint, .. }) => records.refusal(
             *line,
             format!(
                 "this {} row is already in the database ({constraint}): load into an empty \
@@ -603,7 +628,7 @@ fn refused_line(err: sqlx::Error, table: Table, lines: &[u64]) -> Error {
                 table.name()
             ),
         ),
-        (Some(line), err) => at_line(*line, err),
+        (Some(line), err) => records.refusal(*line, err),
         (None, err) => err,
     }
 }

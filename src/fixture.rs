@@ -218,15 +218,6 @@ fn to_ledger_line(app_label: &str, record: &RecordIn, loaded_at: DateTime<Utc>) 
     }
 }
 
-/// Deletes the converted file however the load ends.
-struct Scratch(std::path::PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Loads a Django fixture of the app's models, all or nothing. Calls `progress(table, rows)`
 /// after each table. Returns the number of records loaded.
 ///
@@ -257,45 +248,21 @@ pub async fn load(
         )
     })?;
     let loaded_at = Utc::now();
-    // The NDJSON load does the checking and the writing: record N is line N of its input, so
-    // each refusal is renamed for the fixture.
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "ledger-fixture-{}-{}.ndjson",
-        std::process::id(),
-        loaded_at.timestamp_nanos_opt().unwrap_or_default()
-    )));
-    let mut lines = String::with_capacity(text.len());
+    // The NDJSON load does the checking and the writing: record N of the fixture is its record N.
+    let mut lines = Vec::with_capacity(records.len() + 1);
     for (index, record) in records.iter().enumerate() {
-        let line = to_ledger_line(app_label, record, loaded_at).map_err(|e| match e {
-            Error::InvalidInput { reason, .. } => {
-                Error::invalid("file", format!("record {}: {reason}", index + 1))
-            }
-            other => other,
-        })?;
-        lines.push_str(&line);
-        lines.push('\n');
+        lines.push(
+            to_ledger_line(app_label, record, loaded_at).map_err(|e| match e {
+                Error::InvalidInput { reason, .. } => {
+                    Error::invalid("file", format!("record {}: {reason}", index + 1))
+                }
+                other => other,
+            })?,
+        );
     }
-    lines.push_str(&format!("{{\"end\":{{\"records\":{}}}}}\n", records.len()));
+    lines.push(format!("{{\"end\":{{\"records\":{}}}}}", records.len()));
     drop(text);
-    std::fs::write(&scratch.0, lines).map_err(|source| Error::Io {
-        what: "writing the converted fixture".into(),
-        source,
-    })?;
-    dump::load(conn, &scratch.0, progress)
-        .await
-        .map_err(|e| match e {
-            Error::InvalidInput {
-                field: "file",
-                reason,
-            } => Error::invalid(
-                "file",
-                match reason.strip_prefix("line ") {
-                    Some(rest) => format!("record {rest}"),
-                    None => reason.into_owned(),
-                },
-            ),
-            other => other,
-        })
+    dump::load_records(conn, &dump::Records::Converted(&lines), progress).await
 }
 
 /// Writes the seed's five tables as a Django fixture of the app's models, from one snapshot,

@@ -1,7 +1,6 @@
 //! Listing users, live ones or all ([`Visibility`]): exact and pattern filters, the run-time
-//! [`filter`], orderings and slices,
-//! Django's `Paginator` pages, keyset pages, projections, the prefetch of their accounts, and
-//! the seed's raw-SQL balance question. Re-exported by [`users`](super).
+//! [`filter`], orderings and slices, keyset pages, projections, the prefetch of their accounts,
+//! and the seed's raw-SQL balance question (Django's `Paginator` is in `paginate`). Re-exported by [`users`](super).
 //!
 //! Each listing takes a [`Visibility`]: live users (this crate's default) or all of them, as
 //! Django's default manager shows. The SQL below is shown for live users; each query holds
@@ -18,7 +17,7 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::{IdEmail, User, UserId, UserOrder, Visibility, escape_like};
 use crate::accounts::Account;
-use crate::page::{self, Cursor, Direction, KeysetPage, Page, Paginator};
+use crate::page::{self, Cursor, Direction, KeysetPage};
 use crate::{Error, Result};
 
 /// Users (live ones, or all: [`Visibility`]) with exactly this name.
@@ -297,7 +296,7 @@ pub async fn list_slice(
     list_ordered(db, visibility, order, limit, range.start).await
 }
 
-async fn list_ordered(
+pub(super) async fn list_ordered(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
     order: UserOrder,
@@ -352,204 +351,6 @@ async fn list_ordered(
         }
     };
     Ok(rows)
-}
-
-/// A page of users (live ones, or all: [`Visibility`]), Django's `Paginator` style: counts them,
-/// then reads the page with
-/// `limit`/`offset`. `page` is user input, read leniently as Django's `get_page` does (not a
-/// number → 1, out of range → the last page).
-///
-/// Django:
-/// `paginator = Paginator(User.objects.filter(deleted_at__isnull=True), 20)`;
-/// `page = paginator.get_page(request.GET.get('page', 1))`
-///
-/// SQL: `select count(*) from users where deleted_at is null`, then the ordered slice. Two
-/// statements: pass a connection (or `&mut *tx` for one snapshot).
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
-pub async fn get_page(
-    conn: &mut PgConnection,
-    visibility: Visibility,
-    order: UserOrder,
-    per_page: i64,
-    page: &str,
-) -> Result<Page<User>> {
-    let paginator = Paginator::new(count(&mut *conn, visibility).await?, per_page)?;
-    let spec = paginator.get_page(page);
-    let items = list_ordered(&mut *conn, visibility, order, spec.limit(), spec.offset()).await?;
-    Ok(Page { items, spec })
-}
-
-/// Page `number` of users (live ones, or all), strictly (Django's `paginator.page(n)`).
-///
-/// SQL: as [`get_page`].
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a page below 1 or past the last page, or a bad `per_page`.
-pub async fn page(
-    conn: &mut PgConnection,
-    visibility: Visibility,
-    order: UserOrder,
-    per_page: i64,
-    number: i64,
-) -> Result<Page<User>> {
-    let paginator = Paginator::new(count(&mut *conn, visibility).await?, per_page)?;
-    let spec = paginator.page(number)?;
-    let items = list_ordered(&mut *conn, visibility, order, spec.limit(), spec.offset()).await?;
-    Ok(Page { items, spec })
-}
-
-/// How a [`UserPaginator`] knows how many live users there are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counting {
-    /// `count(*)`, once, when the paginator is made: exact, and as costly as reading every live
-    /// user's index entry.
-    Exact,
-    /// The planner's statistics: the table's row estimate times the share of live rows
-    /// (`pg_class.reltuples` × `pg_stats.null_frac` of `deleted_at`), as fresh as the last
-    /// `analyze` (autovacuum keeps it within about 10 %). Constant cost at any size; the last
-    /// page may hold fewer or more rows than `per_page` says, or be empty.
-    Estimated,
-}
-
-/// Django's `Paginator` object over live users: it counts **once**, when it is made (Django
-/// caches `paginator.count` the same way), and every page it serves reuses that count. Keep it
-/// for as long as the listing may be stale by the rows written meanwhile: a request, or a few
-/// seconds of one screen. [`get_page`] and [`page()`] count on every call instead.
-///
-/// Django:
-/// `paginator = Paginator(User.objects.filter(deleted_at__isnull=True), 20)`; then
-/// `paginator.get_page(n)` for each page.
-///
-/// ```no_run
-/// # async fn demo(pool: ledger::PgPool) -> ledger::Result<()> {
-/// use ledger::users::{Counting, UserOrder, UserPaginator, Visibility};
-///
-/// let pages =
-///     UserPaginator::new(&pool, Visibility::Live, UserOrder::NewestFirst, 20, Counting::Exact)
-///         .await?;
-/// let first = pages.get_page(&pool, "1").await?;   // no count: the paginator has it
-/// let last = pages.get_page(&pool, "99").await?;   // past the end: the last page
-/// println!("{} users, {} pages", pages.paginator().count(), pages.paginator().num_pages());
-/// # let _ = (first, last);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct UserPaginator {
-    paginator: Paginator,
-    visibility: Visibility,
-    order: UserOrder,
-    counting: Counting,
-}
-
-impl UserPaginator {
-    /// Counts the live users (see [`Counting`]) and keeps the count.
-    ///
-    /// SQL: `select count(*) from users where deleted_at is null` for [`Counting::Exact`];
-    /// `select reltuples * null_frac from pg_class left join pg_stats ...` for
-    /// [`Counting::Estimated`], which counts exactly instead when `users` has never been
-    /// analyzed.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
-    pub async fn new(
-        conn: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
-        visibility: Visibility,
-        order: UserOrder,
-        per_page: i64,
-        counting: Counting,
-    ) -> Result<Self> {
-        // Checked before any statement runs.
-        Paginator::new(0, per_page)?;
-        let mut conn = conn.acquire().await?;
-        let count = match counting {
-            Counting::Exact => count(&mut *conn, visibility).await?,
-            Counting::Estimated => match estimate(&mut *conn, visibility).await? {
-                Some(estimate) => estimate,
-                None => count(&mut *conn, visibility).await?,
-            },
-        };
-        Ok(Self {
-            paginator: Paginator::new(count, per_page)?,
-            visibility,
-            order,
-            counting,
-        })
-    }
-
-    /// The count and page arithmetic.
-    pub fn paginator(&self) -> &Paginator {
-        &self.paginator
-    }
-
-    /// How the count was made.
-    pub fn counting(&self) -> Counting {
-        self.counting
-    }
-
-    /// A page read leniently, as Django's `get_page`: not a number → 1, past the end → the last
-    /// page.
-    ///
-    /// SQL: the ordered slice only (`limit`/`offset`).
-    ///
-    /// # Errors
-    /// [`Error::Database`] only.
-    pub async fn get_page(&self, db: impl PgExecutor<'_>, page: &str) -> Result<Page<User>> {
-        let spec = self.paginator.get_page(page);
-        let items =
-            list_ordered(db, self.visibility, self.order, spec.limit(), spec.offset()).await?;
-        Ok(Page { items, spec })
-    }
-
-    /// Page `number`, strictly, as Django's `paginator.page(n)`.
-    ///
-    /// SQL: the ordered slice only.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a page below 1 or past the last page.
-    pub async fn page(&self, db: impl PgExecutor<'_>, number: i64) -> Result<Page<User>> {
-        let spec = self.paginator.page(number)?;
-        let items =
-            list_ordered(db, self.visibility, self.order, spec.limit(), spec.offset()).await?;
-        Ok(Page { items, spec })
-    }
-}
-
-/// The planner's estimate of how many users are live, or `None` when `users` has never been
-/// analyzed (PostgreSQL then reports `reltuples = -1`).
-///
-/// SQL: `pg_class.reltuples` of `users` times `pg_stats.null_frac` of `users.deleted_at` (1 when
-/// there are no column statistics yet).
-///
-/// # Errors
-/// [`Error::Database`] only.
-pub async fn count_active_estimate(db: impl PgExecutor<'_>) -> Result<Option<i64>> {
-    estimate(db, Visibility::Live).await
-}
-
-/// The planner's estimate of how many users a listing of this visibility shows: every row
-/// (`reltuples`), or the live share of them.
-async fn estimate(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<Option<i64>> {
-    let estimate = sqlx::query_scalar!(
-        r#"
-        select case when c.reltuples < 0 then null
-                    when $1::bool then round(c.reltuples)::bigint
-                    else round(c.reltuples * coalesce(s.null_frac, 1))::bigint
-               end as "estimate"
-        from pg_class c
-        left join pg_stats s
-               on s.schemaname = current_schema()
-              and s.tablename = 'users'
-              and s.attname = 'deleted_at'
-        where c.oid = to_regclass('users')
-        "#,
-        visibility.shows_deleted()
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(estimate.flatten())
 }
 
 /// A keyset page of live users, newest first: the first page when `cursor` is `None`, else the

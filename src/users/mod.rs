@@ -43,9 +43,11 @@ pub(crate) use query_users;
 
 mod bulk;
 mod listing;
+mod paginate;
 
 pub use bulk::{copy_in, insert_many};
 pub use listing::*;
+pub use paginate::*;
 
 use crate::{Error, Result};
 

@@ -455,7 +455,7 @@ async fn a_django_fixture_dumps_and_loads_back_the_same(pool: PgPool) {
         "{}",
         text(&refused.stderr)
     );
-    let users: i64 = sqlx::query_scalar("select count(*) from users")
+    let users = sqlx::query_scalar!(r#"select count(*) as "n!" from users"#)
         .fetch_one(&pool)
         .await
         .unwrap();

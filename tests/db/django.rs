@@ -14,7 +14,7 @@ use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::{self, NewUser};
 use ledger::{Error, fixture, payments, schema};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 
 use crate::support::{blocking, dec, url_of};
 
@@ -151,10 +151,13 @@ async fn digests(pool: &PgPool, payments: &str, articles: &str) -> Vec<(String, 
 
 /// Django's own tables (`auth_*`, `django_*`): each one's definition and a digest of its rows.
 async fn django_tables(pool: &PgPool) -> Vec<(String, String)> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select relname::text from pg_class where relkind = 'r' \
-         and relnamespace = current_schema()::regnamespace \
-         and (relname like 'auth\\_%' or relname like 'django\\_%') order by 1",
+    let tables = sqlx::query_scalar!(
+        r#"
+        select relname::text as "name!" from pg_class
+        where relkind = 'r' and relnamespace = current_schema()::regnamespace
+          and (relname like 'auth\_%' or relname like 'django\_%')
+        order by 1
+        "#
     )
     .fetch_all(pool)
     .await
@@ -181,38 +184,63 @@ async fn django_tables(pool: &PgPool) -> Vec<(String, String)> {
 /// whether it has a default; every named check, foreign and unique key with its definition; every
 /// valid index's definition, names aside (an adopted database keeps Django's under their names).
 async fn catalog(conn: &mut PgConnection) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let tables = "('users', 'accounts', 'transactions', 'payments', 'articles', \
-                  'idempotency_keys', 'ledger_uuid_ids')";
-    let read = |sql: String| sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
-    let columns = read(format!(
-        "select c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) \
-         || case when a.attnotnull then ' not null' else '' end \
-         || case when a.atthasdef then ' default ' || pg_get_expr(d.adbin, d.adrelid) else '' end \
-         || case when a.attidentity <> '' then ' identity ' || a.attidentity::text else '' end \
-         from pg_attribute a join pg_class c on c.oid = a.attrelid \
-         left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum \
-         where c.relname in {tables} and c.relnamespace = current_schema()::regnamespace \
-         and a.attnum > 0 and not a.attisdropped order by 1"
-    ))
+    let tables = [
+        "users",
+        "accounts",
+        "transactions",
+        "payments",
+        "articles",
+        "idempotency_keys",
+        "ledger_uuid_ids",
+    ]
+    .map(String::from);
+    let columns = sqlx::query_scalar!(
+        r#"
+        select c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+               || case when a.attnotnull then ' not null' else '' end
+               || case when a.atthasdef then ' default ' || pg_get_expr(d.adbin, d.adrelid)
+                       else '' end
+               || case when a.attidentity <> '' then ' identity ' || a.attidentity::text
+                       else '' end as "column!"
+        from pg_attribute a
+        join pg_class c on c.oid = a.attrelid
+        left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+        where c.relname = any($1) and c.relnamespace = current_schema()::regnamespace
+          and a.attnum > 0 and not a.attisdropped
+        order by 1
+        "#,
+        &tables
+    )
     .fetch_all(&mut *conn)
     .await
     .unwrap();
-    let constraints = read(format!(
-        "select c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid) \
-         || case when k.convalidated then '' else ' NOT VALIDATED' end \
-         || case when k.condeferrable then ' DEFERRABLE' else '' end \
-         from pg_constraint k join pg_class c on c.oid = k.conrelid \
-         where c.relname in {tables} and k.contype in ('c', 'f', 'u') order by 1"
-    ))
+    let constraints = sqlx::query_scalar!(
+        r#"
+        select c.relname || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+               || case when k.convalidated then '' else ' NOT VALIDATED' end
+               || case when k.condeferrable then ' DEFERRABLE' else '' end as "constraint!"
+        from pg_constraint k
+        join pg_class c on c.oid = k.conrelid
+        where c.relname = any($1) and k.contype in ('c', 'f', 'u')
+        order by 1
+        "#,
+        &tables
+    )
     .fetch_all(&mut *conn)
     .await
     .unwrap();
-    let indexes = read(format!(
-        "select distinct c.relname || ' ' || x.indisunique || ' ' \
-         || regexp_replace(pg_get_indexdef(x.indexrelid), '^.* USING ', 'USING ') \
-         from pg_index x join pg_class c on c.oid = x.indrelid \
-         where c.relname in {tables} and x.indisvalid order by 1"
-    ))
+    let indexes = sqlx::query_scalar!(
+        r#"
+        select distinct c.relname || ' ' || x.indisunique || ' '
+               || regexp_replace(pg_get_indexdef(x.indexrelid), '^.* USING ', 'USING ')
+               as "index!"
+        from pg_index x
+        join pg_class c on c.oid = x.indrelid
+        where c.relname = any($1) and x.indisvalid
+        order by 1
+        "#,
+        &tables
+    )
     .fetch_all(&mut *conn)
     .await
     .unwrap();
@@ -229,31 +257,17 @@ fn beside(pool: &PgPool, suffix: &str) -> String {
 
 /// A database ledger's migrations made, beside the test's own, for comparing catalogs.
 async fn fresh_catalog(pool: &PgPool) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let name = beside(pool, "fresh");
-    let mut admin = pool.acquire().await.unwrap();
-    for sql in [
-        format!("drop database if exists {name}"),
-        format!("create database {name}"),
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut *admin)
-            .await
-            .unwrap();
-    }
-    let options = (*pool.connect_options()).clone().database(&name);
-    let mut fresh = PgConnection::connect_with(&options).await.unwrap();
-    let connected: String = sqlx::query_scalar("select current_database()::text")
-        .fetch_one(&mut fresh)
+    let (fresh, name) = scratch_database(pool, "fresh").await;
+    let mut conn = fresh.acquire().await.unwrap();
+    let connected = sqlx::query_scalar!(r#"select current_database()::text as "name!""#)
+        .fetch_one(&mut *conn)
         .await
         .unwrap();
     assert_eq!(connected, name, "the comparison must read another database");
-    schema::migrate(&mut fresh).await.unwrap();
-    let found = catalog(&mut fresh).await;
-    fresh.close().await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {name}")))
-        .execute(&mut *admin)
-        .await
-        .unwrap();
+    schema::migrate(&mut conn).await.unwrap();
+    let found = catalog(&mut conn).await;
+    drop(conn);
+    drop_database(pool, fresh, &name).await;
     found
 }
 
@@ -271,9 +285,12 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
 
     // A row Django accepted and ledger's rules refuse: the dry run names it, apply refuses.
     let mut conn = pool.acquire().await.unwrap();
-    let bad: (String,) = sqlx::query_as(
-        "update accounts set currency = 'usd' \
-         where id = (select id from accounts order by id limit 1) returning id::text",
+    let bad = sqlx::query_scalar!(
+        r#"
+        update accounts set currency = 'usd'
+        where id = (select id from accounts order by id limit 1)
+        returning id
+        "#
     )
     .fetch_one(&pool)
     .await
@@ -285,7 +302,7 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
     let violation = &dry.violations[0];
     assert_eq!(
         (violation.rule, violation.rows, &violation.sample_ids),
-        ("accounts_currency_format", 1, &vec![bad.0.clone()])
+        ("accounts_currency_format", 1, &vec![bad.to_string()])
     );
     let refused = adopt::apply(&mut conn, "myapp", &mut |_| {}).await;
     assert!(
@@ -294,11 +311,13 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
     );
     // Nothing was changed: a second dry run plans the same steps.
     assert_eq!(adopt::inspect(&mut conn, "myapp").await.unwrap(), dry);
-    sqlx::query("update accounts set currency = 'USD' where id::text = $1")
-        .bind(&bad.0)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query!(
+        "update accounts set currency = 'USD' where id = $1",
+        bad.as_uuid()
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let before = digests(&pool, "myapp_payment", "myapp_article").await;
     let djangos_own = django_tables(&pool).await;
     assert!(djangos_own.len() >= 8, "{djangos_own:?}");
@@ -373,20 +392,23 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
 
     // Ledger writes; Django reads it.
     django.follow_the_report(&report).await;
-    let (from, to): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
-        "select f.id, t.id from accounts f join accounts t on t.currency = f.currency \
-         and t.id <> f.id and t.status = 'active' \
-         where f.status = 'active' and f.balance >= 100 order by f.id, t.id limit 1",
+    let pair = sqlx::query!(
+        r#"
+        select f.id as "from", t.id as "to"
+        from accounts f
+        join accounts t on t.currency = f.currency and t.id <> f.id and t.status = 'active'
+        where f.status = 'active' and f.balance >= 100
+        order by f.id, t.id
+        limit 1
+        "#
     )
     .fetch_one(&pool)
     .await
     .unwrap();
-    let moved = transactions::transfer(
-        &mut conn,
-        &Transfer::new(from.into(), to.into(), dec("12.34")),
-    )
-    .await
-    .unwrap();
+    let (from, to) = (pair.from, pair.to);
+    let moved = transactions::transfer(&mut conn, &Transfer::new(from, to, dec("12.34")))
+        .await
+        .unwrap();
     let payment = payments::insert_json(
         &pool,
         &json!({"method": "credit_card", "discount": {"code": "LEDGER", "percent": 5}}),
@@ -475,6 +497,8 @@ async fn an_interrupted_adoption_resumes(pool: PgPool) {
 
     // 1. A reader holds `users` open: the first step on `users` waits 5 s for its lock, then fails.
     let mut reader = pool.acquire().await.unwrap();
+    // Transaction control and a read in one simple-protocol round trip: the connection stays
+    // inside the transaction afterwards, which a query macro's statement cannot leave behind.
     sqlx::raw_sql("begin; select count(*) from users")
         .execute(&mut *reader)
         .await
@@ -489,6 +513,7 @@ async fn an_interrupted_adoption_resumes(pool: PgPool) {
         Some("55P03"),
         "{err}"
     );
+    // Ends the transaction the raw `begin` above opened on this connection.
     sqlx::raw_sql("commit").execute(&mut *reader).await.unwrap();
     let partway = adopt::inspect(&mut conn, "myapp").await.unwrap();
     let done: Vec<_> = partway.steps.iter().filter(|s| s.done).collect();
@@ -500,6 +525,7 @@ async fn an_interrupted_adoption_resumes(pool: PgPool) {
 
     // 2. An old snapshot makes the first index build wait; the build is cancelled, leaving an
     // invalid index under ledger's name.
+    // As above; `django_migrations` is Django's table, which the query macros' schema lacks.
     sqlx::raw_sql("begin isolation level repeatable read; select count(*) from django_migrations")
         .execute(&mut *reader)
         .await
@@ -512,10 +538,13 @@ async fn an_interrupted_adoption_resumes(pool: PgPool) {
         })
     };
     let cancelled = loop {
-        let cancelled: bool = sqlx::query_scalar(
-            "select coalesce(bool_or(pg_cancel_backend(pid)), false) from pg_stat_activity \
-             where datname = current_database() and query like 'create index concurrently%' \
-             and wait_event_type = 'Lock'",
+        let cancelled = sqlx::query_scalar!(
+            r#"
+            select coalesce(bool_or(pg_cancel_backend(pid)), false) as "cancelled!"
+            from pg_stat_activity
+            where datname = current_database() and query like 'create index concurrently%'
+              and wait_event_type = 'Lock'
+            "#
         )
         .fetch_one(&pool)
         .await
@@ -531,32 +560,34 @@ async fn an_interrupted_adoption_resumes(pool: PgPool) {
     assert!(cancelled, "the index build never waited");
     let failed = adopting.await.unwrap();
     assert!(failed.is_err(), "{failed:?}");
+    // Ends the transaction the raw `begin` above opened on this connection.
     sqlx::raw_sql("commit").execute(&mut *reader).await.unwrap();
-    let invalid: i64 = sqlx::query_scalar("select count(*) from pg_index where not indisvalid")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let invalid =
+        sqlx::query_scalar!(r#"select count(*) as "n!" from pg_index where not indisvalid"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(invalid, 1);
 
     // 3. The next run resumes: the invalid index is built again, and the end state is whole.
     let report = adopt::apply(&mut conn, "myapp", &mut |_| {}).await.unwrap();
     assert!(report.is_adopted());
-    let invalid: i64 = sqlx::query_scalar("select count(*) from pg_index where not indisvalid")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let invalid =
+        sqlx::query_scalar!(r#"select count(*) as "n!" from pg_index where not indisvalid"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(invalid, 0);
     assert_eq!(digests(&pool, "payments", "articles").await, before);
     let deposit = transactions::deposit(
         &mut conn,
         &Movement::new(
-            sqlx::query_scalar::<_, uuid::Uuid>(
-                "select id from accounts where status = 'active' order by id limit 1",
+            sqlx::query_scalar!(
+                "select id from accounts where status = 'active' order by id limit 1"
             )
             .fetch_one(&pool)
             .await
-            .unwrap()
-            .into(),
+            .unwrap(),
             dec("1.00"),
         ),
     )
@@ -575,7 +606,7 @@ async fn django_keeps_moving_money_while_ledger_adopts_the_database(pool: PgPool
     django.manage(&["migrate", "-v0"]).await;
     django.manage(&["fill", "--users", "40"]).await;
     let transfers = || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from transactions where type = 'transfer'")
+        sqlx::query_scalar!(r#"select count(*) as "n!" from transactions where type = 'transfer'"#)
             .fetch_one(&pool)
             .await
             .unwrap()
@@ -650,7 +681,8 @@ async fn a_database_django_did_not_make_is_refused_by_name(pool: PgPool) {
             ..
         })
     ));
-    // A Django database whose model has another type is named column by column.
+    // A Django database whose model has another type is named column by column. (Several DDL
+    // statements, on tables the query macros' schema has otherwise: raw SQL.)
     sqlx::raw_sql(
         "create table django_migrations (id serial, app text, name text); \
          insert into django_migrations (app, name) values ('myapp', '0001_initial'); \
@@ -670,8 +702,11 @@ async fn a_database_django_did_not_make_is_refused_by_name(pool: PgPool) {
         "{message}"
     );
     assert!(adopt::apply(&mut conn, "myapp", &mut |_| {}).await.is_err());
-    let tables: i64 = sqlx::query_scalar(
-        "select count(*) from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r'",
+    let tables = sqlx::query_scalar!(
+        r#"
+        select count(*) as "n!" from pg_class
+        where relnamespace = 'public'::regnamespace and relkind = 'r'
+        "#
     )
     .fetch_one(&pool)
     .await
@@ -687,6 +722,8 @@ async fn scratch_database(pool: &PgPool, suffix: &str) -> (PgPool, String) {
         format!("drop database if exists {name}"),
         format!("create database {name}"),
     ] {
+        // A database's name cannot be a bind parameter, and these statements return nothing:
+        // no query macro can express them.
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&mut *admin)
             .await
@@ -703,6 +740,7 @@ async fn scratch_database(pool: &PgPool, suffix: &str) -> (PgPool, String) {
 
 async fn drop_database(pool: &PgPool, scratch: PgPool, name: &str) {
     scratch.close().await;
+    // As in `scratch_database`: the name cannot be bound.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database {name}")))
         .execute(pool)
         .await
@@ -756,9 +794,11 @@ async fn djangos_fixtures_round_trip_through_ledger(pool: PgPool) {
         reason.starts_with(&format!("record {}:", bad + 1)) && reason.contains("1.005"),
         "{reason}"
     );
-    let written: i64 = sqlx::query_scalar(
-        "select (select count(*) from users) + (select count(*) from accounts) \
-         + (select count(*) from transactions)",
+    let written = sqlx::query_scalar!(
+        r#"
+        select (select count(*) from users) + (select count(*) from accounts)
+               + (select count(*) from transactions) as "n!"
+        "#
     )
     .fetch_one(&ledger_db)
     .await
@@ -791,8 +831,7 @@ async fn djangos_fixtures_round_trip_through_ledger(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(next.id.get(), facts["payments"].as_i64().unwrap() + 1);
-    sqlx::query("delete from payments where id = $1")
-        .bind(next.id.get())
+    sqlx::query!("delete from payments where id = $1", next.id.get())
         .execute(&ledger_db)
         .await
         .unwrap();

@@ -83,6 +83,7 @@ const TEST_CODE: &[&str] = &[
     "select count(*) as \"n!\" from",
     "select (select count(*) from",
     "from pg_stat_activity",
+    "left join pg_attrdef d on d.adrelid = a.attrelid",
 ];
 
 /// Whether the query can make a NULL its columns' catalog entries do not show.
