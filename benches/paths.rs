@@ -63,8 +63,10 @@ impl Way {
     /// The label of a unit of work (which begins its own transaction) by this path.
     fn unit_label(self) -> &'static str {
         match self {
-            Way::DirectCached => "direct, statement cache on, pool checks on acquire",
-            Way::DirectNoCheckOnAcquire => "direct, pool without `test_before_acquire`",
+            Way::DirectCached => "direct, pool checks on every acquire (sqlx's default)",
+            Way::DirectNoCheckOnAcquire => {
+                "direct, `Config::connect`'s pool (checks idle ones only)"
+            }
             Way::DirectHeld => "direct, one connection held for all",
             Way::DirectProfileInTransaction => "direct, pooler profile",
             Way::BouncerProfileInTransaction => "PgBouncer, pooler profile",
@@ -146,7 +148,12 @@ async fn bench(root: &Path, durable: bool) -> Result<(), Box<dyn std::error::Err
     let primary = Cluster::ensure_with(&root.join("p"), &settings)?;
     primary.create_database(DATABASE).await?;
     let config = Config::local(&primary, DATABASE).max_connections(4);
-    let cached = config.connect().await?;
+    // sqlx's check on every acquire, as `Config::connect` did before it checked idle ones only.
+    let cached = config
+        .pool_options()
+        .test_before_acquire(true)
+        .connect_with(config.connect_options().clone())
+        .await?;
     ledger::MIGRATOR.run(&cached).await?;
     let standby = Cluster::ensure_standby(&root.join("s"), &primary)?;
     let bouncer = Bouncer::start(&root.join("b"), &primary, "default_pool_size = 4")?;
@@ -175,11 +182,8 @@ async fn bench(root: &Path, durable: bool) -> Result<(), Box<dyn std::error::Err
     let replayed = router.commit_position().await?;
     // Wait until the standby has the accounts.
     drop(router.read_after(replayed).await?);
-    let unchecked = config
-        .pool_options()
-        .test_before_acquire(false)
-        .connect_with(config.connect_options().clone())
-        .await?;
+    // `Config::connect`: connections that sat idle for a second or more are checked, no others.
+    let unchecked = config.connect().await?;
     let pools = Pools {
         cached,
         unchecked,

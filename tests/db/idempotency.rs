@@ -495,3 +495,68 @@ async fn a_cancelled_or_terminated_call_is_transient_and_its_keyed_repeat_applie
     assert_eq!(rows_with_key(&pool, "cut-off").await, 1);
     assert_eq!(balance(&pool, a.id).await, dec("0.00"));
 }
+
+/// The backend process serving `pool`'s next connection, which goes back to the pool after.
+async fn backend_of(pool: &PgPool) -> i32 {
+    sqlx::query_scalar!(r#"select pg_backend_pid() as "pid!""#)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Terminates backend `pid` and waits until it has gone.
+async fn terminate(pool: &PgPool, pid: i32) {
+    let signalled = sqlx::query_scalar!(r#"select pg_terminate_backend($1) as "done!""#, pid)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(signalled, "backend {pid}");
+    while sqlx::query_scalar!(
+        r#"select exists (select from pg_stat_activity where pid = $1) as "alive!""#,
+        pid
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `Config::pool_options` checks a pooled connection before handing it out only when it sat
+/// idle for `CHECK_IDLE_AFTER` or longer. A connection whose backend died while idle that long is
+/// replaced before the caller sees it; one whose backend died just after it went back to the pool
+/// is found by the caller's first statement, a transient error, and never pooled again.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn the_pool_checks_the_connections_that_sat_idle_and_only_those(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "10.00").await;
+    let service = ledger::Config::from_url(&crate::support::url_of(&pool))
+        .unwrap()
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+
+    // Reused at once: not checked, so the deposit's first statement finds the backend gone.
+    let first = backend_of(&service).await;
+    terminate(&pool, first).await;
+    let mut conn = service.acquire().await.unwrap();
+    let err = transactions::deposit(&mut conn, &Movement::new(a.id, dec("1.00")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.transient(), Some(Transient::ConnectionLost), "{err:?}");
+    drop(conn);
+    let second = backend_of(&service).await;
+    assert_ne!(second, first, "a dead connection is not pooled again");
+
+    // Idle past the threshold: checked, found dead, replaced; the caller sees nothing of it.
+    terminate(&pool, second).await;
+    tokio::time::sleep(ledger::config::CHECK_IDLE_AFTER + Duration::from_millis(200)).await;
+    let mut conn = service.acquire().await.unwrap();
+    transactions::deposit(&mut conn, &Movement::new(a.id, dec("1.00")))
+        .await
+        .unwrap();
+    drop(conn);
+    assert_ne!(backend_of(&service).await, second);
+    assert_eq!(balance(&pool, a.id).await, dec("11.00"));
+}

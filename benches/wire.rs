@@ -1,0 +1,409 @@
+//! Ledger against the wire's own tools, on one server, in one run, interleaved: `insert_many` and
+//! `copy_in` against psql's `COPY` into the same table, and `transfer` against pgbench running
+//! an ordered-lock transfer script; and what a pool costs a transfer, against connections held
+//! for the whole run.
+//!
+//! Run with `cargo bench --bench wire`, on the server of `DATABASE_URL` or else the private
+//! cluster; `psql` and `pgbench` must be on `PATH` (PostgreSQL's client packages). Everything
+//! runs in a database of its own, `ledger_bench_wire`, made afresh. `BENCH_ROUNDS` (default 5)
+//! sets the rounds; each round runs every alternative once, in an order that rotates from round
+//! to round, and the table gives the medians and each one's ratio to its group's first line.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use ledger::Config;
+use ledger::accounts::AccountId;
+use ledger::bulk::BulkOptions;
+use ledger::copy::CopyText;
+use ledger::transactions::{self, Movement, Transfer};
+use ledger::users::{self, NewUser, UserId};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::Postgres;
+
+const DATABASE: &str = "ledger_bench_wire";
+const USERS: usize = 10_000;
+const TRANSFERS: usize = 2_000;
+const CLIENTS: usize = 4;
+const HOT: i64 = 10;
+
+/// pgbench's side of the transfer comparison: the seed's transfer with both rows locked in one
+/// statement in id order (so that it cannot deadlock), as a client without ledger would write
+/// it. Six round trips: `BEGIN`, the lock, two updates, the insert, `END`. `HOT(n)` is the n-th
+/// hot account's id (see `hot_accounts`).
+const PGBENCH_SCRIPT: &str = r"\set a random(0, 9)
+\set b (:a + random(1, 9)) % 10
+\set cents random(1, 1000)
+BEGIN;
+SELECT balance FROM accounts WHERE id IN (HOT(:a), HOT(:b)) ORDER BY id FOR UPDATE;
+UPDATE accounts SET balance = balance - :cents / 100.0 WHERE id = HOT(:a);
+UPDATE accounts SET balance = balance + :cents / 100.0 WHERE id = HOT(:b);
+INSERT INTO transactions (from_account_id, to_account_id, amount, type, status) VALUES (HOT(:a), HOT(:b), :cents / 100.0, 'transfer', 'completed');
+END;
+";
+
+/// The n-th hot account's id: `00000000-0000-0000-0000-00000000000n`.
+fn hot_sql(n: &str) -> String {
+    format!("('00000000-0000-0000-0000-' || lpad(({n})::text, 12, '0'))::uuid")
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(run());
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Way {
+    InsertMany,
+    CopyIn,
+    PsqlCopy,
+    HeldConnections,
+    LedgerPool,
+    LargerPool,
+    PingingPool,
+    LedgerPoolWithKey,
+    Pgbench,
+}
+
+impl Way {
+    const ALL: [Way; 9] = [
+        Way::PsqlCopy,
+        Way::InsertMany,
+        Way::CopyIn,
+        Way::HeldConnections,
+        Way::LedgerPool,
+        Way::LargerPool,
+        Way::PingingPool,
+        Way::LedgerPoolWithKey,
+        Way::Pgbench,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Way::PsqlCopy => "psql `COPY users (id, email, name) FROM STDIN`, text",
+            Way::InsertMany => "`users::insert_many`",
+            Way::CopyIn => "`users::copy_in`",
+            Way::HeldConnections => "`transfer`, each client holds one connection",
+            Way::LedgerPool => "`transfer`, a connection from `Config::connect`'s pool each",
+            Way::LargerPool => "`transfer`, the same with twice as many connections as clients",
+            Way::PingingPool => {
+                "`transfer`, from a pool that pings on every acquire (sqlx's default)"
+            }
+            Way::LedgerPoolWithKey => {
+                "`transfer` with an idempotency key, `Config::connect`'s pool"
+            }
+            Way::Pgbench => "pgbench, ordered-lock script, `-M prepared`",
+        }
+    }
+
+    /// The first line of this way's group: what its ratio is taken against.
+    fn baseline(self) -> Way {
+        match self {
+            Way::PsqlCopy | Way::InsertMany | Way::CopyIn => Way::PsqlCopy,
+            _ => Way::HeldConnections,
+        }
+    }
+}
+
+struct Bench {
+    config: Config,
+    pool: PgPool,
+    larger: PgPool,
+    pinging: PgPool,
+    hot: Vec<AccountId>,
+    script: std::path::PathBuf,
+}
+
+async fn run() {
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let server = Config::resolve_or_local().await.expect("a database");
+    let admin = server.connect().await.expect("connect");
+    for sql in [
+        format!("drop database if exists {DATABASE} with (force)"),
+        format!("create database {DATABASE}"),
+    ] {
+        // A database's name cannot be a bind parameter: no query macro can express these.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .expect("database");
+    }
+    admin.close().await;
+    let config = server
+        .with_database(DATABASE)
+        .max_connections(CLIENTS as u32);
+    let pool = config.connect().await.expect("connect");
+    ledger::schema::migrate(&mut pool.acquire().await.expect("a connection"))
+        .await
+        .expect("migrate");
+    let pinging = config
+        .pool_options()
+        .test_before_acquire(true)
+        .connect_with(config.connect_options().clone())
+        .await
+        .expect("connect");
+    let larger = config
+        .clone()
+        .max_connections(2 * CLIENTS as u32)
+        .connect()
+        .await
+        .expect("connect");
+    let hot = hot_accounts(&pool).await;
+    let script = std::env::temp_dir().join("ledger-bench-wire-transfer.sql");
+    let body = PGBENCH_SCRIPT
+        .replace("HOT(:a)", &hot_sql(":a"))
+        .replace("HOT(:b)", &hot_sql(":b"));
+    std::fs::write(&script, body).expect("the pgbench script");
+    let settings = sqlx::query_scalar!(
+        r#"
+        select current_setting('server_version') || ', fsync ' || current_setting('fsync')
+               || ', synchronous_commit ' || current_setting('synchronous_commit') as "settings!"
+        "#
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("settings");
+    println!("server: PostgreSQL {settings}; {rounds} rounds, interleaved");
+
+    let bench = Bench {
+        config,
+        pool,
+        larger,
+        pinging,
+        hot,
+        script,
+    };
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); Way::ALL.len()];
+    for round in 0..rounds {
+        for k in 0..Way::ALL.len() {
+            let i = (k + round) % Way::ALL.len();
+            let seconds = bench.time(Way::ALL[i], round).await;
+            times[i].push(seconds);
+        }
+        eprintln!("round {} of {rounds} done", round + 1);
+    }
+
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    let median_of = |way: Way| medians[Way::ALL.iter().position(|w| *w == way).expect("a way")];
+    println!("\n| work | path | median | per second | ratio |");
+    println!("| :--- | :--- | ---: | ---: | ---: |");
+    for (way, seconds) in Way::ALL.iter().zip(&medians) {
+        let (work, count) = match way.baseline() {
+            Way::PsqlCopy => (format!("create {USERS} users"), USERS),
+            _ => (
+                format!("{TRANSFERS} transfers, {CLIENTS} clients, {HOT} hot accounts"),
+                TRANSFERS,
+            ),
+        };
+        println!(
+            "| {work} | {} | {:.1} ms | {:.0} | {:.2}× |",
+            way.label(),
+            seconds * 1000.0,
+            count as f64 / seconds,
+            seconds / median_of(way.baseline()),
+        );
+    }
+    std::fs::remove_file(&bench.script).ok();
+    let off = transactions::reconcile(&bench.pool)
+        .await
+        .expect("reconcile");
+    assert!(off.is_empty(), "the books balance after every transfer");
+}
+
+impl Bench {
+    /// Runs one alternative once and returns its time in seconds.
+    async fn time(&self, way: Way, round: usize) -> f64 {
+        match way {
+            Way::InsertMany => {
+                let people = people("m", round);
+                let mut conn = self.pool.acquire().await.expect("a connection");
+                let start = Instant::now();
+                users::insert_many(&mut conn, &people, BulkOptions::default())
+                    .await
+                    .expect("insert_many");
+                start.elapsed().as_secs_f64()
+            }
+            Way::CopyIn => {
+                let people = people("c", round);
+                let mut conn = self.pool.acquire().await.expect("a connection");
+                let start = Instant::now();
+                users::copy_in(&mut conn, &people).await.expect("copy_in");
+                start.elapsed().as_secs_f64()
+            }
+            Way::PsqlCopy => psql_copy(&self.config, &people("p", round)),
+            Way::Pgbench => pgbench(&self.config, &self.script),
+            Way::HeldConnections => {
+                let mut held = Vec::new();
+                for _ in 0..CLIENTS {
+                    held.push(self.pool.acquire().await.expect("a connection"));
+                }
+                self.transfers(way, round, Some(held)).await
+            }
+            _ => self.transfers(way, round, None).await,
+        }
+    }
+
+    /// `TRANSFERS` transfers among the hot accounts from `CLIENTS` tasks at once.
+    async fn transfers(
+        &self,
+        way: Way,
+        round: usize,
+        held: Option<Vec<PoolConnection<Postgres>>>,
+    ) -> f64 {
+        let mut held = held.map(|v| v.into_iter().map(Some).collect::<Vec<_>>());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let pool = match way {
+                    Way::PingingPool => self.pinging.clone(),
+                    Way::LargerPool => self.larger.clone(),
+                    _ => self.pool.clone(),
+                };
+                let hot = self.hot.clone();
+                let mut own = held.as_mut().and_then(|h| h[client].take());
+                tokio::spawn(async move {
+                    for i in 0..TRANSFERS / CLIENTS {
+                        let a = (client * 7 + i * 3) % hot.len();
+                        let b = (a + 1 + (i * 5 + client) % (hot.len() - 1)) % hot.len();
+                        let mut request =
+                            Transfer::new(hot[a], hot[b], Decimal::new((i % 1000 + 1) as i64, 2));
+                        if way == Way::LedgerPoolWithKey {
+                            request = request.idempotency_key(format!("wire-{round}-{client}-{i}"));
+                        }
+                        let result = match own.as_mut() {
+                            Some(conn) => transactions::transfer(conn, &request).await,
+                            None => {
+                                let mut conn = pool.acquire().await.expect("a connection");
+                                transactions::transfer(&mut conn, &request).await
+                            }
+                        };
+                        result.expect("every transfer succeeds");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a client");
+        }
+        start.elapsed().as_secs_f64()
+    }
+}
+
+/// Ten accounts with ids `HOT(0)` to `HOT(9)`, owned by one user, each funded with a billion by
+/// a deposit.
+async fn hot_accounts(pool: &PgPool) -> Vec<AccountId> {
+    let mut conn = pool.acquire().await.expect("a connection");
+    let owner = users::insert(&mut *conn, &NewUser::new("hot@wire.bench", "Hot"))
+        .await
+        .expect("owner");
+    let ids = sqlx::query_scalar!(
+        r#"
+        insert into accounts (id, user_id, balance, currency, status)
+        select ('00000000-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid, $1, 0, 'USD', 'active'
+        from generate_series(0, $2::bigint - 1) n
+        returning id
+        "#,
+        owner.id.as_uuid(),
+        HOT
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("hot accounts");
+    let mut hot = Vec::new();
+    for id in ids {
+        let funding = Movement::new(id, Decimal::from(1_000_000_000));
+        transactions::deposit(&mut conn, &funding)
+            .await
+            .expect("fund");
+        hot.push(id);
+    }
+    hot
+}
+
+fn people(tag: &str, round: usize) -> Vec<NewUser> {
+    (0..USERS)
+        .map(|i| NewUser::new(format!("{tag}{round}-{i}@wire.bench"), format!("Wire {i}")))
+        .collect()
+}
+
+/// psql's `COPY ... FROM STDIN` of the rows `copy_in` sends, timed by psql's `\timing` (the
+/// statement alone: psql's start-up and connection are outside it).
+fn psql_copy(config: &Config, people: &[NewUser]) -> f64 {
+    let mut data = CopyText::new();
+    for person in people {
+        data.display(UserId::new())
+            .text(&person.email)
+            .text(&person.name);
+        data.end_row();
+    }
+    let mut psql = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "\\timing on"])
+        .args(["-c", "copy users (id, email, name) from stdin"])
+        .envs(config.libpq_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql on PATH");
+    psql.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&data.take())
+        .expect("the rows");
+    let output = psql.wait_with_output().expect("psql");
+    assert!(
+        output.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let ms: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Time: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no time in psql's output: {text}"));
+    ms / 1000.0
+}
+
+/// pgbench's ordered-lock transfers: `TRANSFERS` in all from `CLIENTS` clients, prepared
+/// statements; its time from its own rate, without connection set-up.
+fn pgbench(config: &Config, script: &Path) -> f64 {
+    let per_client = (TRANSFERS / CLIENTS).to_string();
+    let output = Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-j", "2"])
+        .args(["-c", &CLIENTS.to_string(), "-t", &per_client])
+        .arg("-f")
+        .arg(script)
+        .envs(config.libpq_env())
+        .output()
+        .expect("pgbench on PATH");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("number of failed transactions: 0"),
+        "pgbench: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tps: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in pgbench's output: {text}"));
+    TRANSFERS as f64 / tps
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
