@@ -277,7 +277,9 @@ impl Config {
     ///   (sqlx 0.9.0 names every statement `sqlx_s_N` and never closes one when its cache is
     ///   off), and `ignore_startup_parameters = extra_float_digits`;
     /// - every statement runs inside a transaction (`pool.begin()`, or a unit of work, which
-    ///   begins its own), because sqlx prepares a statement and executes it in two exchanges,
+    ///   begins its own: a money movement that would otherwise be one autocommitted call
+    ///   begins one on a connection that caches no statement), because sqlx prepares a
+    ///   statement and executes it in two exchanges,
     ///   and between them a transaction pooler hands the server connection to another client.
     ///   A statement outside a transaction fails every time with "prepared statement ... does
     ///   not exist" (it never runs on the wrong connection).
@@ -338,9 +340,9 @@ impl Config {
     /// sqlx's default checks every connection on every acquire. A service under load takes a
     /// connection back within milliseconds of returning it, so that check is one more round trip
     /// per call that almost never finds anything. `cargo bench --bench wire` measured 2,000
-    /// transfers from 4 clients through the pool against the same on held connections: 1.08×
-    /// with sqlx's check, 1.02× with this one, on the private cluster; on a server with
-    /// `fsync = on`, where each commit waits for a flush, both cost 1.14–1.23× and the
+    /// transfers from 4 clients through the pool against the same on held connections: 1.07–1.08×
+    /// with sqlx's check, 1.00–1.02× with this one, on the private cluster. On a server with
+    /// `fsync = on`, where each commit waits for a flush, both cost 1.13–1.23× and the
     /// difference was within the machine's noise (see the README's "Benchmarks"). A connection
     /// that sat idle through a server restart or a failover is still checked, and replaced.
     /// What is given up: a backend that dies less than [`CHECK_IDLE_AFTER`] after its connection

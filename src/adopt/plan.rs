@@ -6,6 +6,9 @@ use crate::{Error, Result};
 
 use super::Lock;
 
+/// Migration 0015: `ledger_post`, which every movement calls.
+const POST_FUNCTION: &str = include_str!("../../migrations/0015_post_function.up.sql");
+
 /// A rule ledger enforces with a check constraint.
 pub(super) struct Check {
     pub(super) table: &'static str,
@@ -524,6 +527,14 @@ pub(super) fn plan(app: &str) -> Vec<Planned> {
              using index transactions_idempotency_key_key"
                 .into(),
         ],
+    ));
+    // The function's text is migration 0015's, so an adopted database runs the same body.
+    steps.push(catalog(
+        "create function ledger_post (a movement in one round trip)".into(),
+        "select exists (select from pg_proc where proname = 'ledger_post' and pronamespace = \
+         current_schema()::regnamespace)"
+            .into(),
+        vec![POST_FUNCTION.into()],
     ));
     let versions: Vec<String> = MIGRATOR
         .iter()

@@ -1,21 +1,34 @@
 //! Money movements: deposit, withdraw, transfer. Each owns a database transaction.
 //!
-//! Every movement is one unit of work, run by [`post`]:
+//! Every movement is one unit of work, run by [`post`], and its heart is one call of the
+//! `ledger_post` function (migration 0015), which in one round trip:
 //!
-//! 1. `begin` (a savepoint when the caller's connection is already in a transaction);
-//! 2. with an idempotency key, **claim the key** before anything else (see `idempotency`): a key
-//!    already used returns the first movement (or [`Error::IdempotencyConflict`]), and a key held
-//!    by a call still in flight makes this one wait for it to commit or roll back;
-//! 3. lock the account rows in **one statement, in ascending id order**
-//!    (`select ... where id = any($1) order by id for update`), so two transfers in opposite
+//! 1. locks the account rows in **one statement, in ascending id order**
+//!    (`select ... where id in (from, to) order by id for update`), so two transfers in opposite
 //!    directions queue instead of deadlocking — the seed's `transfer_funds` locks `from` then `to`
 //!    and deadlocks exactly there;
-//! 4. check existence, status, currency and funds in Rust, against the locked rows;
-//! 5. apply both balance changes and insert the `transactions` row in **one statement** (two
-//!    data-modifying CTEs and an insert), then `commit`.
+//! 2. checks existence, status, currency and funds against the rows as they are once locked (a
+//!    fresh snapshot: the function is volatile);
+//! 3. when every check passes, applies both balance changes and inserts the `transactions` row;
+//!    otherwise writes nothing, and returns the locked rows, from which the Rust side builds the
+//!    typed refusal.
 //!
-//! Four round trips without a key, five with one (the seed's version needs seven); the row locks
-//! are held for the last three only. Any refusal returns before step 5, so nothing is written.
+//! **Without an idempotency key, on a connection that is not in a transaction, that call is the
+//! whole unit**: one round trip, committed by the server as the statement ends, and the row locks
+//! are held only while it runs and its commit is flushed (the seed's version needs seven round
+//! trips). With a key, inside the caller's transaction, or on a connection that caches no
+//! prepared statement (the transaction-pooler profile, which needs every statement inside a
+//! transaction), the unit is `begin` (a savepoint when
+//! the caller's connection is already in a transaction), the **key's claim** (see
+//! `idempotency`) when there is a key — a key already used returns the first movement (or
+//! [`Error::IdempotencyConflict`]), and a key held by a call still in flight makes this one wait
+//! for it — then the call, then `commit`: four round trips with a key.
+//!
+//! Why a function and not one statement: a statement that locked the rows in one CTE and wrote
+//! them in others was tried, and under concurrent transfers it judged a row by an older version
+//! than the one it wrote, taking a balance below zero
+//! (`money::a_transfer_that_waited_on_a_lock_judges_the_row_as_committed` fails on it).
+//!
 //! The whole unit is retried on serialization failure (40001) or deadlock (40P01), up to
 //! [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS) times with jittered exponential backoff; after the last
 //! attempt the caller gets that error. Only this outermost unit retries: nothing below it does.
@@ -37,9 +50,10 @@
 //! transaction should be `read committed` (PostgreSQL's default): under `repeatable read`, a key
 //! or a row changed by a concurrent commit is a serialization failure.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sqlx::{Acquire, PgConnection};
+use sqlx::{Acquire, Connection, PgConnection};
 use uuid::Uuid;
 
 use super::idempotency::{self, validate_key};
@@ -49,7 +63,9 @@ use super::{
     WITHDRAWAL,
 };
 use crate::accounts::AccountId;
-use crate::{Error, Result, document};
+use crate::document::{self, Document};
+use crate::numeric::Numeric;
+use crate::{Error, Result};
 
 /// 10^13: numeric(15,2) holds values below it (checked by a unit test).
 const AMOUNT_LIMIT: Decimal = Decimal::from_parts(1_316_134_912, 2_328, 0, false, 0);
@@ -134,8 +150,9 @@ request_options!(Movement, Transfer);
 /// Django: `Transaction.objects.create(to_account=acc, amount=amount, type='deposit', ...)`
 /// with `acc.balance += amount; acc.save()` inside `transaction.atomic()`
 ///
-/// SQL: locks the account (`for update`), then one statement credits it and inserts a `deposit`
-/// row, `completed`. Owns its transaction (see the module docs).
+/// SQL: `select ... from ledger_post(...)`, which locks the account (`for update`), checks it,
+/// credits it and inserts a `deposit` row, `completed`: one round trip without a key. Owns its
+/// transaction (see the module docs).
 ///
 /// With an idempotency key, repeating the call after any failure is safe and returns the one
 /// entry (see "Retrying a call" in the [module docs](crate::transactions)).
@@ -157,9 +174,9 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 /// Django: `Transaction.objects.create(from_account=acc, amount=amount, type='withdrawal', ...)`
 /// with `acc.balance -= amount; acc.save()` inside `transaction.atomic()`
 ///
-/// SQL: locks the account, checks the funds, then one statement debits it and inserts a
-/// `withdrawal` row, `completed`. Owns its transaction. With a key, the key is claimed first, so
-/// a repeat is never refused for the funds its first attempt took.
+/// SQL: `select ... from ledger_post(...)`, which locks the account, checks the funds, debits it
+/// and inserts a `withdrawal` row, `completed`. Owns its transaction. With a key, the key is
+/// claimed first, so a repeat is never refused for the funds its first attempt took.
 ///
 /// Retrying: with an idempotency key, repeat the same call after any failure; it returns the one
 /// entry. Without a key, a failure with [`Error::outcome_unknown`] may hide a withdrawal that
@@ -176,9 +193,10 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 ///
 /// Django: the seed's `transfer_funds(from_account_id, to_account_id, amount)`
 ///
-/// SQL: locks both accounts in one statement in ascending id order (deadlock-free, unlike the
-/// seed's `from`-then-`to`), checks status, currency and funds, then one statement debits,
-/// credits and inserts a `transfer` row, `completed`. Owns its transaction. With a key, the key is
+/// SQL: `select ... from ledger_post(...)`, which locks both accounts in one statement in
+/// ascending id order (deadlock-free, unlike the seed's `from`-then-`to`), checks status,
+/// currency and funds against the locked rows, then debits, credits and inserts a `transfer`
+/// row, `completed`: one round trip without a key. Owns its transaction. With a key, the key is
 /// claimed first (see [`withdraw`]).
 ///
 /// Retrying: with an idempotency key, repeat the same call after any failure; it returns the one
@@ -203,8 +221,8 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 /// # }
 /// ```
 ///
-/// Plan (100,000 rows, checked by `tests/db/plans.rs`): the lock reads `accounts_pkey` (`id =
-/// any($1) order by id for update`).
+/// Plan (100,000 rows, checked by `tests/db/plans.rs` statement by statement inside
+/// `ledger_post`): the lock, the check and both updates read `accounts_pkey`.
 ///
 /// # Errors
 /// As [`withdraw`], and [`Error::InvalidInput`] when `from == to`, [`Error::CurrencyMismatch`]
@@ -358,7 +376,18 @@ pub(super) async fn lock_accounts(conn: &mut PgConnection, ids: &[Uuid]) -> Resu
 
 async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
     let id = Uuid::new_v4();
-    let mut tx = conn.begin().await?;
+    if posting.key.is_none()
+        && !Connection::is_in_transaction(&*conn)
+        && Connection::cached_statements_size(&*conn) > 0
+    {
+        // Nothing to claim and no caller's transaction to keep usable: the one statement is
+        // the whole unit, committed by the server as it ends. A connection that caches no
+        // statement is the transaction-pooler profile (`Config::transaction_pooler`): there
+        // sqlx prepares and executes in two exchanges, between which a pooler may hand the
+        // server connection to another client, so the unit begins a transaction below.
+        return apply(conn, posting, id).await;
+    }
+    let mut tx = Acquire::begin(conn).await?;
     if let Some(key) = posting.key
         && !idempotency::claim(&mut tx, key, &[id]).await?
     {
@@ -369,26 +398,41 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
             _ => Err(idempotency::conflict(key)),
         };
     }
+    // A refusal returns here and dropping `tx` rolls the claim back.
+    let entry = apply(&mut tx, posting, id).await?;
+    tx.commit().await?;
+    Ok(entry)
+}
 
-    let ids: Vec<Uuid> = [posting.from, posting.to]
-        .into_iter()
-        .flatten()
-        .map(|id| id.as_uuid())
-        .collect();
-    let locked = lock_accounts(&mut tx, &ids).await?;
-    check(posting, |id| locked.iter().find(|row| row.id == id))?;
+/// A locked account as the posting statement saw it, and what the statement wrote, if anything.
+struct Applied {
+    id: AccountId,
+    balance: Numeric,
+    currency: String,
+    status: String,
+    created_at: Option<DateTime<Utc>>,
+    metadata: Option<Document>,
+}
 
-    let entry = query_entries!(
-        returning r#"
-        with debit as (
-            update accounts set balance = balance - $3 where id = $1
-        ), credit as (
-            update accounts set balance = balance + $3 where id = $2
-        )
-        insert into transactions
-            (id, from_account_id, to_account_id, amount, type, status, metadata, idempotency_key)
-        values ($8, $1, $2, $3, $4, $5, $6, $7)
+/// Locks, checks and writes in one call of `ledger_post` (migration 0015): the posting's
+/// accounts are locked in ascending id order, the conditions of [`check`] are evaluated in SQL
+/// against the locked rows as they are once locked, and only when every one passes are both
+/// balances changed and the `transactions` row inserted. The call returns the locked rows, with
+/// the new row's `created_at` and `metadata` when it wrote one. When it wrote nothing, [`check`]
+/// runs on the same rows to say why.
+///
+/// SQL: `select ... from ledger_post($1, ..., $9)`; inside, `select ... for update` on
+/// `accounts_pkey`, then two `update`s and one `insert` by primary key.
+async fn apply(conn: &mut PgConnection, posting: &Posting<'_>, id: Uuid) -> Result<LedgerEntry> {
+    let rows = sqlx::query_as!(
+        Applied,
+        r#"
+        select account_id as "id!: AccountId", account_balance as "balance!: Numeric",
+               account_currency as "currency!", account_status as "status!",
+               entry_created_at as "created_at?", entry_metadata as "metadata?: Document"
+        from ledger_post($1, $2, $3, $4, $5, $6, $7, $8, $9)
         "#,
+        id,
         posting.from.map(|id| id.as_uuid()),
         posting.to.map(|id| id.as_uuid()),
         posting.amount,
@@ -396,12 +440,39 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
         COMPLETED,
         posting.metadata,
         posting.key,
-        id
+        AMOUNT_LIMIT
     )
-    .fetch_one(&mut *tx)
+    .fetch_all(&mut *conn)
     .await?;
-    tx.commit().await?;
-    Ok(entry)
+    if let Some(row) = rows.first()
+        && let (Some(created_at), Some(metadata)) = (row.created_at, row.metadata.clone())
+    {
+        return Ok(LedgerEntry {
+            id: id.into(),
+            from_account_id: posting.from,
+            to_account_id: posting.to,
+            amount: posting.amount,
+            kind: posting.kind.into(),
+            status: COMPLETED.into(),
+            metadata,
+            created_at,
+            idempotency_key: posting.key.map(str::to_owned),
+        });
+    }
+    let locked: Vec<Locked> = rows
+        .into_iter()
+        .map(|row| Locked {
+            id: row.id,
+            balance: row.balance.into(),
+            currency: row.currency,
+            status: row.status,
+        })
+        .collect();
+    check(posting, |id| locked.iter().find(|row| row.id == id))?;
+    // `verdict` and `check` are the same conditions: reaching here is a bug in one of them.
+    Err(Error::Database(sqlx::Error::Protocol(
+        "the posting wrote nothing, yet its accounts pass every check".into(),
+    )))
 }
 
 /// The checks made against the locked rows; any failure leaves the database untouched.

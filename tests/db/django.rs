@@ -181,7 +181,8 @@ async fn django_tables(pool: &PgPool) -> Vec<(String, String)> {
 }
 
 /// The catalog as ledger's code depends on it: every column with its type, nullability and
-/// whether it has a default; every named check, foreign and unique key with its definition; every
+/// whether it has a default; every named check, foreign and unique key with its definition, and
+/// every `ledger_*` function's; every
 /// valid index's definition, names aside (an adopted database keeps Django's under their names).
 async fn catalog(conn: &mut PgConnection) -> (Vec<String>, Vec<String>, Vec<String>) {
     let tables = [
@@ -229,6 +230,20 @@ async fn catalog(conn: &mut PgConnection) -> (Vec<String>, Vec<String>, Vec<Stri
     .fetch_all(&mut *conn)
     .await
     .unwrap();
+    // Ledger's functions count as rules too: every movement calls `ledger_post`.
+    let functions = sqlx::query_scalar!(
+        r#"
+        select pg_get_functiondef(p.oid) as "definition!"
+        from pg_proc p
+        where p.proname like 'ledger\_%' and p.pronamespace = current_schema()::regnamespace
+        order by 1
+        "#
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert!(!functions.is_empty(), "ledger_post is missing");
+    let constraints = [constraints, functions].concat();
     let indexes = sqlx::query_scalar!(
         r#"
         select distinct c.relname || ' ' || x.indisunique || ' '

@@ -454,7 +454,7 @@ async fn a_cancelled_or_terminated_call_is_transient_and_its_keyed_repeat_applie
                 transactions::withdraw(&mut conn, &request).await
             }
         });
-        wait_until_blocked(&pool, "for update").await;
+        wait_until_blocked(&pool, "ledger_post").await;
         // Only the withdrawal waits on a lock; the kill statement itself does not match.
         let killed = sqlx::query_scalar!(
             r#"
@@ -496,12 +496,17 @@ async fn a_cancelled_or_terminated_call_is_transient_and_its_keyed_repeat_applie
     assert_eq!(balance(&pool, a.id).await, dec("0.00"));
 }
 
-/// The backend process serving `pool`'s next connection, which goes back to the pool after.
+/// The backend process serving the only connection of `pool`, once that connection is back in
+/// the pool (sqlx returns it only after a check of its own).
 async fn backend_of(pool: &PgPool) -> i32 {
-    sqlx::query_scalar!(r#"select pg_backend_pid() as "pid!""#)
+    let pid = sqlx::query_scalar!(r#"select pg_backend_pid() as "pid!""#)
         .fetch_one(pool)
         .await
-        .unwrap()
+        .unwrap();
+    while pool.num_idle() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pid
 }
 
 /// Terminates backend `pid` and waits until it has gone.

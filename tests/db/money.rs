@@ -1,6 +1,8 @@
 //! `ledger::transactions` movements: deposits, withdrawals, transfers, idempotency, retries,
 //! concurrency, savepoints.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ledger::Error;
@@ -10,7 +12,9 @@ use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::NewUser;
 use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::{Acquire, PgPool};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Acquire, Connection, PgConnection, PgPool};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::support::{dec, user};
 
@@ -460,4 +464,161 @@ async fn zero_money_reads_with_the_columns_two_decimals(pool: PgPool) {
     .unwrap();
     let dump = String::from_utf8(dump).unwrap();
     assert!(dump.contains(r#""balance":"0.00""#), "{dump}");
+}
+
+/// A transfer that waits on an account's lock judges the account as the lock holder left it.
+/// Another client withdraws 90.00 of 100.00 inside its transaction and holds the row while the
+/// transfer of 50.00 queues behind it; after that commit the transfer is refused for the 10.00
+/// left. Then a deposit of 100.00 holds the row the same way, and after it commits the same
+/// transfer goes through. (A one-statement transfer that locked in one CTE and wrote in others
+/// took the first one below zero: its write re-checked against an older view of the row.)
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_transfer_that_waited_on_a_lock_judges_the_row_as_committed(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "100.00").await.id;
+    let b = funded(&pool, "b@example.com", "USD", "0.00").await.id;
+    for (expect_applied, a_after) in [(false, dec("10.00")), (true, dec("60.00"))] {
+        let mut holder = pool.acquire().await.unwrap();
+        let mut tx = holder.begin().await.unwrap();
+        if expect_applied {
+            transactions::deposit(&mut tx, &Movement::new(a, dec("100.00"))).await
+        } else {
+            transactions::withdraw(&mut tx, &Movement::new(a, dec("90.00"))).await
+        }
+        .unwrap();
+
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let mut conn = pool.acquire().await.unwrap();
+                transactions::transfer(&mut conn, &Transfer::new(a, b, dec("50.00"))).await
+            }
+        });
+        crate::idempotency::wait_until_blocked(&pool, "ledger_post").await;
+        tx.commit().await.unwrap();
+
+        match waiting.await.unwrap() {
+            Ok(entry) => assert!(expect_applied, "applied against a stale balance: {entry:?}"),
+            Err(Error::InsufficientFunds {
+                balance, requested, ..
+            }) => {
+                assert!(!expect_applied, "refused against a stale balance");
+                assert_eq!((balance, requested), (dec("10.00"), dec("50.00")));
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+        assert_eq!(balance(&pool, a).await, a_after);
+    }
+    assert_eq!(balance(&pool, b).await, dec("50.00"));
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+}
+
+/// A proxy between a client and the test's server that counts the client's writes: each is one
+/// exchange (sqlx buffers a request's messages and flushes them once, then waits for the reply).
+async fn counting_proxy(server: &PgConnectOptions) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let writes = Arc::new(AtomicUsize::new(0));
+    let (socket, host, server_port) = (
+        server
+            .get_socket()
+            .map(|dir| dir.join(format!(".s.PGSQL.{}", server.get_port()))),
+        server.get_host().to_owned(),
+        server.get_port(),
+    );
+    let counted = writes.clone();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let (socket, host, counted) = (socket.clone(), host.clone(), counted.clone());
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write): (
+                    Box<dyn AsyncRead + Unpin + Send>,
+                    Box<dyn AsyncWrite + Unpin + Send>,
+                ) = match socket {
+                    Some(path) => {
+                        let (r, w) = tokio::net::UnixStream::connect(path)
+                            .await
+                            .unwrap()
+                            .into_split();
+                        (Box::new(r), Box::new(w))
+                    }
+                    None => {
+                        let (r, w) = tokio::net::TcpStream::connect((host.as_str(), server_port))
+                            .await
+                            .unwrap()
+                            .into_split();
+                        (Box::new(r), Box::new(w))
+                    }
+                };
+                let upstream = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let downstream = tokio::io::copy(&mut server_read, &mut client_write);
+                tokio::select! {
+                    _ = upstream => {},
+                    _ = downstream => {},
+                }
+            });
+        }
+    });
+    (port, writes)
+}
+
+/// Without a key, on a connection that caches its statements, a movement is one exchange with
+/// the server: `select ... from ledger_post(...)`, autocommitted. With a key it is four (`begin`,
+/// the claim, the call, `commit`), and so it is on the transaction-pooler profile (`begin`, the
+/// call prepared, then executed, `commit`), which needs every statement inside a transaction.
+/// Counted by a proxy between the client and the server.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_movement_without_a_key_is_one_round_trip(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "100.00").await.id;
+    let b = funded(&pool, "b@example.com", "USD", "0.00").await.id;
+    let server = pool.connect_options();
+    let (port, writes) = counting_proxy(&server).await;
+    let password = ledger::Config::from_url(&crate::support::url_of(&pool))
+        .unwrap()
+        .libpq_env()
+        .into_iter()
+        .find_map(|(name, value)| (name == "PGPASSWORD").then_some(value));
+    let mut through_proxy = PgConnectOptions::new_without_pgpass()
+        .host("127.0.0.1")
+        .port(port)
+        .username(server.get_username())
+        .database(server.get_database().unwrap());
+    if let Some(password) = password {
+        through_proxy = through_proxy.password(&password);
+    }
+    for (pooler, key, exchanges) in [(false, None, 1), (false, Some("k1"), 4), (true, None, 4)] {
+        let options = if pooler {
+            through_proxy.clone().statement_cache_capacity(0)
+        } else {
+            through_proxy.clone()
+        };
+        let mut conn = PgConnection::connect_with(&options).await.unwrap();
+        // Warm the statement cache, as any pooled connection soon is.
+        let warm_key = format!("warm-{pooler}-{key:?}");
+        for warm in [None, Some(warm_key)] {
+            let mut deposit = Movement::new(b, dec("0.01"));
+            deposit.idempotency_key = warm;
+            transactions::deposit(&mut conn, &deposit).await.unwrap();
+        }
+        let mut request = Transfer::new(a, b, dec("1.00"));
+        if let Some(key) = key {
+            request = request.idempotency_key(key);
+        }
+        let before = writes.load(Ordering::SeqCst);
+        transactions::transfer(&mut conn, &request).await.unwrap();
+        let counted = writes.load(Ordering::SeqCst) - before;
+        assert_eq!(counted, exchanges, "pooler profile {pooler}, key {key:?}");
+        conn.close().await.unwrap();
+    }
+    assert_eq!(balance(&pool, a).await, dec("97.00"));
+    assert_eq!(balance(&pool, b).await, dec("3.06"));
 }

@@ -423,7 +423,89 @@ async fn plans_of_the_hot_queries_use_their_indexes_on_realistic_volumes(pool: P
             ));
         }
     }
+    failures.extend(ledger_post_problems(&pool, &fixture).await);
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// The statements inside `ledger_post` (migration 0015), every movement's lock, check and
+/// writes, planned as PostgreSQL plans them there: each `p_` argument is a bind parameter. Each
+/// must read `accounts` (and write `transactions`) by primary key, with no sequential scan.
+async fn ledger_post_problems(pool: &PgPool, fixture: &Fixture) -> Vec<String> {
+    let migration = include_str!("../../migrations/0015_post_function.up.sql");
+    let body = migration
+        .split_once("\nbegin\n")
+        .and_then(|(_, rest)| rest.split_once("\nend\n$$"))
+        .expect("ledger_post's body")
+        .0;
+    // Longest names first: `p_to` is a prefix of nothing, but `p_type` must not become `$3ype`.
+    let parameters = [
+        ("p_credit_limit", "$9"),
+        ("p_metadata", "$7"),
+        ("p_amount", "$4"),
+        ("p_status", "$6"),
+        ("p_entry", "$1"),
+        ("p_from", "$2"),
+        ("p_type", "$5"),
+        ("p_key", "$8"),
+        ("p_to", "$3"),
+    ];
+    let mut problems = Vec::new();
+    let mut planned = 0;
+    let code: String = body
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for statement in code.split(';') {
+        let mut sql = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (prefix, replacement) in [("if v_passed then", ""), ("return query", "")] {
+            if let Some(rest) = sql.strip_prefix(prefix) {
+                sql = format!("{replacement}{rest}").trim().to_owned();
+            }
+        }
+        if let Some(rest) = sql.strip_prefix("perform") {
+            sql = format!("select{rest}");
+        }
+        if !(sql.starts_with("select") || sql.starts_with("update") || sql.starts_with("insert")) {
+            continue;
+        }
+        sql = sql
+            .replace(" into v_passed", "")
+            .replace(" into v_created_at, v_metadata", "")
+            .replace("v_created_at", "null::timestamptz")
+            .replace("v_metadata", "null::jsonb");
+        for (name, number) in parameters {
+            sql = sql.replace(name, number);
+        }
+        let mut args = PgArguments::default();
+        args.add(Uuid::new_v4()).unwrap();
+        args.add(fixture.accounts[0]).unwrap();
+        args.add(fixture.accounts[1]).unwrap();
+        args.add(Decimal::ONE).unwrap();
+        args.add("transfer").unwrap();
+        args.add("completed").unwrap();
+        args.add(json!({})).unwrap();
+        args.add(None::<String>).unwrap();
+        args.add(Decimal::from(10_000_000_000_000_i64)).unwrap();
+        let explain = format!("explain (format json) {sql}");
+        let row = sqlx::query_with(sqlx::AssertSqlSafe(explain), args)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("ledger_post: {sql}: {e}"));
+        planned += 1;
+        let plan: Value = row.get(0);
+        let mut all = Vec::new();
+        nodes(&plan[0]["Plan"], &mut all);
+        let scans_seq = all.iter().any(|(kind, _, _)| kind == "Seq Scan");
+        let reads_accounts = sql.contains("accounts");
+        let by_key = all.iter().any(|(_, _, index)| index == "accounts_pkey");
+        if scans_seq || (reads_accounts && !sql.starts_with("insert") && !by_key) {
+            problems.push(format!("ledger_post: {sql}\n    plan: {all:?}"));
+        }
+    }
+    // The lock, the check, two updates, the insert and the rows returned.
+    assert_eq!(planned, 6, "the statements of ledger_post");
+    problems
 }
 
 async fn fixture(pool: &PgPool) -> Fixture {
