@@ -1,8 +1,9 @@
 //! Streams 1,000,000 ledger entries and reports the process's peak memory.
 //!
 //! ```sh
-//! cargo run --release --example stream_rss            # 1,000,000 rows
+//! cargo run --release --example stream_rss            # 1,000,000 rows, `stream_all`
 //! cargo run --release --example stream_rss -- 200000  # another count
+//! cargo run --release --example stream_rss -- --path=stream_unordered   # or --path=copy_all
 //! ```
 //!
 //! Uses a database of its own (`ledger_stream_rss`) on the configured server or the private
@@ -52,14 +53,31 @@ async fn main() -> AnyResult {
         }
     }
 
+    let path = std::env::args()
+        .find_map(|a| a.strip_prefix("--path=").map(str::to_owned))
+        .unwrap_or_else(|| "stream_all".to_owned());
+    let sum = |(n, sum): (u64, Decimal), entry: transactions::LedgerEntry| async move {
+        Ok((n + 1, sum + entry.amount))
+    };
+    let zero = (0u64, Decimal::ZERO);
     let started = Instant::now();
-    let (count, total) = transactions::stream_all(&pool)
-        .try_fold((0u64, Decimal::ZERO), |(n, sum), entry| async move {
-            Ok((n + 1, sum + entry.amount))
-        })
-        .await?;
+    let (count, total) = match path.as_str() {
+        "stream_all" => transactions::stream_all(&pool).try_fold(zero, sum).await?,
+        "stream_unordered" => {
+            transactions::stream_unordered(&pool)
+                .try_fold(zero, sum)
+                .await?
+        }
+        "copy_all" => {
+            let mut conn = pool.acquire().await?;
+            transactions::copy_all(&mut conn)
+                .try_fold(zero, sum)
+                .await?
+        }
+        other => return Err(format!("unknown --path={other}").into()),
+    };
     let elapsed = started.elapsed();
-    println!("streamed {count} entries (sum {total}) in {elapsed:.2?}");
+    println!("{path}: streamed {count} entries (sum {total}) in {elapsed:.2?}");
     println!(
         "{:.0} rows/s; peak RSS of this process (VmHWM): {}",
         count as f64 / elapsed.as_secs_f64(),
