@@ -469,7 +469,7 @@ async fn apply(conn: &mut PgConnection, posting: &Posting<'_>, id: Uuid) -> Resu
         })
         .collect();
     check(posting, |id| locked.iter().find(|row| row.id == id))?;
-    // `verdict` and `check` are the same conditions: reaching here is a bug in one of them.
+    // `ledger_post` checks exactly what `check` does: reaching here is a bug in one of them.
     Err(Error::Database(sqlx::Error::Protocol(
         "the posting wrote nothing, yet its accounts pass every check".into(),
     )))
