@@ -521,5 +521,9 @@ fn django_changes(app_label: &str) -> Vec<String> {
              {app_label} --fake`: the tables are renamed already"
         ),
         "users, accounts, transactions: no change (their Meta names the table)".into(),
+        "optional, for cheaper writes: User's `models.Index(fields=['email'])` is redundant \
+         beside `unique=True` (ledger's own schema drops it, migration 0016); remove it from \
+         Meta.indexes and run makemigrations and migrate, and Django drops its index"
+            .into(),
     ]
 }

@@ -128,12 +128,6 @@ pub(super) struct Index {
 pub(super) const INDEXES: &[Index] = &[
     Index {
         table: "users",
-        name: "users_email_idx",
-        definition: "USING btree (email)",
-        unique: false,
-    },
-    Index {
-        table: "users",
         name: "users_live_created_at_id_idx",
         definition: "USING btree (created_at DESC, id DESC) WHERE (deleted_at IS NULL)",
         unique: false,

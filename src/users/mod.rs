@@ -274,8 +274,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
 ///
 /// SQL: `select ... from users where email = $1` (the unique index).
 ///
-/// Plan (100,000 rows, checked by `tests/db/plans.rs`): an index scan of `users_email_key` or the
-/// seed's `users_email_idx`.
+/// Plan (100,000 rows, checked by `tests/db/plans.rs`): an index scan of `users_email_key`.
 ///
 /// # Errors
 /// [`Error::Database`] only.

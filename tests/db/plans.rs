@@ -71,7 +71,7 @@ fn cases() -> Vec<Case> {
             function: "users::find_by_email",
             marker: "select id, email, name, created_at, deleted_at from users where email = $1",
             args: |_| bind!["u4242@plan.example"],
-            indexes: &["users_email_key|users_email_idx"],
+            indexes: &["users_email_key"],
             seq_scan_ok: &[],
             sort_ok: false,
         },
