@@ -23,6 +23,8 @@ use ledger::users::{self, NewUser};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 
+mod support;
+
 const USERS_PER_ROUND: usize = 10_000;
 const ENTRIES: i64 = 200_000;
 const TRANSFERS: usize = 2_000;
@@ -63,18 +65,7 @@ impl Django {
 
 /// A fresh database on the configured server: `(pool, url)`.
 async fn fresh(config: &Config, name: &str) -> (PgPool, String) {
-    let admin = config.connect().await.expect("connect");
-    for sql in [
-        format!("drop database if exists {name} with (force)"),
-        format!("create database {name}"),
-    ] {
-        // A database's name cannot be a bind parameter: no query macro can express these.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&admin)
-            .await
-            .expect("database");
-    }
-    let config = config.with_database(name).max_connections(CLIENTS as u32);
+    let config = support::fresh_database(config, name, CLIENTS as u32).await;
     let pool = config.connect().await.expect("connect");
     (pool, config.url())
 }
@@ -112,11 +103,6 @@ async fn fill(pool: &PgPool) -> Vec<AccountId> {
         .expect("hot accounts")
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 async fn run() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var_os("LEDGER_DJANGO_PYTHON")
@@ -129,10 +115,7 @@ async fn run() {
         );
         std::process::exit(2);
     }
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let rounds = support::rounds();
     let config = Config::resolve_or_local().await.expect("a database");
 
     let (django_pool, django_url) = fresh(&config, "ledger_bench_django").await;
@@ -261,7 +244,10 @@ async fn run() {
         eprintln!("round {} of {rounds} done", round + 1);
     }
 
-    let medians: Vec<(&str, f64)> = times.into_iter().map(|(n, v)| (n, median(v))).collect();
+    let medians: Vec<(&str, f64)> = times
+        .into_iter()
+        .map(|(n, v)| (n, support::median(v)))
+        .collect();
     println!("\n| work | median | vs Django |");
     println!("| :--- | ---: | ---: |");
     for (i, (name, seconds)) in medians.iter().enumerate() {

@@ -25,6 +25,8 @@ use sqlx::PgPool;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::Postgres;
 
+mod support;
+
 const DATABASE: &str = "ledger_bench_wire";
 const USERS: usize = 10_000;
 const TRANSFERS: usize = 2_000;
@@ -122,26 +124,9 @@ struct Bench {
 }
 
 async fn run() {
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let rounds = support::rounds();
     let server = Config::resolve_or_local().await.expect("a database");
-    let admin = server.connect().await.expect("connect");
-    for sql in [
-        format!("drop database if exists {DATABASE} with (force)"),
-        format!("create database {DATABASE}"),
-    ] {
-        // A database's name cannot be a bind parameter: no query macro can express these.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&admin)
-            .await
-            .expect("database");
-    }
-    admin.close().await;
-    let config = server
-        .with_database(DATABASE)
-        .max_connections(CLIENTS as u32);
+    let config = support::fresh_database(&server, DATABASE, CLIENTS as u32).await;
     let pool = config.connect().await.expect("connect");
     ledger::schema::migrate(&mut pool.acquire().await.expect("a connection"))
         .await
@@ -193,7 +178,7 @@ async fn run() {
         eprintln!("round {} of {rounds} done", round + 1);
     }
 
-    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    let medians: Vec<f64> = times.into_iter().map(support::median).collect();
     let median_of = |way: Way| medians[Way::ALL.iter().position(|w| *w == way).expect("a way")];
     println!("\n| work | path | median | per second | ratio |");
     println!("| :--- | :--- | ---: | ---: | ---: |");
@@ -366,14 +351,7 @@ fn psql_copy(config: &Config, people: &[NewUser]) -> f64 {
         "psql: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8_lossy(&output.stdout);
-    let ms: f64 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("Time: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or_else(|| panic!("no time in psql's output: {text}"));
-    ms / 1000.0
+    support::number_after(&String::from_utf8_lossy(&output.stdout), "Time: ") / 1000.0
 }
 
 /// pgbench's ordered-lock transfers: `TRANSFERS` in all from `CLIENTS` clients, prepared
@@ -394,16 +372,5 @@ fn pgbench(config: &Config, script: &Path) -> f64 {
         "pgbench: {text}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let tps: f64 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("tps = "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|tps| tps.parse().ok())
-        .unwrap_or_else(|| panic!("no rate in pgbench's output: {text}"));
-    TRANSFERS as f64 / tps
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    TRANSFERS as f64 / support::number_after(&text, "tps = ")
 }
