@@ -114,7 +114,9 @@ async fn uuid_payments_and_articles_become_numbered_and_keep_their_old_ids(pool:
             .collect();
     assert_eq!(numbered, [(1, "older".into()), (2, "newer".into())]);
     let kept: Vec<(String, uuid::Uuid, i64)> =
-        sqlx::query!("select table_name, uuid, id from ledger_uuid_ids order by table_name, id")
+        sqlx::query!(
+            r#"select table_name, uuid as "uuid: uuid::Uuid", id from ledger_uuid_ids order by table_name, id"#
+        )
             .fetch_all(&mut *conn)
             .await
             .unwrap()
