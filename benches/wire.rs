@@ -70,12 +70,13 @@ enum Way {
     LedgerPool,
     LargerPool,
     PingingPool,
+    UncheckedPool,
     LedgerPoolWithKey,
     Pgbench,
 }
 
 impl Way {
-    const ALL: [Way; 9] = [
+    const ALL: [Way; 10] = [
         Way::PsqlCopy,
         Way::InsertMany,
         Way::CopyIn,
@@ -83,6 +84,7 @@ impl Way {
         Way::LedgerPool,
         Way::LargerPool,
         Way::PingingPool,
+        Way::UncheckedPool,
         Way::LedgerPoolWithKey,
         Way::Pgbench,
     ];
@@ -98,6 +100,7 @@ impl Way {
             Way::PingingPool => {
                 "`transfer`, from a pool that pings on every acquire (sqlx's default)"
             }
+            Way::UncheckedPool => "`transfer`, `Config::connect`'s pool without its release check",
             Way::LedgerPoolWithKey => {
                 "`transfer` with an idempotency key, `Config::connect`'s pool"
             }
@@ -119,6 +122,7 @@ struct Bench {
     pool: PgPool,
     larger: PgPool,
     pinging: PgPool,
+    unchecked: PgPool,
     hot: Vec<AccountId>,
     script: std::path::PathBuf,
 }
@@ -134,6 +138,12 @@ async fn run() {
     let pinging = config
         .pool_options()
         .test_before_acquire(true)
+        .connect_with(config.connect_options().clone())
+        .await
+        .expect("connect");
+    let unchecked = config
+        .pool_options()
+        .after_release(|_, _| Box::pin(async { Ok(true) }))
         .connect_with(config.connect_options().clone())
         .await
         .expect("connect");
@@ -165,6 +175,7 @@ async fn run() {
         pool,
         larger,
         pinging,
+        unchecked,
         hot,
         script,
     };
@@ -251,6 +262,7 @@ impl Bench {
             .map(|client| {
                 let pool = match way {
                     Way::PingingPool => self.pinging.clone(),
+                    Way::UncheckedPool => self.unchecked.clone(),
                     Way::LargerPool => self.larger.clone(),
                     _ => self.pool.clone(),
                 };

@@ -272,10 +272,12 @@ impl Config {
     /// executed on another. Also set `DB_TRANSACTION_POOLER=1` beside the other variables.
     ///
     /// It is one half of the profile; the README's "PgBouncer" section gives the whole:
-    /// - PgBouncer runs `server_reset_query = DISCARD ALL` with `server_reset_query_always = 1`,
-    ///   so a server connection goes back to its pool with no prepared statement left on it
-    ///   (sqlx 0.9.0 names every statement `sqlx_s_N` and never closes one when its cache is
-    ///   off), and `ignore_startup_parameters = extra_float_digits`;
+    /// - PgBouncer runs `ignore_startup_parameters = extra_float_digits`, and
+    ///   `server_reset_query = DISCARD ALL` with `server_reset_query_always = 1`, so that a
+    ///   server connection goes back to its pool with nothing left on it. (sqlx 0.9.0 named
+    ///   every statement `sqlx_s_N` and never closed one when its cache was off, so two
+    ///   clients' statements collided without the reset; sqlx 0.9.1, which ledger pins, uses the
+    ///   unnamed statement then, and `tests/db/pgbouncer.rs` shows that they no longer collide);
     /// - every statement runs inside a transaction (`pool.begin()`, or a unit of work, which
     ///   begins its own: a money movement that would otherwise be one autocommitted call
     ///   begins one on a connection that caches no statement), because sqlx prepares a
@@ -350,6 +352,13 @@ impl Config {
     /// [`Transient::ConnectionLost`](crate::Transient::ConnectionLost) error, exactly as if it had
     /// died during the call. For sqlx's behaviour, set `.test_before_acquire(true)` on these
     /// options.
+    ///
+    /// Every connection going back to the pool is asked whether its session is outside any
+    /// transaction ([`session::is_outside_transaction`](crate::session::is_outside_transaction),
+    /// one simple query): one left inside a transaction that no caller holds (a future dropped
+    /// at the wrong moment, a `begin` sent as plain SQL) is closed, never handed to the next
+    /// caller. The check runs in the task that returns the connection, after the caller has
+    /// moved on; sqlx then pings it once more. Its cost is in the README's "Benchmarks".
     pub fn pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
@@ -362,6 +371,17 @@ impl Config {
                         conn.ping().await?;
                     }
                     Ok(true)
+                })
+            })
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    let clean = crate::session::probe(conn).await?;
+                    if !clean {
+                        tracing::warn!(
+                            "a connection came back inside a transaction nobody holds; closed"
+                        );
+                    }
+                    Ok(clean)
                 })
             })
     }

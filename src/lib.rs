@@ -109,6 +109,7 @@ pub mod atomic;
 pub mod bulk;
 pub mod config;
 pub mod copy;
+pub mod cursor;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod demo;
@@ -125,6 +126,7 @@ pub mod page;
 pub mod payments;
 pub mod replica;
 pub mod schema;
+pub mod session;
 pub mod transactions;
 pub mod users;
 

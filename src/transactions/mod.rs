@@ -108,8 +108,9 @@ use crate::document::Document;
 pub use crate::ids::EntryId;
 pub use crate::kinds::{EntryKind, EntryStatus};
 
-/// A row of `transactions`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// A row of `transactions`. (`FromRow` reads the columns by the names the crate's queries give
+/// them, `type` as `kind`: the streams' `fetch` is the one query that is not a macro.)
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct LedgerEntry {
     /// Primary key.
     pub id: EntryId,

@@ -2,23 +2,100 @@
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, TryStreamExt};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{Acquire, PgExecutor, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::LedgerEntry;
 use crate::bulk::MAX_CHUNK_SIZE;
+use crate::cursor::Cursor;
 use crate::{Error, Result};
 
-/// Every entry in time order (`created_at`, then id), as a stream: rows are decoded as they
-/// arrive, so memory stays flat whatever the table size.
+/// The `fetch` statements of the two cursors, [`FETCH_ROWS`](crate::cursor::FETCH_ROWS) rows each.
+const FETCH_ORDERED: &str = "fetch 1000 from ledger_entries_ordered";
+const FETCH_UNORDERED: &str = "fetch 1000 from ledger_entries";
+
+/// Every entry in time order (`created_at`, then id), as a stream: rows are decoded a chunk at
+/// a time, so memory stays flat whatever the table size.
 ///
 /// Django: `for tx in Transaction.objects.order_by('created_at').iterator(chunk_size=1000)`
 ///
-/// SQL: one `select ... from transactions order by created_at, id` whose rows sqlx reads off the
-/// socket as the stream is polled. The stream holds its connection until it ends or is dropped;
-/// dropping it early is fine (sqlx discards the rest of the result before the connection is used
-/// again).
-pub fn stream_all<'e>(
+/// SQL: in a transaction of its own (a savepoint when `db` is already in one),
+/// `declare ledger_entries_ordered no scroll cursor for select ... from transactions order by
+/// created_at, id`, then `fetch 1000` until the cursor is exhausted, then `rollback`: the same
+/// snapshot as one `select`, read through a server-side cursor as Django's `.iterator()` does
+/// (see [`crate::cursor`]).
+///
+/// Dropping the stream early costs at most the rest of one chunk of
+/// [`FETCH_ROWS`](crate::cursor::FETCH_ROWS) rows, whatever the table's size; the cursor is
+/// closed by the `rollback` that sqlx then sends, and the server stops reading. The stream holds
+/// its connection (and, for a pool, takes one) until it ends or is dropped.
+///
+/// # Errors
+/// Items are [`Error::Database`] (or a transient error) from the server; after one, the
+/// stream ends.
+pub fn stream_all<'a, A>(db: A) -> impl Stream<Item = Result<LedgerEntry>> + Send + Unpin + 'a
+where
+    A: Acquire<'a, Database = Postgres> + Send + 'a,
+{
+    let declare = sqlx::query!(
+        r#"
+        declare ledger_entries_ordered no scroll cursor for
+        select id, from_account_id, to_account_id, amount, type as kind, status, metadata,
+               created_at, idempotency_key
+        from transactions
+        order by created_at, id
+        "#
+    );
+    crate::cursor::stream(
+        db,
+        Cursor {
+            declare,
+            fetch: FETCH_ORDERED,
+        },
+    )
+}
+
+/// Every entry in the order the server finds them (no `order by`: physical order, no sort), as
+/// a stream. Django's `.iterator()` on a queryset without an ordering reads the same way; use it
+/// when the order does not matter (an export, a sum, a search), [`stream_all`] when it does.
+///
+/// Django: `for tx in Transaction.objects.iterator(chunk_size=1000)`
+///
+/// SQL: as [`stream_all`], through `declare ledger_entries no scroll cursor for select ... from
+/// transactions`: a sequential scan, where [`stream_all`] pays for its order with an index scan
+/// in random heap order. Dropping it early costs the same: at most the rest of one chunk.
+///
+/// # Errors
+/// As [`stream_all`].
+pub fn stream_unordered<'a, A>(db: A) -> impl Stream<Item = Result<LedgerEntry>> + Send + Unpin + 'a
+where
+    A: Acquire<'a, Database = Postgres> + Send + 'a,
+{
+    let declare = sqlx::query!(
+        r#"
+        declare ledger_entries no scroll cursor for
+        select id, from_account_id, to_account_id, amount, type as kind, status, metadata,
+               created_at, idempotency_key
+        from transactions
+        "#
+    );
+    crate::cursor::stream(
+        db,
+        Cursor {
+            declare,
+            fetch: FETCH_UNORDERED,
+        },
+    )
+}
+
+/// [`stream_all`] as it was before 0.2: one `select`, on any executor. Dropped early, it costs
+/// the next use of its connection a read of the rest of the table.
+#[deprecated(
+    since = "0.2.0",
+    note = "use `stream_all`, which takes a pool or connection (`Acquire`) and whose drop costs \
+            one chunk"
+)]
+pub fn stream_all_on<'e>(
     db: impl PgExecutor<'e> + 'e,
 ) -> impl Stream<Item = Result<LedgerEntry>> + Send + 'e {
     query_entries!(
@@ -31,15 +108,14 @@ pub fn stream_all<'e>(
     .map_err(Error::from)
 }
 
-/// Every entry in the order the server finds them (no `order by`: physical order, no sort), as
-/// a stream. Django's `.iterator()` on a queryset without an ordering reads the same way; use it
-/// when the order does not matter (an export, a sum, a search), [`stream_all`] when it does.
-///
-/// Django: `for tx in Transaction.objects.iterator(chunk_size=1000)`
-///
-/// SQL: `select ... from transactions`: a sequential scan read off the socket as the stream is
-/// polled. [`stream_all`] pays for its order with an index scan in random heap order.
-pub fn stream_unordered<'e>(
+/// [`stream_unordered`] as it was before 0.2: one `select`, on any executor. Dropped early, it
+/// costs the next use of its connection a read of the rest of the table.
+#[deprecated(
+    since = "0.2.0",
+    note = "use `stream_unordered`, which takes a pool or connection (`Acquire`) and whose drop \
+            costs one chunk"
+)]
+pub fn stream_unordered_on<'e>(
     db: impl PgExecutor<'e> + 'e,
 ) -> impl Stream<Item = Result<LedgerEntry>> + Send + 'e {
     query_entries!(
@@ -65,8 +141,14 @@ const COPY_ALL: &str = "copy (select id, from_account_id, to_account_id, amount,
 /// Django: no equivalent; `psql -c "\copy (select ...) to stdout"`.
 ///
 /// SQL: `copy (select ... from transactions) to stdout` (text format). The connection is busy
-/// until the stream ends; dropping it early leaves the connection mid-`COPY`, so sqlx closes it
-/// rather than return it to a pool.
+/// until the stream ends.
+///
+/// Unlike the other streams, this one must be read to the end: sqlx does not track a `COPY` it
+/// has started, so a stream dropped half-read leaves the rest of the `COPY` on the connection
+/// and its next statement fails with a protocol error. A pooled connection from
+/// [`Config::pool_options`](crate::Config::pool_options) is then closed by the pool's release
+/// check, never handed on; a held connection must be closed. For a read that may stop early, use
+/// [`stream_unordered`], whose drop costs at most one chunk.
 ///
 /// # Errors
 /// Items are [`Error::Database`]: the server's error, or a row this decoder cannot read (which
@@ -294,6 +376,14 @@ pub fn chunks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fetch_reads_fetch_rows() {
+        let rows = format!("fetch {} from ", crate::cursor::FETCH_ROWS);
+        for fetch in [FETCH_ORDERED, FETCH_UNORDERED] {
+            assert!(fetch.starts_with(&rows), "{fetch}");
+        }
+    }
 
     const ROW: &str = "6f9619ff-8b86-d011-b42d-00cf4fc964ff\t\\N\t6f9619ff-8b86-d011-b42d-00cf4fc964fe\t\
                        1.50\tdeposit\tcompleted\t{\"k\": \"a\\\\tb\"}\t1000000\tkey\\\\1";

@@ -1,8 +1,7 @@
 //! `ledger::transactions` movements: deposits, withdrawals, transfers, idempotency, retries,
 //! concurrency, savepoints.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ledger::Error;
@@ -12,11 +11,9 @@ use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::NewUser;
 use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{Acquire, Connection, PgConnection, PgPool};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::support::{dec, user};
+use crate::support::{Proxy, dec, user};
 
 /// An active account of a new user, funded by a deposit of `balance` (when positive).
 pub async fn funded(pool: &PgPool, email: &str, currency: &str, balance: &str) -> Account {
@@ -38,7 +35,7 @@ async fn balance(pool: &PgPool, id: AccountId) -> Decimal {
     accounts::get(pool, id).await.unwrap().balance
 }
 
-async fn entries(pool: &PgPool) -> i64 {
+pub async fn entries(pool: &PgPool) -> i64 {
     sqlx::query_scalar!(r#"select count(*) as "n!" from transactions"#)
         .fetch_one(pool)
         .await
@@ -512,65 +509,6 @@ async fn a_transfer_that_waited_on_a_lock_judges_the_row_as_committed(pool: PgPo
     assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
 }
 
-/// A proxy between a client and the test's server that counts the client's writes: each is one
-/// exchange (sqlx buffers a request's messages and flushes them once, then waits for the reply).
-async fn counting_proxy(server: &PgConnectOptions) -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let writes = Arc::new(AtomicUsize::new(0));
-    let (socket, host, server_port) = (
-        server
-            .get_socket()
-            .map(|dir| dir.join(format!(".s.PGSQL.{}", server.get_port()))),
-        server.get_host().to_owned(),
-        server.get_port(),
-    );
-    let counted = writes.clone();
-    tokio::spawn(async move {
-        loop {
-            let (client, _) = listener.accept().await.unwrap();
-            let (socket, host, counted) = (socket.clone(), host.clone(), counted.clone());
-            tokio::spawn(async move {
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write): (
-                    Box<dyn AsyncRead + Unpin + Send>,
-                    Box<dyn AsyncWrite + Unpin + Send>,
-                ) = match socket {
-                    Some(path) => {
-                        let (r, w) = tokio::net::UnixStream::connect(path)
-                            .await
-                            .unwrap()
-                            .into_split();
-                        (Box::new(r), Box::new(w))
-                    }
-                    None => {
-                        let (r, w) = tokio::net::TcpStream::connect((host.as_str(), server_port))
-                            .await
-                            .unwrap()
-                            .into_split();
-                        (Box::new(r), Box::new(w))
-                    }
-                };
-                let upstream = async {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        if server_write.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                };
-                let downstream = tokio::io::copy(&mut server_read, &mut client_write);
-                tokio::select! {
-                    _ = upstream => {},
-                    _ = downstream => {},
-                }
-            });
-        }
-    });
-    (port, writes)
-}
-
 /// Without a key, on a connection that caches its statements, a movement is one exchange with
 /// the server: `select ... from ledger_post(...)`, autocommitted. With a key it is four (`begin`,
 /// the claim, the call, `commit`), and so it is on the transaction-pooler profile (`begin`, the
@@ -580,21 +518,8 @@ async fn counting_proxy(server: &PgConnectOptions) -> (u16, Arc<AtomicUsize>) {
 async fn a_movement_without_a_key_is_one_round_trip(pool: PgPool) {
     let a = funded(&pool, "a@example.com", "USD", "100.00").await.id;
     let b = funded(&pool, "b@example.com", "USD", "0.00").await.id;
-    let server = pool.connect_options();
-    let (port, writes) = counting_proxy(&server).await;
-    let password = ledger::Config::from_url(&crate::support::url_of(&pool))
-        .unwrap()
-        .libpq_env()
-        .into_iter()
-        .find_map(|(name, value)| (name == "PGPASSWORD").then_some(value));
-    let mut through_proxy = PgConnectOptions::new_without_pgpass()
-        .host("127.0.0.1")
-        .port(port)
-        .username(server.get_username())
-        .database(server.get_database().unwrap());
-    if let Some(password) = password {
-        through_proxy = through_proxy.password(&password);
-    }
+    let proxy = Proxy::start(&pool, Duration::ZERO).await;
+    let (through_proxy, writes) = (proxy.options.clone(), proxy.writes.clone());
     for (pooler, key, exchanges) in [(false, None, 1), (false, Some("k1"), 4), (true, None, 4)] {
         let options = if pooler {
             through_proxy.clone().statement_cache_capacity(0)

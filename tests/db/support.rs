@@ -136,7 +136,17 @@ impl tracing::Subscriber for CountingSubscriber {
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
-        if event.metadata().target() == "sqlx::query" {
+        // The pool's release check (`ledger::session`) is not one of the statements counted.
+        struct ReleaseCheck(bool);
+        impl tracing::field::Visit for ReleaseCheck {
+            fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0 |= format!("{value:?}")
+                    .contains("transaction_timestamp() = statement_timestamp()");
+            }
+        }
+        let mut check = ReleaseCheck(false);
+        event.record(&mut check);
+        if event.metadata().target() == "sqlx::query" && !check.0 {
             COUNTING.with(|c| {
                 if let Some(n) = c.get() {
                     c.set(Some(n + 1));
@@ -183,4 +193,132 @@ pub fn url_of(pool: &PgPool) -> String {
     let (authority, tail) = rest.split_at(authority_end);
     let query = tail.find('?').map_or("", |i| &tail[i..]);
     format!("{scheme}://{authority}/{database}{query}")
+}
+
+/// A proxy between a client and the test's server, on a TCP port of its own. It counts the
+/// client's writes (each is one exchange: sqlx buffers a request's messages and flushes them
+/// once, then waits for the reply) and holds each chunk of the server's replies for `delay`, so
+/// that every read a client makes waits (a slowed server, for the cancel tests).
+pub struct Proxy {
+    /// Options reaching the test's database through the proxy.
+    pub options: sqlx::postgres::PgConnectOptions,
+    /// How many writes the clients made.
+    pub writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+    password: Option<String>,
+}
+
+impl Proxy {
+    pub async fn start(pool: &PgPool, delay: std::time::Duration) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+        let server = pool.connect_options();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let writes = std::sync::Arc::new(AtomicUsize::new(0));
+        let (socket, host, server_port) = (
+            server
+                .get_socket()
+                .map(|dir| dir.join(format!(".s.PGSQL.{}", server.get_port()))),
+            server.get_host().to_owned(),
+            server.get_port(),
+        );
+        let counted = writes.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let (socket, host, counted) = (socket.clone(), host.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write): (
+                        Box<dyn AsyncRead + Unpin + Send>,
+                        Box<dyn AsyncWrite + Unpin + Send>,
+                    ) = match socket {
+                        Some(path) => {
+                            let (r, w) = tokio::net::UnixStream::connect(path)
+                                .await
+                                .unwrap()
+                                .into_split();
+                            (Box::new(r), Box::new(w))
+                        }
+                        None => {
+                            let (r, w) =
+                                tokio::net::TcpStream::connect((host.as_str(), server_port))
+                                    .await
+                                    .unwrap()
+                                    .into_split();
+                            (Box::new(r), Box::new(w))
+                        }
+                    };
+                    let upstream = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            if server_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let downstream = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            if client_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = upstream => {},
+                        _ = downstream => {},
+                    }
+                });
+            }
+        });
+        let password = ledger::Config::from_url(&url_of(pool))
+            .unwrap()
+            .libpq_env()
+            .into_iter()
+            .find_map(|(name, value)| (name == "PGPASSWORD").then_some(value));
+        let mut options = sqlx::postgres::PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(port)
+            .username(server.get_username())
+            .database(server.get_database().unwrap());
+        if let Some(password) = &password {
+            options = options.password(password);
+        }
+        Self {
+            options,
+            writes,
+            task,
+            password,
+        }
+    }
+
+    /// A URL through the proxy, for `ledger::Config::from_url`.
+    pub fn url(&self) -> String {
+        let password = self.password.as_deref();
+        let o = &self.options;
+        let password = password.map_or(String::new(), |p| {
+            let encoded =
+                percent_encoding::utf8_percent_encode(p, percent_encoding::NON_ALPHANUMERIC);
+            format!(":{encoded}")
+        });
+        format!(
+            "postgres://{}{password}@127.0.0.1:{}/{}",
+            o.get_username(),
+            o.get_port(),
+            o.get_database().unwrap()
+        )
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -1,0 +1,163 @@
+//! A stream dropped early costs the next caller at most the rest of one chunk, whatever the
+//! table's size, and leaves the server doing nothing for it.
+//!
+//! Each stream is read for one row, and for half the table, then dropped; the next query on the
+//! same one-connection pool is timed, and `pg_stat_activity` must show no backend still busy.
+//! The bound is measured in the same test: a plain `select` of the whole table dropped after one
+//! row (sqlx then reads the rest of the result off the socket) is the full drain that a cursor
+//! avoids, and every stream's wait must be a small fraction of it.
+
+use std::time::{Duration, Instant};
+
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use ledger::users::{self, NewUser};
+use ledger::{accounts, transactions};
+use sqlx::{Acquire, PgConnection, PgPool};
+
+/// Entries in the table: large enough that a full drain takes far longer than one chunk.
+pub const ROWS: i64 = 200_000;
+
+/// Fills `transactions` with [`ROWS`] deposits into one account, a second apart (the books do
+/// not balance: only the reads matter here).
+pub async fn fill(conn: &mut PgConnection) {
+    let owner = users::insert(&mut *conn, &NewUser::new("big@example.com", "Big"))
+        .await
+        .unwrap();
+    let account = accounts::open(&mut *conn, owner.id, Some("USD"))
+        .await
+        .unwrap()
+        .id;
+    sqlx::query!(
+        r#"
+        insert into transactions (to_account_id, amount, type, status, created_at)
+        select $1, 0.01, 'deposit', 'completed', now() - make_interval(secs => i)
+        from generate_series(1, $2::bigint) as i
+        "#,
+        account.as_uuid(),
+        ROWS
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    /// A plain `select` of the whole table, as `stream_all` was before its cursor: the drain.
+    WholeSelect,
+    StreamAll,
+    StreamUnordered,
+    Chunks,
+}
+
+fn open(read: Read, pool: &PgPool) -> BoxStream<'_, ledger::Result<usize>> {
+    match read {
+        Read::WholeSelect => unreachable!("read by `drain_dropped`"),
+        Read::StreamAll => transactions::stream_all(pool).map_ok(|_| 1).boxed(),
+        Read::StreamUnordered => transactions::stream_unordered(pool).map_ok(|_| 1).boxed(),
+        Read::Chunks => transactions::chunks(pool, 1000)
+            .map_ok(|chunk| chunk.len())
+            .boxed(),
+    }
+}
+
+/// One row of a plain `select` of the whole table, in a transaction (as a transaction pooler
+/// needs), then the stream, the transaction and the connection are dropped: the pool's return
+/// of the connection reads the rest of the result.
+async fn drain_dropped(one: &PgPool) {
+    let mut conn = one.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    let mut rows = sqlx::query!(
+        r#"
+        select id, from_account_id, to_account_id, amount, type as kind, status, metadata,
+               created_at, idempotency_key
+        from transactions
+        "#
+    )
+    .fetch(&mut *tx);
+    rows.next().await.unwrap().unwrap();
+}
+
+/// Reads at least `rows` rows of `read`, drops it, and returns how long the next query on the
+/// same pool waited; asserts that no backend of the database is still busy afterwards.
+async fn wait_after_drop(one: &PgPool, observer: &PgPool, read: Read, rows: usize) -> Duration {
+    if let Read::WholeSelect = read {
+        drain_dropped(one).await;
+    } else {
+        let mut stream = open(read, one);
+        let mut seen = 0;
+        while seen < rows {
+            seen += stream.next().await.unwrap().unwrap();
+        }
+    }
+    let started = Instant::now();
+    // Held while the observer looks, so that its own return to the pool is not what it sees;
+    // in a transaction, as the transaction-pooler profile needs.
+    let mut conn = one.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query_scalar!(r#"select 1 as "one!""#)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let waited = started.elapsed();
+    let mut observer = observer.begin().await.unwrap();
+    let busy = sqlx::query_scalar!(
+        r#"
+        select count(*) as "n!" from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid()
+          and backend_type = 'client backend' and state <> 'idle'
+        "#
+    )
+    .fetch_one(&mut *observer)
+    .await
+    .unwrap();
+    observer.commit().await.unwrap();
+    assert_eq!(
+        busy, 0,
+        "{read:?}: a backend still works for the dropped read"
+    );
+    waited
+}
+
+/// The whole check, on `one` (a pool of one connection) and `observer` (another pool of the same
+/// database), after [`fill`]; `chunks` too if `with_chunks`.
+pub async fn every_stream_dropped_early_costs_one_chunk(
+    one: &PgPool,
+    observer: &PgPool,
+    with_chunks: bool,
+) {
+    let drain = wait_after_drop(one, observer, Read::WholeSelect, 1).await;
+    let mut reads = vec![Read::StreamAll, Read::StreamUnordered];
+    if with_chunks {
+        reads.push(Read::Chunks);
+    }
+    for read in reads {
+        for rows in [1, ROWS as usize / 2] {
+            // The least of three, so that one stall of a loaded machine does not decide.
+            let mut least = Duration::MAX;
+            for _ in 0..3 {
+                least = least.min(wait_after_drop(one, observer, read, rows).await);
+            }
+            eprintln!("{read:?} dropped after {rows} rows: next query {least:?}, drain {drain:?}");
+            assert!(
+                least * 10 < drain,
+                "{read:?} dropped after {rows} rows: the next query waited {least:?}, \
+                 a full drain {drain:?}"
+            );
+        }
+    }
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn every_stream_dropped_early_costs_the_next_query_one_chunk(pool: PgPool) {
+    fill(&mut pool.acquire().await.unwrap()).await;
+    let one = ledger::Config::from_url(&crate::support::url_of(&pool))
+        .unwrap()
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+    every_stream_dropped_early_costs_one_chunk(&one, &pool, true).await;
+}
