@@ -11,12 +11,10 @@
 //! printed with each ratio.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use futures::TryStreamExt;
 use ledger::Config;
-use ledger::accounts::AccountId;
 use ledger::bulk::BulkOptions;
 use ledger::transactions::{self, Transfer};
 use ledger::users::{self, NewUser};
@@ -31,36 +29,7 @@ const TRANSFERS: usize = 2_000;
 const CLIENTS: usize = 4;
 
 fn main() {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(run());
-}
-
-struct Django {
-    python: PathBuf,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Django {
-    fn manage(&self, args: &[&str]) -> serde_json::Value {
-        let output = Command::new(&self.python)
-            .args(["-W", "ignore", "manage.py"])
-            .args(args)
-            .current_dir(&self.dir)
-            .env("DATABASE_URL", &self.url)
-            .output()
-            .expect("python runs");
-        assert!(
-            output.status.success(),
-            "manage.py {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = String::from_utf8(output.stdout).expect("utf-8");
-        serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap_or_default()
-    }
+    support::block_on(run());
 }
 
 /// A fresh database on the configured server: `(pool, url)`.
@@ -68,39 +37,6 @@ async fn fresh(config: &Config, name: &str) -> (PgPool, String) {
     let config = support::fresh_database(config, name, CLIENTS as u32).await;
     let pool = config.connect().await.expect("connect");
     (pool, config.url())
-}
-
-/// The same rows in either schema: 100 users, their accounts, `ENTRIES` deposits, and 10 hot
-/// accounts with room for every transfer. Returns the hot accounts' ids.
-async fn fill(pool: &PgPool) -> Vec<AccountId> {
-    // Setup, not measured: several statements in one round trip, which a query macro cannot
-    // send, in SQL that both schemas take (Django's has no column defaults).
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "insert into users (id, email, name, created_at) \
-           select gen_random_uuid(), 'f' || i || '@fill.example', 'Fill ' || i, now() \
-           from generate_series(1, 100) i; \
-         insert into accounts (id, user_id, balance, currency, status) \
-           select gen_random_uuid(), id, 1000000000, 'USD', 'active' from users; \
-         insert into transactions (id, to_account_id, amount, type, status, metadata, created_at) \
-           select gen_random_uuid(), a.id, (i % 10000) / 100.0 + 0.01, 'deposit', 'completed', \
-                  '{{}}', now() - (i || ' seconds')::interval \
-           from generate_series(1, {ENTRIES}) i \
-           join (select id, row_number() over (order by id) - 1 as k from accounts) a \
-             on a.k = i % 100"
-    )))
-    .execute(pool)
-    .await
-    .expect("fill");
-    // Alone: VACUUM cannot run in the batch above, which PostgreSQL runs as one transaction.
-    // It has no parameters or rows for a query macro to check.
-    sqlx::raw_sql("vacuum analyze")
-        .execute(pool)
-        .await
-        .expect("vacuum");
-    sqlx::query_scalar!("select id from accounts order by id limit 10")
-        .fetch_all(pool)
-        .await
-        .expect("hot accounts")
 }
 
 async fn run() {
@@ -119,13 +55,13 @@ async fn run() {
     let config = Config::resolve_or_local().await.expect("a database");
 
     let (django_pool, django_url) = fresh(&config, "ledger_bench_django").await;
-    let django = Django {
+    let django = support::Django {
         python,
         dir: root.join("tests/django"),
         url: django_url,
     };
     django.manage(&["migrate", "-v0"]);
-    let django_hot: Vec<String> = fill(&django_pool)
+    let django_hot: Vec<String> = support::fill(&django_pool, ENTRIES)
         .await
         .iter()
         .map(|id| id.to_string())
@@ -135,17 +71,9 @@ async fn run() {
     ledger::schema::migrate(&mut pool.acquire().await.expect("a connection"))
         .await
         .expect("migrate");
-    let hot = fill(&pool).await;
+    let hot = support::fill(&pool, ENTRIES).await;
 
-    let server = sqlx::query_scalar!(
-        r#"
-        select current_setting('server_version') || ', fsync ' || current_setting('fsync')
-               || ', synchronous_commit ' || current_setting('synchronous_commit') as "settings!"
-        "#
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("settings");
+    let server = support::server_settings(&pool).await;
     println!("server: PostgreSQL {server}; {rounds} rounds, interleaved");
 
     let mut times: Vec<(&str, Vec<f64>)> = [

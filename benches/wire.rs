@@ -54,11 +54,7 @@ fn hot_sql(n: &str) -> String {
 }
 
 fn main() {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(run());
+    support::block_on(run());
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,15 +155,7 @@ async fn run() {
         .replace("HOT(:a)", &hot_sql(":a"))
         .replace("HOT(:b)", &hot_sql(":b"));
     std::fs::write(&script, body).expect("the pgbench script");
-    let settings = sqlx::query_scalar!(
-        r#"
-        select current_setting('server_version') || ', fsync ' || current_setting('fsync')
-               || ', synchronous_commit ' || current_setting('synchronous_commit') as "settings!"
-        "#
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("settings");
+    let settings = support::server_settings(&pool).await;
     println!("server: PostgreSQL {settings}; {rounds} rounds, interleaved");
 
     let bench = Bench {

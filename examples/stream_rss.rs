@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo run --release --example stream_rss            # 1,000,000 rows, `stream_all`
 //! cargo run --release --example stream_rss -- 200000  # another count
-//! cargo run --release --example stream_rss -- --path=stream_unordered   # or --path=copy_all
+//! cargo run --release --example stream_rss -- --path=stream_unordered   # or copy_all, copy_all_pooled
 //! ```
 //!
 //! Uses a database of its own (`ledger_stream_rss`) on the configured server or the private
@@ -71,6 +71,11 @@ async fn main() -> AnyResult {
         "copy_all" => {
             let mut conn = pool.acquire().await?;
             transactions::copy_all(&mut conn)
+                .try_fold(zero, sum)
+                .await?
+        }
+        "copy_all_pooled" => {
+            transactions::copy_all_pooled(&pool)
                 .try_fold(zero, sum)
                 .await?
         }

@@ -1,8 +1,14 @@
-//! What the round-based benches (`django`, `wire`) share: a fresh database, rounds, medians, and
-//! reading a figure out of a tool's output. Each bench uses a part of it.
+//! What the round-based benches (`django`, `wire`, `streams`) share: a fresh database, the
+//! same rows in Django's schema and ledger's, the Django project, rounds, medians, and reading a
+//! figure out of a tool's output. Each bench uses a part of it.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::process::Command;
+
 use ledger::Config;
+use ledger::accounts::AccountId;
+use sqlx::PgPool;
 
 /// Drops and creates the database `name` on `server`'s server; returns its config, with a pool
 /// of `pool_size` connections.
@@ -23,6 +29,30 @@ pub async fn fresh_database(server: &Config, name: &str, pool_size: u32) -> Conf
 }
 
 /// `BENCH_ROUNDS`, or 5.
+/// The server's settings that the figures depend on, for the bench's first line:
+/// `15.18, fsync on, synchronous_commit on, shared_buffers 128MB`.
+pub async fn server_settings(pool: &PgPool) -> String {
+    sqlx::query_scalar!(
+        r#"
+        select current_setting('server_version') || ', fsync ' || current_setting('fsync')
+               || ', synchronous_commit ' || current_setting('synchronous_commit')
+               || ', shared_buffers ' || current_setting('shared_buffers') as "settings!"
+        "#
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the server's settings")
+}
+
+/// Runs a bench's `run` on a multi-threaded tokio runtime.
+pub fn block_on<T>(run: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(run)
+}
+
 pub fn rounds() -> usize {
     std::env::var("BENCH_ROUNDS")
         .ok()
@@ -43,4 +73,64 @@ pub fn number_after(text: &str, prefix: &str) -> f64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|number| number.parse().ok())
         .unwrap_or_else(|| panic!("no {prefix:?} in the output: {text}"))
+}
+
+/// The test project's `manage.py`, run by one virtualenv's Python on one database.
+pub struct Django {
+    pub python: PathBuf,
+    pub dir: PathBuf,
+    pub url: String,
+}
+
+impl Django {
+    /// Runs `manage.py args` and returns the JSON of its last output line (or null).
+    pub fn manage(&self, args: &[&str]) -> serde_json::Value {
+        let output = Command::new(&self.python)
+            .args(["-W", "ignore", "manage.py"])
+            .args(args)
+            .current_dir(&self.dir)
+            .env("DATABASE_URL", &self.url)
+            .output()
+            .expect("python runs");
+        assert!(
+            output.status.success(),
+            "manage.py {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).expect("utf-8");
+        serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap_or_default()
+    }
+}
+
+/// The same rows in either schema: 100 users, their accounts, `entries` deposits, and 10 hot
+/// accounts with room for every transfer. Returns the hot accounts' ids.
+pub async fn fill(pool: &PgPool, entries: i64) -> Vec<AccountId> {
+    // Setup, not measured: several statements in one round trip, which a query macro cannot
+    // send, in SQL that both schemas take (Django's has no column defaults).
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "insert into users (id, email, name, created_at) \
+           select gen_random_uuid(), 'f' || i || '@fill.example', 'Fill ' || i, now() \
+           from generate_series(1, 100) i; \
+         insert into accounts (id, user_id, balance, currency, status) \
+           select gen_random_uuid(), id, 1000000000, 'USD', 'active' from users; \
+         insert into transactions (id, to_account_id, amount, type, status, metadata, created_at) \
+           select gen_random_uuid(), a.id, (i % 10000) / 100.0 + 0.01, 'deposit', 'completed', \
+                  '{{}}', now() - (i || ' seconds')::interval \
+           from generate_series(1, {entries}) i \
+           join (select id, row_number() over (order by id) - 1 as k from accounts) a \
+             on a.k = i % 100"
+    )))
+    .execute(pool)
+    .await
+    .expect("fill");
+    // Alone: VACUUM cannot run in the batch above, which PostgreSQL runs as one transaction.
+    // It has no parameters or rows for a query macro to check.
+    sqlx::raw_sql("vacuum analyze")
+        .execute(pool)
+        .await
+        .expect("vacuum");
+    sqlx::query_scalar!("select id from accounts order by id limit 10")
+        .fetch_all(pool)
+        .await
+        .expect("hot accounts")
 }

@@ -21,6 +21,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use ledger::accounts::{self, AccountId};
 use ledger::local::{Cluster, Shutdown};
 use ledger::transactions::{self, BatchItem, EntryId, Movement, Transfer};
@@ -154,6 +155,7 @@ pub async fn run(cluster: &Cluster, database: &str, config: &Config) -> ledger::
         record.failures += answered.failures;
         record.outcome = answered.outcome;
         record.at = answered.at;
+        record.answered = answered.answered;
     }
 
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
@@ -279,6 +281,10 @@ struct Record {
     outcome: Option<Result<Vec<EntryId>, String>>,
     failures: u32,
     at: Instant,
+    /// Wall-clock time (the server's clock: the same machine) when the call began and when it
+    /// was answered: every row it wrote has its `created_at` between the two.
+    started: DateTime<Utc>,
+    answered: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -318,6 +324,7 @@ async fn execute(
     tally: &Mutex<Tally>,
 ) -> Record {
     let mut failures = 0;
+    let started = Utc::now();
     loop {
         let attempt = call.attempt(pool);
         let result = if rng.below(40) == 0 {
@@ -352,6 +359,8 @@ async fn execute(
                 outcome,
                 failures,
                 at: Instant::now(),
+                started,
+                answered: Utc::now(),
             };
         }
         failures += 1;
@@ -463,7 +472,7 @@ async fn check(
         select id, type as kind,
                from_account_id,
                to_account_id,
-               amount, idempotency_key
+               amount, idempotency_key, created_at
         from transactions
         "#
     )
@@ -529,6 +538,14 @@ async fn check(
                 for (id, (kind, from, to, amount)) in ids.iter().zip(&movements) {
                     if !claimed.insert(*id) {
                         anomalies.push(format!("{}: row {id} acknowledged twice", call.key));
+                    }
+                    if let Some(row) = rows.get(id)
+                        && !(record.started..=record.answered).contains(&row.created_at)
+                    {
+                        anomalies.push(format!(
+                            "{}: row {id} was written at {}, outside its call ({} to {})",
+                            call.key, row.created_at, record.started, record.answered
+                        ));
                     }
                     match rows.get(id) {
                         Some(row)
@@ -597,6 +614,7 @@ struct Row {
     to_account_id: Option<AccountId>,
     amount: Decimal,
     idempotency_key: Option<String>,
+    created_at: DateTime<Utc>,
 }
 
 /// splitmix64: small, seeded, and good enough to pick calls and faults.

@@ -108,9 +108,8 @@ use crate::document::Document;
 pub use crate::ids::EntryId;
 pub use crate::kinds::{EntryKind, EntryStatus};
 
-/// A row of `transactions`. (`FromRow` reads the columns by the names the crate's queries give
-/// them, `type` as `kind`: the streams' `fetch` is the one query that is not a macro.)
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+/// A row of `transactions`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LedgerEntry {
     /// Primary key.
     pub id: EntryId,
@@ -131,4 +130,25 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
     /// The caller's idempotency key, if one was given.
     pub idempotency_key: Option<String>,
+}
+
+/// Reads a row whose columns are the crate's entry column list, in its order (`id,
+/// from_account_id, to_account_id, amount, type as kind, status, metadata, created_at,
+/// idempotency_key`): what the streams' `fetch` returns, the one query that is not a macro. By
+/// position, as the macros decode, each value's type checked against its column's.
+impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for LedgerEntry {
+    fn from_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get(0)?,
+            from_account_id: row.try_get(1)?,
+            to_account_id: row.try_get(2)?,
+            amount: row.try_get(3)?,
+            kind: row.try_get(4)?,
+            status: row.try_get(5)?,
+            metadata: row.try_get(6)?,
+            created_at: row.try_get(7)?,
+            idempotency_key: row.try_get(8)?,
+        })
+    }
 }

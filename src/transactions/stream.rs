@@ -1,8 +1,9 @@
 //! Reading the whole ledger without holding it in memory.
 
 use chrono::{DateTime, Utc};
-use futures::{Stream, TryStreamExt};
-use sqlx::{Acquire, PgExecutor, PgPool, Postgres};
+use futures::{Stream, StreamExt, TryStreamExt};
+use sqlx::postgres::PgPoolCopyExt;
+use sqlx::{Acquire, Connection, PgExecutor, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::LedgerEntry;
@@ -11,8 +12,8 @@ use crate::cursor::Cursor;
 use crate::{Error, Result};
 
 /// The `fetch` statements of the two cursors, [`FETCH_ROWS`](crate::cursor::FETCH_ROWS) rows each.
-const FETCH_ORDERED: &str = "fetch 1000 from ledger_entries_ordered";
-const FETCH_UNORDERED: &str = "fetch 1000 from ledger_entries";
+const FETCH_ORDERED: &str = "fetch 5000 from ledger_entries_ordered";
+const FETCH_UNORDERED: &str = "fetch 5000 from ledger_entries";
 
 /// Every entry in time order (`created_at`, then id), as a stream: rows are decoded a chunk at
 /// a time, so memory stays flat whatever the table size.
@@ -21,7 +22,7 @@ const FETCH_UNORDERED: &str = "fetch 1000 from ledger_entries";
 ///
 /// SQL: in a transaction of its own (a savepoint when `db` is already in one),
 /// `declare ledger_entries_ordered no scroll cursor for select ... from transactions order by
-/// created_at, id`, then `fetch 1000` until the cursor is exhausted, then `rollback`: the same
+/// created_at, id`, then `fetch 5000` until the cursor is exhausted, then `rollback`: the same
 /// snapshot as one `select`, read through a server-side cursor as Django's `.iterator()` does
 /// (see [`crate::cursor`]).
 ///
@@ -162,6 +163,117 @@ pub fn copy_all(
         Ok::<_, Error>(copy_rows(bytes))
     })
     .try_flatten()
+}
+
+/// [`copy_all`] on a connection of its own from `pool`, which a drop half-read leaves usable:
+/// the fastest whole-ledger read for code that may stop early.
+///
+/// Django: no equivalent; `psql -c "\copy (select ...) to stdout"`.
+///
+/// SQL: the same `copy (...) to stdout`, tagged with a comment that names this call. Dropped
+/// before the end, the stream hands its connection to a task that cancels the `COPY`
+/// (`select pg_cancel_backend(pid) from pg_stat_activity` where the tagged statement is still
+/// active: the same role may cancel its own backends) and reads what the server had already
+/// sent, up to the cancellation's error; the connection then goes back to the pool, clean. The
+/// cost is the rows in flight when the cancel lands, not the rest of the table. Dropped before
+/// the first row arrives (while the `COPY` starts), the connection is in a state sqlx does not
+/// track, and the pool's release check closes it. Outside a tokio runtime the task cannot run,
+/// and the same happens.
+///
+/// # Errors
+/// As [`copy_all`]; the first item is the error of acquiring the connection, if any.
+pub fn copy_all_pooled(
+    pool: &PgPool,
+) -> impl Stream<Item = Result<LedgerEntry>> + Send + Unpin + use<> {
+    let pool = pool.clone();
+    futures::stream::once(async move {
+        let tag = format!("ledger copy_all {}", Uuid::new_v4());
+        let statement = format!("{COPY_ALL} /* {tag} */");
+        let bytes = pool.copy_out_raw(&statement).await?;
+        Ok::<_, Error>(copy_rows(CancelOnDrop {
+            bytes: Some(bytes),
+            pool,
+            tag,
+        }))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+/// A `COPY ... TO STDOUT` in progress on a pooled connection; cancelled and read to its end by
+/// a task of its own if dropped before the end (see [`copy_all_pooled`]).
+struct CancelOnDrop {
+    bytes: Option<futures::stream::BoxStream<'static, sqlx::Result<bytes::Bytes>>>,
+    pool: PgPool,
+    tag: String,
+}
+
+impl Stream for CancelOnDrop {
+    type Item = sqlx::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let Some(bytes) = self.bytes.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let next = bytes.poll_next_unpin(cx);
+        if let Poll::Ready(None | Some(Err(_))) = &next {
+            // sqlx has read the `COPY` to its end (or its error and the server's ready).
+            self.bytes = None;
+        }
+        next
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(mut bytes) = self.bytes.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (pool, tag) = (self.pool.clone(), std::mem::take(&mut self.tag));
+        runtime.spawn(async move {
+            let pattern = format!("%{tag}%");
+            // On an idle pooled connection if there is one, else on a new one: the pool may
+            // have no other (the dropped stream's is busy until the cancel lands). In a
+            // transaction, which the transaction-pooler profile needs for a statement.
+            let cancelled = async {
+                let mut conn = match pool.try_acquire() {
+                    Some(pooled) => sqlx::Either::Left(pooled),
+                    None => sqlx::Either::Right(
+                        sqlx::PgConnection::connect_with(&pool.connect_options()).await?,
+                    ),
+                };
+                let conn: &mut sqlx::PgConnection = match &mut conn {
+                    sqlx::Either::Left(pooled) => pooled,
+                    sqlx::Either::Right(own) => own,
+                };
+                let mut tx = Connection::begin(conn).await?;
+                let cancelled = sqlx::query_scalar!(
+                    r#"
+                select pg_cancel_backend(pid) as "cancelled!"
+                from pg_stat_activity
+                where state = 'active' and query like $1 and pid <> pg_backend_pid()
+                "#,
+                    pattern
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(cancelled)
+            }
+            .await;
+            if let Err(error) = cancelled {
+                tracing::warn!(%error, "could not cancel a dropped COPY; reading it to the end");
+            }
+            while bytes.next().await.is_some() {}
+        });
+    }
 }
 
 /// Splits the `COPY` text stream into lines, however the chunks cut them, and decodes each.

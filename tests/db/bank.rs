@@ -1,6 +1,7 @@
 //! The bank under faults, short: a durable cluster of the test's own, restarted twice (fast, then
 //! immediate) while clients move money with keys and statements are cancelled, backends
-//! terminated and client futures dropped. The long run is `cargo run --release --example bank`.
+//! terminated and client futures dropped; every acknowledged row's `created_at` must fall inside
+//! the call that wrote it. The long run is `cargo run --release --example bank`.
 
 #[path = "../../examples/bank/harness.rs"]
 mod harness;

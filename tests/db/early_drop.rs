@@ -49,6 +49,7 @@ enum Read {
     StreamAll,
     StreamUnordered,
     Chunks,
+    CopyAllPooled,
 }
 
 fn open(read: Read, pool: &PgPool) -> BoxStream<'_, ledger::Result<usize>> {
@@ -56,6 +57,7 @@ fn open(read: Read, pool: &PgPool) -> BoxStream<'_, ledger::Result<usize>> {
         Read::WholeSelect => unreachable!("read by `drain_dropped`"),
         Read::StreamAll => transactions::stream_all(pool).map_ok(|_| 1).boxed(),
         Read::StreamUnordered => transactions::stream_unordered(pool).map_ok(|_| 1).boxed(),
+        Read::CopyAllPooled => transactions::copy_all_pooled(pool).map_ok(|_| 1).boxed(),
         Read::Chunks => transactions::chunks(pool, 1000)
             .map_ok(|chunk| chunk.len())
             .boxed(),
@@ -129,7 +131,7 @@ pub async fn every_stream_dropped_early_costs_one_chunk(
     with_chunks: bool,
 ) {
     let drain = wait_after_drop(one, observer, Read::WholeSelect, 1).await;
-    let mut reads = vec![Read::StreamAll, Read::StreamUnordered];
+    let mut reads = vec![Read::StreamAll, Read::StreamUnordered, Read::CopyAllPooled];
     if with_chunks {
         reads.push(Read::Chunks);
     }
@@ -153,11 +155,40 @@ pub async fn every_stream_dropped_early_costs_one_chunk(
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn every_stream_dropped_early_costs_the_next_query_one_chunk(pool: PgPool) {
     fill(&mut pool.acquire().await.unwrap()).await;
-    let one = ledger::Config::from_url(&crate::support::url_of(&pool))
-        .unwrap()
-        .max_connections(1)
-        .connect()
-        .await
-        .unwrap();
+    let one = crate::support::one_connection(&pool).await;
     every_stream_dropped_early_costs_one_chunk(&one, &pool, true).await;
+}
+
+/// `copy_all_pooled` dropped half-read cancels its `COPY` and gives its connection back clean:
+/// the next caller gets the same backend, outside any transaction.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_pooled_copy_dropped_half_read_keeps_its_connection(pool: PgPool) {
+    fill(&mut pool.acquire().await.unwrap()).await;
+    let one = crate::support::one_connection(&pool).await;
+    let backend = || async {
+        sqlx::query_scalar!(r#"select pg_backend_pid() as "pid!""#)
+            .fetch_one(&one)
+            .await
+            .unwrap()
+    };
+    let before = backend().await;
+    for rows in [10, ROWS as usize / 2] {
+        let read: Vec<_> = transactions::copy_all_pooled(&one)
+            .take(rows)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(read.len(), rows);
+        assert_eq!(
+            backend().await,
+            before,
+            "the connection was closed, not reused"
+        );
+        let mut conn = one.acquire().await.unwrap();
+        assert!(
+            ledger::session::is_outside_transaction(&mut conn)
+                .await
+                .unwrap()
+        );
+    }
 }

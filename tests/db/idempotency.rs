@@ -535,12 +535,7 @@ async fn terminate(pool: &PgPool, pid: i32) {
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn the_pool_checks_the_connections_that_sat_idle_and_only_those(pool: PgPool) {
     let a = funded(&pool, "a@example.com", "USD", "10.00").await;
-    let service = ledger::Config::from_url(&crate::support::url_of(&pool))
-        .unwrap()
-        .max_connections(1)
-        .connect()
-        .await
-        .unwrap();
+    let service = crate::support::one_connection(&pool).await;
 
     // Reused at once: not checked, so the deposit's first statement finds the backend gone.
     let first = backend_of(&service).await;

@@ -184,6 +184,17 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 
 /// The harness's `DATABASE_URL` pointed at this test's own database: the same string with the
 /// path replaced, so any password in it (or PGPASSWORD in the environment) still applies.
+/// A pool of ledger's own configuration (its release check included) with one connection to the
+/// test's database: a connection a dropped call left unusable would show on the next call.
+pub async fn one_connection(pool: &PgPool) -> PgPool {
+    ledger::Config::from_url(&url_of(pool))
+        .unwrap()
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap()
+}
+
 pub fn url_of(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("set by the test harness");
     let options = pool.connect_options();

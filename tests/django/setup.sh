@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the pinned Django environment the adoption tests drive: a virtualenv at
-# target/django-venv (or $1) from tests/django/requirements.txt. Does nothing when it already
-# holds exactly those pins.
+# target/django-venv (or $1) from tests/django/requirements.txt (or $2). Does nothing when it
+# already holds exactly those pins.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${1:-$here/../../target/django-venv}"
-requirements="$here/requirements.txt"
+requirements="${2:-$here/requirements.txt}"
 stamp="$venv/.requirements"
 if [ -x "$venv/bin/python" ] && cmp -s "$requirements" "$stamp"; then
   exit 0

@@ -13,11 +13,21 @@ from myapp.bank import transfer_funds
 from myapp.models import Transaction, User
 
 
+def driver():
+    """The driver Django runs on: psycopg 3 when it is installed, else psycopg2."""
+    from django.db.backends.postgresql import psycopg_any
+
+    return "psycopg" if psycopg_any.is_psycopg3 else "psycopg2"
+
+
 class Command(BaseCommand):
-    help = "Time bulk_create, .iterator(chunk_size=1000) or transfer_funds."
+    help = (
+        "Time bulk_create, .iterator(chunk_size=1000) read whole or left after --n rows, "
+        "or transfer_funds."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("op", choices=["bulk_create", "iterate", "transfers"])
+        parser.add_argument("op", choices=["bulk_create", "iterate", "drop", "transfers"])
         parser.add_argument("--n", type=int, default=10_000)
         parser.add_argument("--round", type=int, default=0)
         parser.add_argument("--clients", type=int, default=4)
@@ -42,7 +52,23 @@ class Command(BaseCommand):
                 rows += 1
                 total += t.amount
             seconds = time.perf_counter() - start
-            result = {"seconds": seconds, "rows": rows, "total": str(total)}
+            result = {"seconds": seconds, "rows": rows, "total": str(total), "driver": driver()}
+        elif op == "drop":
+            # The first n rows, then `break`; closing the iterator closes its server-side
+            # cursor. Then the next query on the same connection.
+            start = time.perf_counter()
+            rows = Transaction.objects.iterator(chunk_size=1000)
+            for i, _ in enumerate(rows, start=1):
+                if i >= n:
+                    break
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            rows.close()
+            with connection.cursor() as cursor:
+                cursor.execute("select 1")
+                cursor.fetchone()
+            next_query = time.perf_counter() - start
+            result = {"first": first, "next_query": next_query, "driver": driver()}
         else:
             accounts = options["accounts"]
             per_client = n // options["clients"]
