@@ -66,6 +66,7 @@ pub struct Config {
     /// Kept only to hand to child tools (`psql`) through their environment; never displayed.
     password: Option<String>,
     max_connections: u32,
+    transaction_pooler: bool,
     source: Source,
 }
 
@@ -114,6 +115,24 @@ impl Config {
             config
         };
         Ok(Some(config))
+    }
+
+    /// [`Config::from_env`] with `url` in place of `DATABASE_URL` (a command line's
+    /// `--database-url`): every other setting (`DB_MAX_CONNECTIONS`, `DB_TRANSACTION_POOLER`)
+    /// still comes from the environment or `.env`, exactly as it would beside `DATABASE_URL`.
+    /// An empty `url` counts as unset.
+    ///
+    /// # Errors
+    /// As [`Config::from_env`]; a malformed `url`'s message names `DATABASE_URL`.
+    pub fn from_env_with_url(url: &str) -> Result<Option<Self>> {
+        load_dotenv()?;
+        Self::from_lookup(|key| {
+            if key == "DATABASE_URL" {
+                Some(url.to_owned()).filter(|url| !url.is_empty())
+            } else {
+                env_lookup(key)
+            }
+        })
     }
 
     /// The read replicas' configs, from `DATABASE_REPLICA_URLS` in the environment or `.env`:
@@ -257,6 +276,7 @@ impl Config {
             options: options.application_name("ledger"),
             password,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            transaction_pooler: false,
             source,
         }
     }
@@ -290,7 +310,24 @@ impl Config {
     /// the cache); the README measures the cost.
     pub fn transaction_pooler(mut self) -> Self {
         self.options = self.options.statement_cache_capacity(0);
+        self.transaction_pooler = true;
         self
+    }
+
+    /// The pool size ([`Config::max_connections`], `DB_MAX_CONNECTIONS`).
+    pub fn pool_size(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// Whether this is [`Config::transaction_pooler`]'s profile (no statement cache).
+    pub fn uses_transaction_pooler(&self) -> bool {
+        self.transaction_pooler
+    }
+
+    /// Whether a password was given (in the URL, `DB_PASSWORD` or `PGPASSWORD`); the password
+    /// itself is never shown.
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
     }
 
     /// Where this config came from.

@@ -29,6 +29,8 @@ pub mod sqlstate {
     pub const DEADLOCK_DETECTED: &str = "40P01";
     /// `invalid_parameter_value` (an unknown time zone, for one)
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    /// `insufficient_privilege` (a missing grant, or an action only the owner may take)
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     /// `duplicate_database`
     pub const DUPLICATE_DATABASE: &str = "42P04";
     /// `query_canceled` (`pg_cancel_backend`, `statement_timeout`)
@@ -165,6 +167,39 @@ pub enum Error {
         count: i64,
     },
 
+    /// The connected role lacks a privilege the statement needs (SQLSTATE 42501): a read-only
+    /// role that writes, a service role that runs a migration, a role with no grant on a table.
+    /// The statement did nothing; in a unit of work the whole unit was rolled back. Not
+    /// retryable (repeating it fails the same way until a grant changes) and the outcome is
+    /// known: nothing was written.
+    ///
+    /// PostgreSQL names the object it refused (`object`), not the privilege; the operation that
+    /// failed says which one it needed (a read needs `SELECT`, a movement `INSERT` and `UPDATE`,
+    /// a migration `CREATE` on the schema). `ledger grants` prints the grants of a service role
+    /// and a read-only role (see [`crate::grants`]).
+    ///
+    /// ```
+    /// # use ledger::Error;
+    /// fn advice(err: &Error) -> Option<String> {
+    ///     match err {
+    ///         Error::PermissionDenied { object, .. } => {
+    ///             Some(format!("this role may not touch {object}: ask for the service role"))
+    ///         }
+    ///         _ => None,
+    ///     }
+    /// }
+    /// ```
+    #[error("{}", denied_text(object))]
+    PermissionDenied {
+        /// What the server refused, as it names it: `table users`, `schema public`,
+        /// `function ledger_post`, `sequence users_id_seq`; for an action only an owner may
+        /// take, `table users (only its owner may do this)`.
+        object: String,
+        /// The database error.
+        #[source]
+        source: sqlx::Error,
+    },
+
     /// The transaction could not be serialized (SQLSTATE 40001); the whole unit may be retried.
     #[error("serialization failure")]
     SerializationFailure(#[source] sqlx::Error),
@@ -243,9 +278,10 @@ pub enum Error {
     #[error("cannot adopt: {0}")]
     NotAdoptable(String),
 
-    /// Applying or reverting migrations failed.
+    /// Applying or reverting migrations failed. A migration refused for want of a privilege
+    /// (run as a role that cannot change the schema) is [`Error::PermissionDenied`] instead.
     #[error("migration failed")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] sqlx::migrate::MigrateError),
 
     /// The call failed for a reason outside the request (a lost connection, a cancelled
     /// statement, a server going down, an exhausted pool). Retry it: with an idempotency key the
@@ -359,6 +395,7 @@ impl Error {
             Error::UniqueViolation { source, .. }
             | Error::CheckViolation { source, .. }
             | Error::ForeignKeyViolation { source, .. }
+            | Error::PermissionDenied { source, .. }
             | Error::SerializationFailure(source)
             | Error::Deadlock(source)
             | Error::Transient { source, .. }
@@ -399,8 +436,51 @@ impl From<sqlx::Error> for Error {
             }
             Some(sqlstate::SERIALIZATION_FAILURE) => Error::SerializationFailure(source),
             Some(sqlstate::DEADLOCK_DETECTED) => Error::Deadlock(source),
+            Some(sqlstate::INSUFFICIENT_PRIVILEGE) => Error::PermissionDenied {
+                object: refused_object(db.message()),
+                source,
+            },
             _ => Error::Database(source),
         }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        use sqlx::migrate::MigrateError;
+        let denied = |e: &sqlx::Error| {
+            e.as_database_error()
+                .is_some_and(|db| db.code().as_deref() == Some(sqlstate::INSUFFICIENT_PRIVILEGE))
+        };
+        match err {
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) if denied(&e) => {
+                Error::from(e)
+            }
+            other => Error::Migrate(other),
+        }
+    }
+}
+
+/// [`Error::PermissionDenied`]'s text: "permission denied for table users", or the server's
+/// own message when it named no object.
+fn denied_text(object: &str) -> String {
+    if object.starts_with("permission denied") {
+        object.to_owned()
+    } else {
+        format!("permission denied for {object}")
+    }
+}
+
+/// The object of PostgreSQL's 42501 messages: "permission denied for table users" gives
+/// `table users`, "must be owner of table users" gives `table users (only its owner may do
+/// this)`; any other wording is kept whole.
+fn refused_object(message: &str) -> String {
+    if let Some(object) = message.strip_prefix("permission denied for ") {
+        object.to_owned()
+    } else if let Some(object) = message.strip_prefix("must be owner of ") {
+        format!("{object} (only its owner may do this)")
+    } else {
+        message.to_owned()
     }
 }
 
@@ -452,6 +532,26 @@ mod tests {
             assert!(!text.ends_with('.'), "{text}");
             assert_eq!(text, text.to_lowercase(), "{text}");
         }
+    }
+
+    #[test]
+    fn refused_objects_are_read_from_postgresql_wording() {
+        assert_eq!(
+            refused_object("permission denied for table users"),
+            "table users"
+        );
+        assert_eq!(
+            refused_object("permission denied for schema public"),
+            "schema public"
+        );
+        assert_eq!(
+            refused_object("must be owner of table accounts"),
+            "table accounts (only its owner may do this)"
+        );
+        assert_eq!(
+            refused_object("permission denied to create role"),
+            "permission denied to create role"
+        );
     }
 
     #[test]

@@ -73,13 +73,16 @@
 //!
 //! # Layers
 //!
-//! The crate's modules point one way. At the ground, [`Error`], the id newtypes ([`ids`]), the
-//! typed names ([`kinds`]), [`config`], [`page`], [`bulk`]'s options and the `COPY` encoder
-//! [`copy`] import no table; the table modules sit on them (`users` reads `accounts` for its
-//! prefetch, never the other way); the units of work that span tables ([`transactions`]'
-//! movements and batches, [`atomic`], [`dump`]) sit on the tables; the zero-setup cluster
-//! (`local`, feature `local`, unix only) and the command line (feature `cli`) are on top, and the
-//! library never needs them.
+//! The crate's modules point one way, in four layers that `.ci/module-graph.py` checks (an
+//! import up a layer, or a cycle, fails CI). The **ground**: [`Error`], the id newtypes
+//! ([`ids`]), the typed names ([`kinds`]), [`numeric`], [`document`], [`config`], [`session`],
+//! [`cursor`]. The **tables**, one module each ([`users`], [`accounts`], [`payments`],
+//! [`articles`]), with [`page`], [`bulk`] and the `COPY` encoder [`copy`] (`users` reads
+//! `accounts` for its prefetch, never the other way). **Money**: the units of work that span
+//! tables ([`transactions`]' movements and batches, [`atomic`]). **Tooling**: [`schema`],
+//! [`grants`], [`adopt`], [`dump`], [`fixture`], [`replica`], the zero-setup cluster (`local`,
+//! feature `local`, unix only) and `demo`. The command line (feature `cli`) is on top, and the
+//! library never needs it.
 //!
 //! # Features
 //!
@@ -117,6 +120,7 @@ pub mod document;
 pub mod dump;
 mod error;
 pub mod fixture;
+pub mod grants;
 pub mod ids;
 pub mod kinds;
 #[cfg(all(unix, feature = "local"))]

@@ -42,11 +42,29 @@ pub async fn revert_to(conn: &mut PgConnection, target: i64) -> Result<()> {
 
 /// Every known migration with whether it is applied (`python manage.py showmigrations`).
 ///
+/// Only reads: a database that was never migrated has no bookkeeping table, and then every
+/// migration is unapplied (sqlx's own `Migrate::ensure_migrations_table` would create the table,
+/// which a read-only or service role may not). Needs `SELECT` on `_sqlx_migrations`, which both
+/// of [`crate::grants`]' roles have.
+///
+/// ```sql
+/// select to_regclass('_sqlx_migrations') is not null;
+/// select version, checksum from _sqlx_migrations order by version;
+/// ```
+///
 /// # Errors
-/// [`Error::Migrate`](crate::Error::Migrate) when the bookkeeping table cannot be read.
+/// [`Error::PermissionDenied`](crate::Error::PermissionDenied) when the role may not read the
+/// bookkeeping table; [`Error::Migrate`](crate::Error::Migrate) when it cannot be read otherwise.
 pub async fn status(conn: &mut PgConnection) -> Result<Vec<MigrationStatus>> {
-    conn.ensure_migrations_table(&MIGRATOR.table_name).await?;
-    let applied = conn.list_applied_migrations(&MIGRATOR.table_name).await?;
+    let table = MIGRATOR.table_name.as_ref();
+    let exists = sqlx::query_scalar!(r#"select to_regclass($1) is not null as "exists!""#, table)
+        .fetch_one(&mut *conn)
+        .await?;
+    let applied = if exists {
+        conn.list_applied_migrations(table).await?
+    } else {
+        Vec::new()
+    };
     Ok(MIGRATOR
         .iter()
         .filter(|m| m.migration_type.is_up_migration())

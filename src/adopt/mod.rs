@@ -46,7 +46,8 @@ use crate::{Error, Result};
 mod plan;
 
 use plan::{
-    CHECKS, Planned, Run, SEED_COLUMNS, check_app_label, constraint_condition, plan, table_exists,
+    ADDITIONS, CHECKS, Planned, Run, SEED_COLUMNS, check_app_label, constraint_condition, plan,
+    table_exists,
 };
 
 /// How long a catalog step waits for its lock before it gives up (the run can be repeated).
@@ -429,7 +430,9 @@ async fn check_seed_columns(conn: &mut PgConnection, app_label: &str) -> Result<
     .fetch_all(&mut *conn)
     .await?;
     let mut problems = Vec::new();
-    for (table, column, want_type, want_not_null) in SEED_COLUMNS {
+    let required = SEED_COLUMNS.iter().map(|c| (c, true));
+    let additions = ADDITIONS.iter().map(|c| (c, false));
+    for ((table, column, want_type, want_not_null), required) in required.chain(additions) {
         let names: Vec<String> = match *table {
             "payment" => vec!["payments".into(), format!("{app_label}_payment")],
             "article" => vec!["articles".into(), format!("{app_label}_article")],
@@ -439,7 +442,10 @@ async fn check_seed_columns(conn: &mut PgConnection, app_label: &str) -> Result<
             .iter()
             .find(|r| names.contains(&r.table) && r.column == *column);
         match found {
-            None => problems.push(format!("{}.{column} is missing", names[names.len() - 1])),
+            None if required => {
+                problems.push(format!("{}.{column} is missing", names[names.len() - 1]))
+            }
+            None => {}
             Some(r) if r.r#type != *want_type || r.not_null != *want_not_null => {
                 problems.push(format!(
                     "{}.{column} is {}{}, the seed's model makes {want_type}{}",

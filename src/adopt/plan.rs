@@ -254,6 +254,14 @@ pub(super) const SEED_COLUMNS: &[(&str, &str, &str, bool)] = &[
     ("article", "id", "bigint", true),
     ("article", "title", "character varying(200)", true),
     ("article", "content", "text", true),
+];
+
+/// Columns ledger adds beyond the seed's fields (`payments.created_at`, `articles.created_at`:
+/// the sheet's `Payment` and `Article` have none). Missing is fine (a step adds them, with
+/// `now()` for the rows there); present, a model's own must have this type, as
+/// [`SEED_COLUMNS`]'.
+pub(super) const ADDITIONS: &[(&str, &str, &str, bool)] = &[
+    ("payment", "created_at", "timestamp with time zone", true),
     ("article", "created_at", "timestamp with time zone", true),
 ];
 
@@ -355,6 +363,13 @@ pub(super) fn plan(app: &str) -> Vec<Planned> {
         column_condition("payments", "created_at", ""),
         vec![
             "alter table payments add column created_at timestamptz not null default now()".into(),
+        ],
+    ));
+    steps.push(catalog(
+        "add articles.created_at (now() for the rows there)".into(),
+        column_condition("articles", "created_at", ""),
+        vec![
+            "alter table articles add column created_at timestamptz not null default now()".into(),
         ],
     ));
     steps.push(catalog(

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use crate::support::url_of;
 
-fn ledger(args: &[&str], database_url: Option<&str>) -> Output {
+pub fn ledger(args: &[&str], database_url: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ledger"));
     command
         .args(args)
@@ -19,13 +19,13 @@ fn ledger(args: &[&str], database_url: Option<&str>) -> Output {
     command.output().expect("the binary runs")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[sqlx::test(migrations = false)]
 async fn tour_walks_every_section_and_leaves_no_rows_behind(pool: PgPool) {
-    let out = ledger(&["tour"], Some(&url_of(&pool)));
+    let out = ledger(&["tour", "--migrate"], Some(&url_of(&pool)));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     for section in [
@@ -114,11 +114,78 @@ fn a_malformed_url_is_a_clear_error() {
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr.starts_with("error: configuration: DATABASE_URL"),
-        "{stderr}"
+    // The message names where the URL came from.
+    assert_eq!(
+        stderr,
+        "error: configuration: --database-url: invalid IPv6 address\n"
     );
-    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let out = ledger(&["status"], Some("postgres://ana:hunter2-secret@[::1/db"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        "error: configuration: DATABASE_URL: invalid IPv6 address\n"
+    );
+}
+
+#[test]
+fn the_pool_settings_apply_and_are_checked_beside_database_url_as_beside_db_name() {
+    let url = "postgres://ana:hunter2-secret@127.0.0.1:1/bank";
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"));
+    command
+        .args(["status"])
+        .env("DATABASE_URL", url)
+        .env("DB_MAX_CONNECTIONS", "abc");
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: configuration: DB_MAX_CONNECTIONS must be a positive number, not \"abc\"\n"
+    );
+    let flag = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["--database-url", url, "status"])
+        .env_remove("DATABASE_URL")
+        .env("DB_TRANSACTION_POOLER", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&flag.stderr),
+        "error: configuration: DB_TRANSACTION_POOLER must be 1 or 0, not \"yes\"\n"
+    );
+
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["config"])
+        .env("DATABASE_URL", url)
+        .env("DB_MAX_CONNECTIONS", "7")
+        .env("DB_TRANSACTION_POOLER", "1")
+        .env_remove("DB_NAME")
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let stdout = text(&shown.stdout);
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line("pool size"),
+        "pool size 7 DB_MAX_CONNECTIONS (environment)"
+    );
+    assert_eq!(
+        line("transaction pooler"),
+        "transaction pooler on (no statement cache) DB_TRANSACTION_POOLER (environment)"
+    );
+    assert_eq!(line("host"), "host 127.0.0.1 DATABASE_URL (environment)");
+    assert!(
+        line("password").starts_with("password <redacted>"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
 }
 
 fn scratch_file(name: &str) -> std::path::PathBuf {
@@ -136,7 +203,10 @@ async fn wipe(pool: &PgPool) {
 #[sqlx::test(migrations = false)]
 async fn seed_dump_wipe_load_gives_identical_rows(pool: PgPool) {
     let url = url_of(&pool);
-    let seeded = ledger(&["seed", "--users", "300", "--seed", "42"], Some(&url));
+    let seeded = ledger(
+        &["seed", "--migrate", "--users", "300", "--seed", "42"],
+        Some(&url),
+    );
     assert!(seeded.status.success(), "{}", text(&seeded.stderr));
     assert!(text(&seeded.stdout).starts_with("seeded 300 users"));
     assert!(
@@ -217,7 +287,7 @@ async fn seed_dump_wipe_load_gives_identical_rows(pool: PgPool) {
 async fn malformed_truncated_or_conflicting_files_name_the_line_and_write_nothing(pool: PgPool) {
     let url = url_of(&pool);
     assert!(
-        ledger(&["seed", "--users", "20"], Some(&url))
+        ledger(&["seed", "--migrate", "--users", "20"], Some(&url))
             .status
             .success()
     );
@@ -340,9 +410,15 @@ async fn each_cli_failure_prints_one_clear_line(pool: PgPool) {
     let stop = ledger(&["--database-url", &url, "db", "stop"], None);
     one_line(&stop, "is not ledger's to stop");
 
-    let seeded = ledger(&["seed", "--users", "5", "--seed", "7"], Some(&url));
+    let seeded = ledger(
+        &["seed", "--migrate", "--users", "5", "--seed", "7"],
+        Some(&url),
+    );
     assert!(seeded.status.success(), "{}", text(&seeded.stderr));
-    let again = ledger(&["seed", "--users", "5", "--seed", "7"], Some(&url));
+    let again = ledger(
+        &["seed", "--migrate", "--users", "5", "--seed", "7"],
+        Some(&url),
+    );
     one_line(&again, "or pass another --seed");
 
     let help = ledger(&["--help"], None);
@@ -387,7 +463,8 @@ async fn an_empty_database_url_counts_as_unset(pool: PgPool) {
 #[test]
 fn every_command_has_help() {
     for command in [
-        "tour", "migrate", "status", "seed", "dump", "load", "shell", "db",
+        "tour", "migrate", "status", "config", "grants", "seed", "dump", "load", "adopt", "shell",
+        "db",
     ] {
         let out = ledger(&[command, "--help"], None);
         assert!(out.status.success(), "{command}");
@@ -402,7 +479,10 @@ fn every_command_has_help() {
 #[sqlx::test(migrations = false)]
 async fn a_django_fixture_dumps_and_loads_back_the_same(pool: PgPool) {
     let url = url_of(&pool);
-    let seeded = ledger(&["seed", "--users", "50", "--seed", "3"], Some(&url));
+    let seeded = ledger(
+        &["seed", "--migrate", "--users", "50", "--seed", "3"],
+        Some(&url),
+    );
     assert!(seeded.status.success(), "{}", text(&seeded.stderr));
     let first = scratch_file("fixture-1");
     let out = ledger(

@@ -76,6 +76,10 @@ const CONTRACTS: &[(&str, &str)] = &[
         "select pg_is_in_recovery() as \"standby!\"",
         "nullability::null_cases_decode_through_every_function",
     ),
+    (
+        "select current_schema() as \"schema!\", (select pg_get_userbyid(relowner)",
+        "nullability::grants_on_a_database_without_ledgers_tables_are_a_typed_refusal",
+    ),
 ];
 
 /// The tests' own counting queries, which decode `count(*)` into `i64` with `!`.
@@ -257,4 +261,25 @@ async fn a_load_moves_the_identity_sequences_past_the_loaded_ids(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(article.id.get(), 1);
+}
+
+/// `grants::plan`'s catalog query on a database with no ledger table: the owner subquery is
+/// NULL (`owner?`), the counts and arrays are not, and the plan is refused, typed.
+#[sqlx::test(migrations = false)]
+async fn grants_on_a_database_without_ledgers_tables_are_a_typed_refusal(pool: PgPool) {
+    let roles = ledger::grants::Roles {
+        service: Some("svc"),
+        read_only: None,
+    };
+    let refused = ledger::grants::plan(&pool, &roles).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ledger::Error::InvalidInput {
+                field: "database",
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
 }

@@ -3,6 +3,8 @@
 use ledger::{MIGRATOR, schema};
 use sqlx::PgPool;
 
+use crate::support;
+
 async fn tables(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar!(
         r#"
@@ -32,13 +34,7 @@ async fn migrations_go_up_down_to_zero_and_up_again(pool: PgPool) {
 
     schema::migrate(&mut conn).await.unwrap();
     assert_eq!(tables(&pool).await, all);
-    assert!(
-        schema::status(&mut conn)
-            .await
-            .unwrap()
-            .iter()
-            .all(|m| m.applied)
-    );
+    assert!(support::all_applied(&mut conn).await);
 
     schema::revert_to(&mut conn, 0).await.unwrap();
     assert!(tables(&pool).await.is_empty());

@@ -195,6 +195,12 @@ pub async fn one_connection(pool: &PgPool) -> PgPool {
         .unwrap()
 }
 
+/// Whether every one of ledger's migrations is applied to the connection's database.
+pub async fn all_applied(conn: &mut sqlx::PgConnection) -> bool {
+    let status = ledger::schema::status(conn).await.unwrap();
+    !status.is_empty() && status.iter().all(|m| m.applied)
+}
+
 pub fn url_of(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("set by the test harness");
     let options = pool.connect_options();

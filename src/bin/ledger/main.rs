@@ -7,17 +7,22 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod progress;
+mod settings;
 mod table;
 mod tour;
+use ledger::config::Source;
 use ledger::dump::{self, Table};
-use ledger::fixture;
+use ledger::grants::{self, Roles};
 use ledger::local::Cluster;
-use ledger::{Config, adopt, schema};
+use ledger::{Config, Error, adopt, fixture, schema};
 
 /// Every PostgreSQL operation of the Django cheat sheet, as typed SQL.
 ///
-/// With no database configured (no --database-url, DATABASE_URL or DB_NAME, in the environment or
-/// a .env file), ledger starts a private PostgreSQL cluster from the installed binaries.
+/// The database is configured as the library configures it: --database-url, else DATABASE_URL,
+/// else the seed's DB_NAME, DB_USER, DB_PASSWORD, DB_HOST, DB_PORT, with DB_MAX_CONNECTIONS and
+/// DB_TRANSACTION_POOLER beside either, in the environment or a .env file (`ledger config` shows
+/// what was found). With none of them, ledger starts a private PostgreSQL cluster from the
+/// installed binaries.
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -25,14 +30,14 @@ use ledger::{Config, adopt, schema};
                   e.g. LEDGER_LOG=debug or LEDGER_LOG=ledger=debug,sqlx=info; logs go to stderr."
 )]
 struct Cli {
-    /// The database to use (postgres://user:password@host:port/db); prefer the environment, which
-    /// keeps the password out of the process list.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    /// The database to use (postgres://user:password@host:port/db), in place of DATABASE_URL;
+    /// prefer DATABASE_URL, which keeps the password out of the process list.
+    #[arg(long, global = true)]
     database_url: Option<String>,
 
-    /// Whether `--database-url` itself was given (rather than `DATABASE_URL`).
+    /// Which variables the environment set before `.env` was read (for `ledger config`).
     #[arg(skip)]
-    url_on_command_line: bool,
+    origins: settings::Origins,
 
     #[command(subcommand)]
     command: Command,
@@ -40,16 +45,35 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Migrate, then run the cheat sheet's operations and print what each returns.
-    Tour,
+    /// Run the cheat sheet's operations and print what each returns (migrating first in the
+    /// private cluster, or with --migrate).
+    Tour {
+        #[command(flatten)]
+        migrate: MigrateFlag,
+    },
     /// Apply pending migrations (`manage.py migrate`), or revert down to a version.
     Migrate {
         /// Revert down to this version instead (0 reverts everything: `migrate myapp zero`).
         #[arg(long)]
         target: Option<i64>,
     },
-    /// List migrations and whether each is applied (`manage.py showmigrations`).
+    /// List migrations and whether each is applied (`manage.py showmigrations`); only reads.
     Status,
+    /// Print the resolved database settings and where each came from (the password redacted).
+    Config,
+    /// Print, or with --apply grant, the privileges of a service role (reads and writes rows)
+    /// and a read-only role (standbys, reports, dumps), for roles that already exist.
+    Grants {
+        /// The role the service connects as.
+        #[arg(long, value_name = "ROLE")]
+        service: Option<String>,
+        /// The role that only reads.
+        #[arg(long = "read-only", value_name = "ROLE")]
+        read_only: Option<String>,
+        /// Grant them (as the owner of ledger's tables), in one transaction. Idempotent.
+        #[arg(long)]
+        apply: bool,
+    },
     /// Load deterministic demo data through the bulk paths.
     Seed {
         /// How many users (each gets 1 to 3 accounts, movements, and more).
@@ -58,6 +82,8 @@ enum Command {
         /// The generator's seed: the same seed gives the same data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        migrate: MigrateFlag,
     },
     /// Write tables as NDJSON (`manage.py dumpdata`), streamed in constant memory.
     Dump {
@@ -83,6 +109,8 @@ enum Command {
         /// The Django app label of a fixture's models.
         #[arg(long = "app", value_name = "LABEL", default_value = "myapp")]
         app_label: String,
+        #[command(flatten)]
+        migrate: MigrateFlag,
     },
     /// Take over a database that Django migrated: a dry run that lists every change and every
     /// row breaking ledger's rules; with --apply, make the changes, safely on a live database.
@@ -110,6 +138,15 @@ enum Command {
     },
 }
 
+/// `--migrate`, for the commands that write rows.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct MigrateFlag {
+    /// Apply pending migrations first (needs the owner role). Without it, only the private
+    /// cluster is migrated; a configured database with pending migrations is refused.
+    #[arg(long)]
+    migrate: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Print the URL of the database in use (without its password), starting the private
@@ -134,6 +171,7 @@ fn table_names() -> clap::builder::PossibleValuesParser {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let origins = settings::Origins::capture();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
@@ -146,8 +184,7 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
-    cli.url_on_command_line =
-        matches.value_source("database_url") == Some(clap::parser::ValueSource::CommandLine);
+    cli.origins = origins;
     let mut out = std::io::stdout().lock();
     match run(cli, &mut out).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,11 +198,11 @@ async fn main() -> ExitCode {
 
 /// The error and its sources on one line.
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
+    let mut text = without_source_line(&err.to_string());
     let mut source = err.source();
     while let Some(s) = source {
         // sqlx's errors print their source in their own text: say each cause once.
-        let cause = s.to_string();
+        let cause = without_source_line(&s.to_string());
         if !text.ends_with(&cause) {
             text.push_str(": ");
             text.push_str(&cause);
@@ -173,6 +210,26 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+/// The text without sqlx's " at line 3211" after a server message: the line of PostgreSQL's C
+/// source that raised it, which reads as a line of the caller's SQL.
+fn without_source_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" at line ") {
+        let after = &rest[at + " at line ".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let ends = after[digits..].is_empty() || after[digits..].starts_with(':');
+        if digits > 0 && ends {
+            out.push_str(&rest[..at]);
+        } else {
+            out.push_str(&rest[..at + " at line ".len() + digits]);
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Opens a pool; a failure names what was tried.
@@ -199,35 +256,148 @@ fn unreachable(config: &Config, err: &ledger::Error) -> Box<dyn std::error::Erro
 
 type AnyResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-async fn config(cli: &Cli) -> ledger::Result<Config> {
-    // An empty DATABASE_URL means unset, as it does for the library's own configuration.
-    match cli.database_url.as_deref().filter(|url| !url.is_empty()) {
-        Some(url) => Config::from_url(url),
-        None => Config::resolve_or_local().await,
+/// The configuration, resolved as the library resolves it ([`Config::from_env`], with
+/// `--database-url` in place of `DATABASE_URL`), else the private cluster.
+async fn config(cli: &Cli) -> AnyResult<Config> {
+    let configured = match cli.database_url.as_deref() {
+        Some(url) => Config::from_env_with_url(url).map_err(|e| match e {
+            Error::Config(message) => {
+                Error::Config(message.replacen("DATABASE_URL", "--database-url", 1))
+            }
+            other => other,
+        })?,
+        None => Config::from_env()?,
+    };
+    match configured {
+        Some(config) => Ok(config),
+        None => Ok(Config::resolve_or_local().await?),
     }
+}
+
+/// Brings the schema up to date where the command may change it: always in the private
+/// cluster, elsewhere only with `--migrate`. Otherwise a database with a pending migration is
+/// refused in one line, before anything is written.
+async fn ensure_schema(
+    config: &Config,
+    conn: &mut sqlx::PgConnection,
+    flag: MigrateFlag,
+) -> AnyResult {
+    if flag.migrate || matches!(config.source(), Source::LocalCluster(_)) {
+        return schema::migrate(conn)
+            .await
+            .map_err(|e| explain("migrate", config, e));
+    }
+    let status = schema::status(conn)
+        .await
+        .map_err(|e| explain("status", config, e))?;
+    let pending: Vec<_> = status.iter().filter(|m| !m.applied).collect();
+    if let Some(first) = pending.first() {
+        return Err(format!(
+            "{} of ledger's migrations are not applied to {} (the first: {:04}_{}): run `ledger \
+             migrate` as the role that owns the schema, or pass --migrate",
+            pending.len(),
+            config.target(),
+            first.version,
+            first.description
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A failed command's error, with one line of advice when the role lacked a privilege: which
+/// role the command needs (owner, service or read-only) and how it gets it.
+fn explain(command: &str, config: &Config, err: Error) -> Box<dyn std::error::Error> {
+    let Error::PermissionDenied { object, .. } = &err else {
+        return err.into();
+    };
+    let user = config.connect_options().get_username();
+    let need = match command {
+        "migrate" | "adopt --apply" | "grants --apply" => format!(
+            "`ledger {command}` changes the schema or its grants, which only the role that owns \
+             ledger's tables may do"
+        ),
+        "seed" | "load" => format!(
+            "`ledger {command}` writes rows: it needs the service role's INSERT, UPDATE and \
+             DELETE (`ledger grants --service <role> --apply`, run as the owner, grants them)"
+        ),
+        _ => format!(
+            "`ledger {command}` only reads: it needs SELECT (`ledger grants --read-only <role> \
+             --apply`, run as the owner, grants it)"
+        ),
+    };
+    format!("permission denied for {object}: {need}; role {user} lacks it").into()
 }
 
 async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
     match &cli.command {
-        Command::Tour => tour::run(&config(&cli).await?, out).await,
+        Command::Tour { migrate } => {
+            let config = config(&cli).await?;
+            let mut conn = connect_one(&config).await?;
+            ensure_schema(&config, &mut conn, *migrate).await?;
+            tour::run(&config, conn, out).await
+        }
         Command::Migrate { target } => {
             let config = config(&cli).await?;
             let mut conn = connect_one(&config).await?;
             match target {
-                Some(target) => schema::revert_to(&mut conn, *target).await?,
-                None => schema::migrate(&mut conn).await?,
+                Some(target) => schema::revert_to(&mut conn, *target).await,
+                None => schema::migrate(&mut conn).await,
             }
-            print_status(&mut conn, out).await
+            .map_err(|e| explain("migrate", &config, e))?;
+            print_status(&config, &mut conn, out).await
         }
         Command::Status => {
-            let mut conn = connect_one(&config(&cli).await?).await?;
-            print_status(&mut conn, out).await
-        }
-        Command::Db { command } => db(&cli, command, out).await,
-        Command::Seed { users, seed } => {
             let config = config(&cli).await?;
             let mut conn = connect_one(&config).await?;
-            schema::migrate(&mut conn).await?;
+            print_status(&config, &mut conn, out).await
+        }
+        Command::Config => {
+            let config = config(&cli).await?;
+            let replicas = Config::replicas_from_env()?.len();
+            settings::print(
+                &config,
+                &cli.origins,
+                cli.database_url.is_some(),
+                replicas,
+                out,
+            )
+        }
+        Command::Grants {
+            service,
+            read_only,
+            apply,
+        } => {
+            let roles = Roles {
+                service: service.as_deref(),
+                read_only: read_only.as_deref(),
+            };
+            let config = config(&cli).await?;
+            let mut conn = connect_one(&config).await?;
+            let statements = if *apply {
+                grants::apply(&mut conn, &roles)
+                    .await
+                    .map_err(|e| explain("grants --apply", &config, e))?
+            } else {
+                grants::plan(&mut conn, &roles).await?
+            };
+            for statement in &statements {
+                writeln!(out, "{statement};")?;
+            }
+            if *apply {
+                eprintln!("granted ({} statements)", statements.len());
+            }
+            Ok(())
+        }
+        Command::Db { command } => db(&cli, command, out).await,
+        Command::Seed {
+            users,
+            seed,
+            migrate,
+        } => {
+            let config = config(&cli).await?;
+            let mut conn = connect_one(&config).await?;
+            ensure_schema(&config, &mut conn, *migrate).await?;
             let bars = progress::Bars::new();
             let mut report = |stage: &str, done: u64, total: u64| bars.update(stage, done, total);
             let started = std::time::Instant::now();
@@ -240,7 +410,7 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
                         chain(&e)
                     )
                     .into(),
-                    _ => Box::<dyn std::error::Error>::from(e),
+                    _ => explain("seed", &config, e),
                 })?;
             bars.finish();
             writeln!(
@@ -269,7 +439,8 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             if django && !tables.is_empty() {
                 return Err("--table applies to the ndjson format only".into());
             }
-            let pool = connect(&config(&cli).await?).await?;
+            let config = config(&cli).await?;
+            let pool = connect(&config).await?;
             let bars = progress::Bars::new();
             let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, 0);
             let records = match output {
@@ -278,35 +449,41 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
                         .map_err(|e| format!("creating {}: {e}", path.display()))?;
                     let mut file = std::io::BufWriter::new(file);
                     if django {
-                        fixture::dump(&pool, app_label, &mut file, &mut report).await?
+                        fixture::dump(&pool, app_label, &mut file, &mut report).await
                     } else {
-                        dump::dump(&pool, &tables, &mut file, &mut report).await?
+                        dump::dump(&pool, &tables, &mut file, &mut report).await
                     }
                 }
                 None => {
                     let mut stdout = std::io::BufWriter::new(std::io::stdout());
                     if django {
-                        fixture::dump(&pool, app_label, &mut stdout, &mut report).await?
+                        fixture::dump(&pool, app_label, &mut stdout, &mut report).await
                     } else {
-                        dump::dump(&pool, &tables, &mut stdout, &mut report).await?
+                        dump::dump(&pool, &tables, &mut stdout, &mut report).await
                     }
                 }
-            };
+            }
+            .map_err(|e| explain("dump", &config, e))?;
             bars.finish();
             eprintln!("dumped {records} records");
             Ok(())
         }
-        Command::Load { file, app_label } => {
+        Command::Load {
+            file,
+            app_label,
+            migrate,
+        } => {
             let config = config(&cli).await?;
             let mut conn = connect_one(&config).await?;
-            schema::migrate(&mut conn).await?;
+            ensure_schema(&config, &mut conn, *migrate).await?;
             let bars = progress::Bars::new();
             let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, rows);
             let records = if fixture::is_fixture(file)? {
-                fixture::load(&mut conn, file, app_label, &mut report).await?
+                fixture::load(&mut conn, file, app_label, &mut report).await
             } else {
-                dump::load(&mut conn, file, &mut report).await?
-            };
+                dump::load(&mut conn, file, &mut report).await
+            }
+            .map_err(|e| explain("load", &config, e))?;
             bars.finish();
             writeln!(out, "loaded {records} records")?;
             Ok(())
@@ -316,12 +493,17 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             apply,
             json,
         } => {
-            let mut conn = connect_one(&config(&cli).await?).await?;
+            let config = config(&cli).await?;
+            let mut conn = connect_one(&config).await?;
             let report = if *apply {
                 let mut step = |step: &adopt::Step| eprintln!("{} [{}]", step.name, step.lock);
-                adopt::apply(&mut conn, app_label, &mut step).await?
+                adopt::apply(&mut conn, app_label, &mut step)
+                    .await
+                    .map_err(|e| explain("adopt --apply", &config, e))?
             } else {
-                adopt::inspect(&mut conn, app_label).await?
+                adopt::inspect(&mut conn, app_label)
+                    .await
+                    .map_err(|e| explain("adopt", &config, e))?
             };
             if *json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -365,7 +547,7 @@ async fn db(cli: &Cli, command: &DbCommand, out: &mut impl Write) -> AnyResult {
             writeln!(out, "{}", config.url())?;
         }
         DbCommand::Stop { dir } => {
-            if cli.url_on_command_line {
+            if cli.database_url.is_some() {
                 return Err("db stop stops the private cluster; the server named by \
                             --database-url is not ledger's to stop"
                     .into());
@@ -378,8 +560,15 @@ async fn db(cli: &Cli, command: &DbCommand, out: &mut impl Write) -> AnyResult {
     Ok(())
 }
 
-async fn print_status(conn: &mut sqlx::PgConnection, out: &mut impl Write) -> AnyResult {
-    for m in schema::status(conn).await? {
+async fn print_status(
+    config: &Config,
+    conn: &mut sqlx::PgConnection,
+    out: &mut impl Write,
+) -> AnyResult {
+    let status = schema::status(conn)
+        .await
+        .map_err(|e| explain("status", config, e))?;
+    for m in status {
         let mark = if m.applied { "[X]" } else { "[ ]" };
         writeln!(out, " {mark} {:04}_{}", m.version, m.description)?;
     }

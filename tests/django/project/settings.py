@@ -10,7 +10,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.postgres",
-    "myapp",
+    # The seed's models as the tests use them (`myapp`), or exactly as the cheat sheet gives them
+    # (`sheet`): both name the tables `users`, `accounts`, `transactions`, so only one is installed.
+    os.environ.get("LEDGER_DJANGO_APP", "myapp"),
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -133,8 +133,9 @@ fn value(out: &mut impl Write, text: impl std::fmt::Display) -> AnyResult {
     Ok(())
 }
 
-/// Runs the tour against `config`'s database.
-pub async fn run(config: &Config, out: &mut impl Write) -> AnyResult {
+/// Runs the tour on `conn`, a connection to `config`'s database that the caller migrated (or
+/// found up to date).
+pub async fn run(config: &Config, mut conn: PgConnection, out: &mut impl Write) -> AnyResult {
     writeln!(
         out,
         "ledger tour: the Django + PostgreSQL cheat sheet, in Rust"
@@ -147,15 +148,16 @@ pub async fn run(config: &Config, out: &mut impl Write) -> AnyResult {
         ledger::config::CONNECT_TIMEOUT,
         ledger::config::CONNECTION_MAX_LIFETIME
     )?;
-    let mut conn = config.connect_one().await?;
-
     heading(out, "Migrations")?;
     step(
         out,
         "python manage.py migrate",
         "schema::migrate(&mut conn)",
     )?;
-    schema::migrate(&mut conn).await?;
+    value(
+        out,
+        "run before the tour: always in the private cluster, elsewhere with `tour --migrate`",
+    )?;
     step(
         out,
         "python manage.py showmigrations",
