@@ -18,7 +18,7 @@ use ledger::Config;
 use ledger::accounts::AccountId;
 use ledger::bulk::BulkOptions;
 use ledger::copy::CopyText;
-use ledger::transactions::{self, Movement, Transfer};
+use ledger::transactions::{self, Transfer};
 use ledger::users::{self, NewUser, UserId};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -31,27 +31,7 @@ const DATABASE: &str = "ledger_bench_wire";
 const USERS: usize = 10_000;
 const TRANSFERS: usize = 2_000;
 const CLIENTS: usize = 4;
-const HOT: i64 = 10;
-
-/// pgbench's side of the transfer comparison: the seed's transfer with both rows locked in one
-/// statement in id order (so that it cannot deadlock), as a client without ledger would write
-/// it. Six round trips: `BEGIN`, the lock, two updates, the insert, `END`. `HOT(n)` is the n-th
-/// hot account's id (see `hot_accounts`).
-const PGBENCH_SCRIPT: &str = r"\set a random(0, 9)
-\set b (:a + random(1, 9)) % 10
-\set cents random(1, 1000)
-BEGIN;
-SELECT balance FROM accounts WHERE id IN (HOT(:a), HOT(:b)) ORDER BY id FOR UPDATE;
-UPDATE accounts SET balance = balance - :cents / 100.0 WHERE id = HOT(:a);
-UPDATE accounts SET balance = balance + :cents / 100.0 WHERE id = HOT(:b);
-INSERT INTO transactions (from_account_id, to_account_id, amount, type, status) VALUES (HOT(:a), HOT(:b), :cents / 100.0, 'transfer', 'completed');
-END;
-";
-
-/// The n-th hot account's id: `00000000-0000-0000-0000-00000000000n`.
-fn hot_sql(n: &str) -> String {
-    format!("('00000000-0000-0000-0000-' || lpad(({n})::text, 12, '0'))::uuid")
-}
+const HOT: i64 = support::HOT_ACCOUNTS;
 
 fn main() {
     support::block_on(run());
@@ -149,11 +129,11 @@ async fn run() {
         .connect()
         .await
         .expect("connect");
-    let hot = hot_accounts(&pool).await;
+    let hot = support::hot_accounts(&pool, "hot@wire.bench").await;
     let script = std::env::temp_dir().join("ledger-bench-wire-transfer.sql");
-    let body = PGBENCH_SCRIPT
-        .replace("HOT(:a)", &hot_sql(":a"))
-        .replace("HOT(:b)", &hot_sql(":b"));
+    let body = support::PGBENCH_SCRIPT
+        .replace("HOT(:a)", &support::hot_sql(":a"))
+        .replace("HOT(:b)", &support::hot_sql(":b"));
     std::fs::write(&script, body).expect("the pgbench script");
     let settings = support::server_settings(&pool).await;
     println!("server: PostgreSQL {settings}; {rounds} rounds, interleaved");
@@ -284,37 +264,6 @@ impl Bench {
     }
 }
 
-/// Ten accounts with ids `HOT(0)` to `HOT(9)`, owned by one user, each funded with a billion by
-/// a deposit.
-async fn hot_accounts(pool: &PgPool) -> Vec<AccountId> {
-    let mut conn = pool.acquire().await.expect("a connection");
-    let owner = users::insert(&mut *conn, &NewUser::new("hot@wire.bench", "Hot"))
-        .await
-        .expect("owner");
-    let ids = sqlx::query_scalar!(
-        r#"
-        insert into accounts (id, user_id, balance, currency, status)
-        select ('00000000-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid, $1, 0, 'USD', 'active'
-        from generate_series(0, $2::bigint - 1) n
-        returning id
-        "#,
-        owner.id.as_uuid(),
-        HOT
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .expect("hot accounts");
-    let mut hot = Vec::new();
-    for id in ids {
-        let funding = Movement::new(id, Decimal::from(1_000_000_000));
-        transactions::deposit(&mut conn, &funding)
-            .await
-            .expect("fund");
-        hot.push(id);
-    }
-    hot
-}
-
 fn people(tag: &str, round: usize) -> Vec<NewUser> {
     (0..USERS)
         .map(|i| NewUser::new(format!("{tag}{round}-{i}@wire.bench"), format!("Wire {i}")))
@@ -357,20 +306,6 @@ fn psql_copy(config: &Config, people: &[NewUser]) -> f64 {
 /// pgbench's ordered-lock transfers: `TRANSFERS` in all from `CLIENTS` clients, prepared
 /// statements; its time from its own rate, without connection set-up.
 fn pgbench(config: &Config, script: &Path) -> f64 {
-    let per_client = (TRANSFERS / CLIENTS).to_string();
-    let output = Command::new("pgbench")
-        .args(["-n", "-M", "prepared", "-j", "2"])
-        .args(["-c", &CLIENTS.to_string(), "-t", &per_client])
-        .arg("-f")
-        .arg(script)
-        .envs(config.libpq_env())
-        .output()
-        .expect("pgbench on PATH");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && text.contains("number of failed transactions: 0"),
-        "pgbench: {text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = support::pgbench(config, script, CLIENTS, TRANSFERS / CLIENTS);
     TRANSFERS as f64 / support::number_after(&text, "tps = ")
 }

@@ -254,6 +254,11 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The [`Poster`](crate::transactions::Poster) was closed before this movement was queued:
+    /// nothing was written.
+    #[error("the poster is closed")]
+    PosterClosed,
+
     /// The configuration (environment, `.env`, command line) is unusable.
     #[error("configuration: {0}")]
     Config(String),

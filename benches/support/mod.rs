@@ -8,6 +8,9 @@ use std::process::Command;
 
 use ledger::Config;
 use ledger::accounts::AccountId;
+use ledger::transactions::{self, Movement};
+use ledger::users::{self, NewUser};
+use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 /// Drops and creates the database `name` on `server`'s server; returns its config, with a pool
@@ -133,4 +136,83 @@ pub async fn fill(pool: &PgPool, entries: i64) -> Vec<AccountId> {
         .fetch_all(pool)
         .await
         .expect("hot accounts")
+}
+
+/// How many hot accounts the transfer benches share.
+pub const HOT_ACCOUNTS: i64 = 10;
+
+/// pgbench's side of the transfer comparison: the seed's transfer with both rows locked in one
+/// statement in id order (so that it cannot deadlock), as a client without ledger would write
+/// it. Six round trips: `BEGIN`, the lock, two updates, the insert, `END`. `HOT(n)` is the n-th
+/// hot account's id (see `hot_accounts`).
+pub const PGBENCH_SCRIPT: &str = r"\set a random(0, 9)
+\set b (:a + random(1, 9)) % 10
+\set cents random(1, 1000)
+BEGIN;
+SELECT balance FROM accounts WHERE id IN (HOT(:a), HOT(:b)) ORDER BY id FOR UPDATE;
+UPDATE accounts SET balance = balance - :cents / 100.0 WHERE id = HOT(:a);
+UPDATE accounts SET balance = balance + :cents / 100.0 WHERE id = HOT(:b);
+INSERT INTO transactions (from_account_id, to_account_id, amount, type, status) VALUES (HOT(:a), HOT(:b), :cents / 100.0, 'transfer', 'completed');
+END;
+";
+
+/// The n-th hot account's id: `00000000-0000-0000-0000-00000000000n`.
+pub fn hot_sql(n: &str) -> String {
+    format!("('00000000-0000-0000-0000-' || lpad(({n})::text, 12, '0'))::uuid")
+}
+
+/// Ten accounts with ids `HOT(0)` to `HOT(9)`, owned by one user, each funded with a billion by
+/// a deposit.
+pub async fn hot_accounts(pool: &PgPool, email: &str) -> Vec<AccountId> {
+    let mut conn = pool.acquire().await.expect("a connection");
+    let owner = users::insert(&mut *conn, &NewUser::new(email, "Hot"))
+        .await
+        .expect("owner");
+    let ids = sqlx::query_scalar!(
+        r#"
+        insert into accounts (id, user_id, balance, currency, status)
+        select ('00000000-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid, $1, 0, 'USD', 'active'
+        from generate_series(0, $2::bigint - 1) n
+        returning id
+        "#,
+        owner.id.as_uuid(),
+        HOT_ACCOUNTS
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("hot accounts");
+    let mut hot = Vec::new();
+    for id in ids {
+        let funding = Movement::new(id, Decimal::from(1_000_000_000));
+        transactions::deposit(&mut conn, &funding)
+            .await
+            .expect("fund");
+        hot.push(id);
+    }
+    hot
+}
+
+/// Runs pgbench's `script` from `clients` clients, `per_client` transactions each, prepared
+/// statements, and returns its report (which must show no failed transaction).
+pub fn pgbench(
+    config: &Config,
+    script: &std::path::Path,
+    clients: usize,
+    per_client: usize,
+) -> String {
+    let output = Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-j", "2"])
+        .args(["-c", &clients.to_string(), "-t", &per_client.to_string()])
+        .arg("-f")
+        .arg(script)
+        .envs(config.libpq_env())
+        .output()
+        .expect("pgbench on PATH");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success() && text.contains("number of failed transactions: 0"),
+        "pgbench: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use ledger::accounts::{self, AccountId};
 use ledger::local::{Cluster, Shutdown};
-use ledger::transactions::{self, BatchItem, EntryId, Movement, Transfer};
+use ledger::transactions::{self, BatchItem, EntryId, Movement, Poster, PosterOptions, Transfer};
 use ledger::users::{self, NewUser};
 use ledger::{Error, Transient};
 use rust_decimal::Decimal;
@@ -46,6 +46,9 @@ pub struct Config {
     pub restart_every: Duration,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Whether the single movements go through one shared `transactions::Poster` (shared
+    /// commits) instead of each call's own transaction. Batches keep `post_batch_with_key`.
+    pub poster: bool,
 }
 
 /// What happened, and what was wrong.
@@ -128,9 +131,13 @@ pub async fn run(cluster: &Cluster, database: &str, config: &Config) -> ledger::
     let started = Instant::now();
     let deadline = started + config.duration;
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let poster = config
+        .poster
+        .then(|| Arc::new(Poster::new(pool.clone(), PosterOptions::default())));
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..config.clients {
         let (pool, hot, tally) = (pool.clone(), hot.clone(), tally.clone());
+        let poster = poster.clone();
         let mut rng = Rng::new(config.seed ^ (client as u64 + 1).wrapping_mul(0x9E37_79B9));
         clients.spawn(async move {
             let mut records = Vec::new();
@@ -138,7 +145,8 @@ pub async fn run(cluster: &Cluster, database: &str, config: &Config) -> ledger::
             while Instant::now() < deadline {
                 seq += 1;
                 let call = Call::random(&mut rng, &hot, format!("c{client}-{seq}"));
-                let record = execute(&pool, call, &mut rng, deadline, &tally).await;
+                let record =
+                    execute(&pool, poster.as_deref(), call, &mut rng, deadline, &tally).await;
                 records.push(record);
             }
             records
@@ -151,13 +159,24 @@ pub async fn run(cluster: &Cluster, database: &str, config: &Config) -> ledger::
     for record in records.iter_mut().filter(|r| r.outcome.is_none()) {
         let late = Instant::now() + Duration::from_secs(60);
         let mut rng = Rng::new(config.seed);
-        let answered = execute(&pool, record.call.clone(), &mut rng, late, &tally).await;
+        let answered = execute(
+            &pool,
+            poster.as_deref(),
+            record.call.clone(),
+            &mut rng,
+            late,
+            &tally,
+        )
+        .await;
         record.failures += answered.failures;
         record.outcome = answered.outcome;
         record.at = answered.at;
         record.answered = answered.answered;
     }
 
+    if let Some(poster) = &poster {
+        poster.close().await;
+    }
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
     let mut report = Report {
         calls: records.len() as u64,
@@ -262,7 +281,19 @@ impl Call {
         }
     }
 
-    async fn attempt(&self, pool: &PgPool) -> ledger::Result<Vec<EntryId>> {
+    async fn attempt(
+        &self,
+        pool: &PgPool,
+        poster: Option<&Poster>,
+    ) -> ledger::Result<Vec<EntryId>> {
+        if let Some(poster) = poster {
+            match &self.op {
+                Op::Deposit(m) => return Ok(vec![poster.deposit(m.clone()).await?.id]),
+                Op::Withdraw(m) => return Ok(vec![poster.withdraw(m.clone()).await?.id]),
+                Op::Transfer(t) => return Ok(vec![poster.transfer(t.clone()).await?.id]),
+                Op::Batch(_) => {}
+            }
+        }
         let mut conn = pool.acquire().await?;
         match &self.op {
             Op::Deposit(m) => Ok(vec![transactions::deposit(&mut conn, m).await?.id]),
@@ -318,6 +349,7 @@ impl Tally {
 /// a client that times out would.
 async fn execute(
     pool: &PgPool,
+    poster: Option<&Poster>,
     call: Call,
     rng: &mut Rng,
     give_up: Instant,
@@ -326,7 +358,7 @@ async fn execute(
     let mut failures = 0;
     let started = Utc::now();
     loop {
-        let attempt = call.attempt(pool);
+        let attempt = call.attempt(pool, poster);
         let result = if rng.below(40) == 0 {
             let after = Duration::from_micros(rng.below(4_000));
             match tokio::time::timeout(after, attempt).await {

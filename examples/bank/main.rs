@@ -39,6 +39,7 @@ async fn run() -> Result<bool, String> {
         fault_interval: Duration::from_millis(250),
         restart_every: Duration::from_secs(30),
         seed: 1,
+        poster: false,
     };
     let mut dir = std::env::temp_dir().join(format!("ledger-bank-{}", std::process::id()));
     let mut args = std::env::args().skip(1);
@@ -56,6 +57,7 @@ async fn run() -> Result<bool, String> {
             "--fault-ms" => config.fault_interval = Duration::from_millis(number()?),
             "--restart-every" => config.restart_every = Duration::from_secs(number()?),
             "--seed" => config.seed = number()?,
+            "--poster" => config.poster = number()? == 1,
             "--dir" => dir = PathBuf::from(&value),
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -69,13 +71,18 @@ async fn run() -> Result<bool, String> {
             .map_err(|e| e.to_string())?
     };
     println!(
-        "bank: {} clients, {} accounts, {} s, a fault every ~{} ms, a restart every {} s, seed {}",
+        "bank: {} clients, {} accounts, {} s, a fault every ~{} ms, a restart every {} s, seed {}{}",
         config.clients,
         config.accounts,
         config.duration.as_secs(),
         config.fault_interval.as_millis(),
         config.restart_every.as_secs(),
-        config.seed
+        config.seed,
+        if config.poster {
+            ", through one Poster"
+        } else {
+            ""
+        }
     );
     let result = harness::run(&cluster, "bank", &config).await;
     let stopped = tokio::task::spawn_blocking(move || Cluster::stop(&dir)).await;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::idempotency::{self, validate_key};
 use super::movements::{Locked, Posting, check, lock_accounts};
 use super::retry::retrying;
-use super::{COMPLETED, EntryId};
+use super::{COMPLETED, EntryId, LedgerEntry};
 use super::{Movement, Transfer};
 use crate::accounts::AccountId;
 use crate::bulk;
@@ -179,6 +179,7 @@ async fn post_batch_once(
         };
     }
     let locked = lock_accounts(&mut tx, &touched).await?;
+    let before: HashMap<AccountId, Decimal> = locked.iter().map(|l| (l.id, l.balance)).collect();
     let mut state: HashMap<AccountId, Locked> = locked.into_iter().map(|l| (l.id, l)).collect();
     for (index, item) in items.iter().enumerate() {
         let posting = item.posting();
@@ -194,69 +195,103 @@ async fn post_batch_once(
         }
     }
 
-    for (n, (chunk, chunk_ids)) in items
+    let postings: Vec<Posting<'_>> = items.iter().map(BatchItem::posting).collect();
+    for (n, (chunk, chunk_ids)) in postings
         .chunks(BATCH_INSERT_CHUNK)
         .zip(ids.chunks(BATCH_INSERT_CHUNK))
         .enumerate()
     {
-        let at: Vec<Option<DateTime<Utc>>> = match times {
-            Some(times) => times
-                .iter()
-                .skip(n * BATCH_INSERT_CHUNK)
-                .take(chunk.len())
-                .map(|t| Some(*t))
-                .collect(),
-            None => vec![None; chunk.len()],
-        };
-        let postings: Vec<Posting<'_>> = chunk.iter().map(BatchItem::posting).collect();
-        let from: Vec<Option<Uuid>> = postings
-            .iter()
-            .map(|p| p.from.map(|id| id.as_uuid()))
-            .collect();
-        let to: Vec<Option<Uuid>> = postings
-            .iter()
-            .map(|p| p.to.map(|id| id.as_uuid()))
-            .collect();
-        let amounts: Vec<Decimal> = postings.iter().map(|p| p.amount).collect();
-        let kinds: Vec<&str> = postings.iter().map(|p| p.kind).collect();
-        let metadata: Vec<serde_json::Value> =
-            postings.iter().map(|p| p.metadata.clone()).collect();
-        sqlx::query!(
-            r#"
-            insert into transactions
-                (id, from_account_id, to_account_id, amount, type, status, metadata, created_at)
-            select id, from_id, to_id, amount, kind, $7, metadata, coalesce(at, now())
-            from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::jsonb[],
-                        $8::timestamptz[])
-                as input(id, from_id, to_id, amount, kind, metadata, at)
-            "#,
-            chunk_ids,
-            &from as &[Option<Uuid>],
-            &to as &[Option<Uuid>],
-            &amounts,
-            &kinds as &[&str],
-            &metadata,
-            COMPLETED,
-            &at as &[Option<DateTime<Utc>>]
-        )
-        .execute(&mut *tx)
-        .await?;
+        let at = times.map(|times| &times[n * BATCH_INSERT_CHUNK..][..chunk.len()]);
+        let rows: Vec<(Uuid, &Posting<'_>)> = chunk_ids.iter().copied().zip(chunk).collect();
+        insert_entries(&mut tx, &rows, at).await?;
     }
+    net_balances(&mut tx, &before, &state).await?;
+    tx.commit().await?;
+    Ok(ids.into_iter().map(EntryId).collect())
+}
 
-    let accounts: Vec<Uuid> = state.keys().map(|id| id.as_uuid()).collect();
-    let balances: Vec<Decimal> = state.values().map(|l| l.balance).collect();
+/// Inserts the rows of `entries` (each posting with its id, `completed`, its key if it has one,
+/// `created_at` from `at` or `now()`) in one statement, and returns them as written.
+///
+/// SQL: `insert into transactions ... select ... from unnest($1::uuid[], ...) returning ...`.
+pub(super) async fn insert_entries(
+    conn: &mut PgConnection,
+    entries: &[(Uuid, &Posting<'_>)],
+    at: Option<&[DateTime<Utc>]>,
+) -> Result<Vec<LedgerEntry>> {
+    let ids: Vec<Uuid> = entries.iter().map(|(id, _)| *id).collect();
+    let from: Vec<Option<Uuid>> = entries
+        .iter()
+        .map(|(_, p)| p.from.map(|id| id.as_uuid()))
+        .collect();
+    let to: Vec<Option<Uuid>> = entries
+        .iter()
+        .map(|(_, p)| p.to.map(|id| id.as_uuid()))
+        .collect();
+    let amounts: Vec<Decimal> = entries.iter().map(|(_, p)| p.amount).collect();
+    let kinds: Vec<&str> = entries.iter().map(|(_, p)| p.kind).collect();
+    let metadata: Vec<serde_json::Value> =
+        entries.iter().map(|(_, p)| p.metadata.clone()).collect();
+    let keys: Vec<Option<&str>> = entries.iter().map(|(_, p)| p.key).collect();
+    let at: Vec<Option<DateTime<Utc>>> = match at {
+        Some(times) => times.iter().copied().map(Some).collect(),
+        None => vec![None; entries.len()],
+    };
+    Ok(query_entries!(
+        returning r#"
+        insert into transactions
+            (id, from_account_id, to_account_id, amount, type, status, metadata, idempotency_key,
+             created_at)
+        select id, from_id, to_id, amount, kind, $7, metadata, key, coalesce(at, now())
+        from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::jsonb[],
+                    $8::text[], $9::timestamptz[])
+            as input(id, from_id, to_id, amount, kind, metadata, key, at)
+        "#,
+        &ids,
+        &from as &[Option<Uuid>],
+        &to as &[Option<Uuid>],
+        &amounts,
+        &kinds as &[&str],
+        &metadata,
+        COMPLETED,
+        &keys as &[Option<&str>],
+        &at as &[Option<DateTime<Utc>>]
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Writes each locked account's net change (`state` against `before`) in one statement: an
+/// account many movements touched is written once.
+///
+/// SQL: `update accounts as a set balance = a.balance + v.delta from unnest($1::uuid[],
+/// $2::numeric[]) as v(id, delta) where a.id = v.id`.
+pub(super) async fn net_balances(
+    conn: &mut PgConnection,
+    before: &HashMap<AccountId, Decimal>,
+    state: &HashMap<AccountId, Locked>,
+) -> Result<()> {
+    let (accounts, deltas): (Vec<Uuid>, Vec<Decimal>) = state
+        .values()
+        .filter_map(|l| {
+            let delta = l.balance - before.get(&l.id).copied().unwrap_or(l.balance);
+            (!delta.is_zero()).then_some((l.id.as_uuid(), delta))
+        })
+        .unzip();
+    if accounts.is_empty() {
+        return Ok(());
+    }
     sqlx::query!(
         r#"
         update accounts as a
-        set balance = v.balance
-        from unnest($1::uuid[], $2::numeric[]) as v(id, balance)
+        set balance = a.balance + v.delta
+        from unnest($1::uuid[], $2::numeric[]) as v(id, delta)
         where a.id = v.id
         "#,
         &accounts,
-        &balances
+        &deltas
     )
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
-    tx.commit().await?;
-    Ok(ids.into_iter().map(EntryId).collect())
+    Ok(())
 }

@@ -16,7 +16,8 @@
 //! status.
 //!
 //! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`, batches ([`post_batch`],
-//! [`post_batch_with_key`]) in `batch`; reads (aggregates, joins, window functions, the seed's raw
+//! [`post_batch_with_key`]) in `batch`, many tasks' movements in shared commits ([`Poster`]) in
+//! `poster`; reads (aggregates, joins, window functions, the seed's raw
 //! SQL, [`reconcile`]) in `reports`. All are re-exported here.
 //!
 //! **Retrying after a failure.** With an idempotency key, repeating the same call after any
@@ -52,6 +53,7 @@ pub(crate) use query_entries;
 mod batch;
 mod idempotency;
 pub(crate) mod movements;
+mod poster;
 mod reports;
 pub(crate) mod retry;
 mod stream;
@@ -59,6 +61,7 @@ mod stream;
 pub use batch::*;
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use movements::{Movement, Transfer, deposit, transfer, validate_amount, withdraw};
+pub use poster::{Poster, PosterOptions};
 pub use reports::*;
 pub use retry::MAX_ATTEMPTS;
 pub use stream::*;

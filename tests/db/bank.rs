@@ -22,8 +22,19 @@ impl Drop for Stop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bank_under_faults_moves_money_exactly_once_per_acknowledged_call() {
+    bank_under_faults("bank", false).await;
+}
+
+/// The same, with every single movement through one shared `Poster`: a cancel or termination
+/// hits a flush of many callers' movements, each repeated with its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_under_faults_through_a_poster_moves_money_exactly_once_per_acknowledged_call() {
+    bank_under_faults("bank-poster", true).await;
+}
+
+async fn bank_under_faults(name: &str, poster: bool) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bank-{}", std::process::id()));
+        .join(format!("{name}-{}", std::process::id()));
     let _stop = Stop(dir.clone());
     let cluster = tokio::task::spawn_blocking(move || Cluster::ensure_durable(&dir))
         .await
@@ -36,6 +47,7 @@ async fn bank_under_faults_moves_money_exactly_once_per_acknowledged_call() {
         fault_interval: Duration::from_millis(150),
         restart_every: Duration::from_secs(7),
         seed: 20_261_127,
+        poster,
     };
 
     let report = harness::run(&cluster, "bank", &config).await.unwrap();

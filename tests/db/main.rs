@@ -24,6 +24,7 @@ mod nullability;
 mod payments;
 mod pgbouncer;
 mod plans;
+mod poster;
 mod replica;
 mod reports;
 mod roles;

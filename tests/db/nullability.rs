@@ -85,6 +85,7 @@ const CONTRACTS: &[(&str, &str)] = &[
 /// The tests' own counting queries, which decode `count(*)` into `i64` with `!`.
 const TEST_CODE: &[&str] = &[
     "select count(*) as \"n!\" from",
+    "select count(distinct xmin::text) as \"n!\" from",
     "select (select count(*) from",
     "from pg_stat_activity",
     "left join pg_attrdef d on d.adrelid = a.attrelid",

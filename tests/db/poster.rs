@@ -1,0 +1,341 @@
+//! `transactions::Poster`: shared commits, each movement with its own result, exactly once.
+//!
+//! The races are made to happen: the movements of one test are queued together while the poster
+//! lingers (so that they share a flush, which `xmin`, the writing transaction's id, shows), a key
+//! is held by another connection's open transaction, an account is held locked while the flush
+//! waits on it and its backend is terminated.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::join_all;
+use ledger::Error;
+use ledger::accounts::{self, Account, AccountId};
+use ledger::transactions::{self, LedgerEntry, Movement, Poster, PosterOptions, Transfer};
+use sqlx::PgPool;
+
+use crate::money::funded;
+use crate::support::dec;
+
+/// A poster that waits long enough for a test's movements to share one flush.
+fn lingering(pool: &PgPool) -> Poster {
+    Poster::new(
+        pool.clone(),
+        PosterOptions::default().linger(Duration::from_millis(200)),
+    )
+}
+
+async fn balance(pool: &PgPool, account: &Account) -> String {
+    accounts::get(pool, account.id)
+        .await
+        .unwrap()
+        .balance
+        .to_string()
+}
+
+/// How many transactions wrote these entries.
+async fn commits(pool: &PgPool, entries: &[&LedgerEntry]) -> i64 {
+    let ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.id.as_uuid()).collect();
+    sqlx::query_scalar!(
+        r#"select count(distinct xmin::text) as "n!" from transactions where id = any($1)"#,
+        &ids
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn each_movement_of_a_shared_commit_gets_its_own_result_and_a_refusal_refuses_only_itself(
+    pool: PgPool,
+) {
+    let a = funded(&pool, "a@example.com", "USD", "100.00").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let frozen = funded(&pool, "f@example.com", "USD", "0").await;
+    accounts::set_status(&pool, frozen.id, "frozen")
+        .await
+        .unwrap();
+    let euro = funded(&pool, "e@example.com", "EUR", "0").await;
+    let poster = lingering(&pool);
+
+    let results = join_all([
+        poster
+            .transfer(Transfer::new(a.id, b.id, dec("30.00")))
+            .boxed_local(),
+        poster
+            .transfer(Transfer::new(a.id, b.id, dec("30.00")))
+            .boxed_local(),
+        poster
+            .deposit(Movement::new(frozen.id, dec("1.00")))
+            .boxed_local(),
+        poster
+            .transfer(Transfer::new(a.id, b.id, dec("30.00")))
+            .boxed_local(),
+        poster
+            .transfer(Transfer::new(a.id, euro.id, dec("1.00")))
+            .boxed_local(),
+        poster
+            .transfer(Transfer::new(a.id, b.id, dec("30.00")))
+            .boxed_local(),
+        poster
+            .deposit(Movement::new(b.id, dec("5.00")))
+            .boxed_local(),
+        poster
+            .deposit(Movement::new(AccountId::new(), dec("5.00")))
+            .boxed_local(),
+    ])
+    .await;
+    poster.close().await;
+
+    let applied: Vec<&LedgerEntry> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(applied.len(), 4, "{results:?}");
+    assert_eq!(
+        commits(&pool, &applied).await,
+        1,
+        "the four shared one commit"
+    );
+    assert!(
+        matches!(results[2], Err(Error::AccountNotActive { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert!(
+        matches!(results[4], Err(Error::CurrencyMismatch { .. })),
+        "{:?}",
+        results[4]
+    );
+    // Queued in this order: the fourth transfer of 30.00 is the one that would overdraw.
+    assert!(
+        matches!(&results[5], Err(Error::InsufficientFunds { balance, .. }) if balance.to_string() == "10.00"),
+        "{:?}",
+        results[5]
+    );
+    assert!(matches!(
+        results[7],
+        Err(Error::NotFound { what: "account" })
+    ));
+    for entry in &applied {
+        assert_eq!(entry.status.as_str(), "completed");
+    }
+    assert_eq!(balance(&pool, &a).await, "10.00");
+    assert_eq!(balance(&pool, &b).await, "95.00");
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn movements_on_an_account_apply_in_the_order_they_were_queued(pool: PgPool) {
+    let empty = funded(&pool, "o@example.com", "USD", "0").await;
+    let poster = lingering(&pool);
+    // Deposit first: the withdrawal in the same flush sees the deposited balance.
+    let [deposit, withdrawal] = join_all([
+        poster
+            .deposit(Movement::new(empty.id, dec("10.00")))
+            .boxed_local(),
+        poster
+            .withdraw(Movement::new(empty.id, dec("10.00")))
+            .boxed_local(),
+    ])
+    .await
+    .try_into()
+    .unwrap();
+    let (deposit, withdrawal) = (deposit.unwrap(), withdrawal.unwrap());
+    assert_eq!(commits(&pool, &[&deposit, &withdrawal]).await, 1);
+    assert_eq!(balance(&pool, &empty).await, "0.00");
+    // Withdrawal first: refused for funds, whatever the deposit after it brings.
+    let [withdrawal, deposit] = join_all([
+        poster
+            .withdraw(Movement::new(empty.id, dec("10.00")))
+            .boxed_local(),
+        poster
+            .deposit(Movement::new(empty.id, dec("10.00")))
+            .boxed_local(),
+    ])
+    .await
+    .try_into()
+    .unwrap();
+    assert!(
+        matches!(withdrawal, Err(Error::InsufficientFunds { .. })),
+        "{withdrawal:?}"
+    );
+    deposit.unwrap();
+    assert_eq!(balance(&pool, &empty).await, "10.00");
+    poster.close().await;
+    // Bad input is refused before it is queued, and after close nothing is taken.
+    let bad = poster.deposit(Movement::new(empty.id, dec("0.001"))).await;
+    assert!(
+        matches!(
+            bad,
+            Err(Error::InvalidInput {
+                field: "amount",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
+    let late = poster.deposit(Movement::new(empty.id, dec("1.00"))).await;
+    assert!(matches!(late, Err(Error::PosterClosed)), "{late:?}");
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_key_applies_once_in_a_flush_across_flushes_and_after_a_refusal(pool: PgPool) {
+    let a = funded(&pool, "ka@example.com", "USD", "50.00").await;
+    let b = funded(&pool, "kb@example.com", "USD", "0").await;
+    let poster = lingering(&pool);
+    let pay = Transfer::new(a.id, b.id, dec("20.00")).idempotency_key("pay-1");
+    // The same key twice in one flush: one movement, one entry, both callers get it.
+    let [first, second] = join_all([poster.transfer(pay.clone()), poster.transfer(pay.clone())])
+        .await
+        .try_into()
+        .unwrap();
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first, second);
+    // In a later flush: replayed from the committed key, nothing moved again.
+    assert_eq!(poster.transfer(pay.clone()).await.unwrap(), first);
+    // The single call sees the poster's key, and the poster the single call's.
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(
+        transactions::transfer(&mut conn, &pay).await.unwrap(),
+        first
+    );
+    let other = Transfer::new(a.id, b.id, dec("21.00")).idempotency_key("pay-1");
+    let conflict = poster.transfer(other).await;
+    assert!(
+        matches!(conflict, Err(Error::IdempotencyConflict { .. })),
+        "{conflict:?}"
+    );
+    assert_eq!(balance(&pool, &a).await, "30.00");
+
+    // A keyed movement refused for funds gives its key back: the same call, once funded,
+    // applies.
+    let big = Transfer::new(a.id, b.id, dec("40.00")).idempotency_key("pay-2");
+    let refused = poster.transfer(big.clone()).await;
+    assert!(
+        matches!(refused, Err(Error::InsufficientFunds { .. })),
+        "{refused:?}"
+    );
+    let held =
+        sqlx::query_scalar!(r#"select count(*) as "n!" from idempotency_keys where key = 'pay-2'"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(held, 0);
+    poster
+        .deposit(Movement::new(a.id, dec("10.00")))
+        .await
+        .unwrap();
+    let applied = poster.transfer(big).await.unwrap();
+    assert_eq!(applied.idempotency_key.as_deref(), Some("pay-2"));
+    assert_eq!(balance(&pool, &a).await, "0.00");
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+    poster.close().await;
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_key_in_flight_elsewhere_makes_the_flush_wait_and_then_applies_once(pool: PgPool) {
+    let a = funded(&pool, "wa@example.com", "USD", "50.00").await;
+    let b = funded(&pool, "wb@example.com", "USD", "0").await;
+    // Another client holds the key in an open transaction (its claim, not yet committed).
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query!(
+        "insert into idempotency_keys (key, entry_ids) values ('held', array[gen_random_uuid()])"
+    )
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let poster = Poster::new(pool.clone(), PosterOptions::default());
+    let pay = Transfer::new(a.id, b.id, dec("5.00")).idempotency_key("held");
+    let submitted = poster.transfer(pay.clone());
+    tokio::pin!(submitted);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut submitted)
+            .await
+            .is_err(),
+        "the flush waits while the key is in flight"
+    );
+    // The other client rolls back: the key is free, and the waiting flush applies the movement.
+    other.rollback().await.unwrap();
+    let entry = submitted.await.unwrap();
+    assert_eq!(poster.transfer(pay).await.unwrap(), entry);
+    assert_eq!(balance(&pool, &a).await, "45.00");
+    poster.close().await;
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_flush_killed_before_its_commit_fails_every_movement_and_each_key_then_applies_once(
+    pool: PgPool,
+) {
+    let a = funded(&pool, "xa@example.com", "USD", "100.00").await;
+    let b = funded(&pool, "xb@example.com", "USD", "0").await;
+    // Hold account a locked, so that the flush waits in its lock statement.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query!(
+        "select id from accounts where id = $1 for update",
+        a.id.as_uuid()
+    )
+    .fetch_one(&mut *holder)
+    .await
+    .unwrap();
+    let poster = lingering(&pool);
+    let payments: Vec<Transfer> = (0..5)
+        .map(|i| Transfer::new(a.id, b.id, dec("1.00")).idempotency_key(format!("kill-{i}")))
+        .collect();
+    let submitted = join_all(payments.iter().cloned().map(|t| poster.transfer(t)));
+    let killer = async {
+        // Find the flush waiting on the lock, and terminate its backend.
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let killed = sqlx::query_scalar!(
+                r#"
+                select pg_terminate_backend(pid) as "killed!" from pg_stat_activity
+                where datname = current_database() and wait_event_type = 'Lock'
+                  and pid <> pg_backend_pid()
+                "#
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            if killed.iter().any(|k| *k) {
+                break;
+            }
+        }
+    };
+    let (results, ()) = tokio::join!(submitted, killer);
+    holder.rollback().await.unwrap();
+    for result in &results {
+        let err = result.as_ref().unwrap_err();
+        assert!(err.outcome_unknown() && err.is_retryable(), "{err:?}");
+    }
+    // Each repeated with its key: applied exactly once.
+    let again = join_all(payments.iter().cloned().map(|t| poster.transfer(t))).await;
+    let again: Vec<LedgerEntry> = again.into_iter().map(Result::unwrap).collect();
+    let twice = join_all(payments.iter().cloned().map(|t| poster.transfer(t))).await;
+    for (first, second) in again.iter().zip(twice) {
+        assert_eq!(*first, second.unwrap());
+    }
+    assert_eq!(balance(&pool, &a).await, "95.00");
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+    poster.close().await;
+}
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_dropped_caller_loses_only_its_answer_and_close_posts_what_was_queued(pool: PgPool) {
+    let a = funded(&pool, "da@example.com", "USD", "10.00").await;
+    let b = funded(&pool, "db@example.com", "USD", "0").await;
+    let poster = lingering(&pool);
+    let pay = Transfer::new(a.id, b.id, dec("3.00")).idempotency_key("dropped");
+    // Queued, then the caller gives up while the poster lingers.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(20), poster.transfer(pay.clone())).await;
+    assert!(gave_up.is_err());
+    // Queued by many callers, then closed at once: every one is posted.
+    let many = join_all((0..20).map(|_| poster.deposit(Movement::new(b.id, dec("1.00")))));
+    let (many, ()) = tokio::join!(many, poster.close());
+    assert!(many.iter().all(Result::is_ok), "{many:?}");
+    // The dropped one was posted once; repeating it with its key returns it.
+    let replay = Poster::new(pool.clone(), PosterOptions::default());
+    let entry = replay.transfer(pay).await.unwrap();
+    assert_eq!(balance(&pool, &a).await, "7.00");
+    assert_eq!(balance(&pool, &b).await, "23.00");
+    assert_eq!(entry.amount.to_string(), "3.00");
+    replay.close().await;
+}
