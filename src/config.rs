@@ -364,11 +364,23 @@ impl Config {
     }
 
     /// A URL for this database, for tools such as `sqlx-cli` and `psql`, without the password
-    /// (give those tools `PGPASSWORD` instead).
+    /// (give those tools `PGPASSWORD` instead), and without sqlx's own
+    /// `statement-cache-capacity` parameter, which libpq refuses ("invalid URI query
+    /// parameter").
     pub fn url(&self) -> String {
         let mut url = self.options.to_url_lossy();
         // Infallible for a URL with a host; ignoring keeps this a plain accessor.
         let _ = url.set_password(None);
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(key, _)| key != "statement-cache-capacity")
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
         url.to_string()
     }
 
@@ -613,6 +625,14 @@ mod tests {
             assert!(err.contains(scheme), "{err}");
         }
         assert!(Config::from_url("postgresql://app@db.example/prod").is_ok());
+    }
+
+    #[test]
+    fn the_url_is_one_libpq_reads_without_password_or_sqlx_parameters() {
+        let config = Config::from_url("postgres://app:s3cret@db1:5433/bank?sslmode=require")
+            .unwrap()
+            .transaction_pooler();
+        assert_eq!(config.url(), "postgres://app@db1:5433/bank?sslmode=require");
     }
 
     #[test]

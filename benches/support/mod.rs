@@ -161,26 +161,33 @@ pub fn hot_sql(n: &str) -> String {
     format!("('00000000-0000-0000-0000-' || lpad(({n})::text, 12, '0'))::uuid")
 }
 
-/// Ten accounts with ids `HOT(0)` to `HOT(9)`, owned by one user, each funded with a billion by
-/// a deposit.
-pub async fn hot_accounts(pool: &PgPool, email: &str) -> Vec<AccountId> {
-    let mut conn = pool.acquire().await.expect("a connection");
-    let owner = users::insert(&mut *conn, &NewUser::new(email, "Hot"))
+/// Accounts with ids `HOT(first)` to `HOT(end - 1)` (see [`hot_sql`]), owned by one new user
+/// with this email, balance zero.
+pub async fn numbered_accounts(pool: &PgPool, email: &str, first: i64, end: i64) -> Vec<AccountId> {
+    let owner = users::insert(pool, &NewUser::new(email, "Numbered"))
         .await
         .expect("owner");
-    let ids = sqlx::query_scalar!(
+    sqlx::query_scalar!(
         r#"
         insert into accounts (id, user_id, balance, currency, status)
         select ('00000000-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid, $1, 0, 'USD', 'active'
-        from generate_series(0, $2::bigint - 1) n
+        from generate_series($2::bigint, $3::bigint - 1) n
         returning id
         "#,
         owner.id.as_uuid(),
-        HOT_ACCOUNTS
+        first,
+        end
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(pool)
     .await
-    .expect("hot accounts");
+    .expect("numbered accounts")
+}
+
+/// Ten accounts with ids `HOT(0)` to `HOT(9)`, owned by one user, each funded with a billion by
+/// a deposit.
+pub async fn hot_accounts(pool: &PgPool, email: &str) -> Vec<AccountId> {
+    let ids = numbered_accounts(pool, email, 0, HOT_ACCOUNTS).await;
+    let mut conn = pool.acquire().await.expect("a connection");
     let mut hot = Vec::new();
     for id in ids {
         let funding = Movement::new(id, Decimal::from(1_000_000_000));

@@ -10,16 +10,6 @@ use std::time::Duration;
 
 use ledger::local::Cluster;
 
-/// Stops the test's cluster however the test ends.
-struct Stop(std::path::PathBuf);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = Cluster::stop(&self.0);
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bank_under_faults_moves_money_exactly_once_per_acknowledged_call() {
     bank_under_faults("bank", false).await;
@@ -35,7 +25,7 @@ async fn bank_under_faults_through_a_poster_moves_money_exactly_once_per_acknowl
 async fn bank_under_faults(name: &str, poster: bool) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("{name}-{}", std::process::id()));
-    let _stop = Stop(dir.clone());
+    let _stop = crate::support::StopCluster(dir.clone());
     let cluster = tokio::task::spawn_blocking(move || Cluster::ensure_durable(&dir))
         .await
         .unwrap()

@@ -14,8 +14,11 @@ use ledger::accounts::{self, Account, AccountId};
 use ledger::transactions::{self, LedgerEntry, Movement, Poster, PosterOptions, Transfer};
 use sqlx::PgPool;
 
+use ledger::local::Cluster;
+use sqlx::postgres::PgPoolOptions;
+
 use crate::money::funded;
-use crate::support::dec;
+use crate::support::{self, dec};
 
 /// A poster that waits long enough for a test's movements to share one flush.
 fn lingering(pool: &PgPool) -> Poster {
@@ -159,6 +162,23 @@ async fn movements_on_an_account_apply_in_the_order_they_were_queued(pool: PgPoo
     );
     deposit.unwrap();
     assert_eq!(balance(&pool, &empty).await, "10.00");
+    // A refusal between two accepted movements on one account: the third is judged against the
+    // balance the first left, as if the second had never been asked for.
+    let [first, second, third] = join_all([
+        poster.withdraw(Movement::new(empty.id, dec("6.00"))),
+        poster.withdraw(Movement::new(empty.id, dec("6.00"))),
+        poster.withdraw(Movement::new(empty.id, dec("4.00"))),
+    ])
+    .await
+    .try_into()
+    .unwrap();
+    let (first, third) = (first.unwrap(), third.unwrap());
+    assert!(
+        matches!(&second, Err(Error::InsufficientFunds { balance, .. }) if balance.to_string() == "4.00"),
+        "{second:?}"
+    );
+    assert_eq!(commits(&pool, &[&first, &third]).await, 1);
+    assert_eq!(balance(&pool, &empty).await, "0.00");
     poster.close().await;
     // Bad input is refused before it is queued, and after close nothing is taken.
     let bad = poster.deposit(Movement::new(empty.id, dec("0.001"))).await;
@@ -280,25 +300,8 @@ async fn a_flush_killed_before_its_commit_fails_every_movement_and_each_key_then
         .map(|i| Transfer::new(a.id, b.id, dec("1.00")).idempotency_key(format!("kill-{i}")))
         .collect();
     let submitted = join_all(payments.iter().cloned().map(|t| poster.transfer(t)));
-    let killer = async {
-        // Find the flush waiting on the lock, and terminate its backend.
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let killed = sqlx::query_scalar!(
-                r#"
-                select pg_terminate_backend(pid) as "killed!" from pg_stat_activity
-                where datname = current_database() and wait_event_type = 'Lock'
-                  and pid <> pg_backend_pid()
-                "#
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            if killed.iter().any(|k| *k) {
-                break;
-            }
-        }
-    };
+    // The flush waiting on the lock: its backend is terminated.
+    let killer = support::terminate_when_waiting_on(&pool, "Lock");
     let (results, ()) = tokio::join!(submitted, killer);
     holder.rollback().await.unwrap();
     for result in &results {
@@ -338,4 +341,75 @@ async fn a_dropped_caller_loses_only_its_answer_and_close_posts_what_was_queued(
     assert_eq!(balance(&pool, &b).await, "23.00");
     assert_eq!(entry.amount.to_string(), "3.00");
     replay.close().await;
+}
+
+/// A flush killed after its insert, inside its `commit`: on a cluster of its own whose
+/// `synchronous_standby_names` names a standby that never comes, `commit` writes the commit
+/// record and then waits for that standby; the flush's backend is terminated there. Every
+/// movement of the flush is `outcome_unknown` (they did commit, locally), and each one repeated
+/// with its key returns its entry, applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_killed_inside_its_commit_is_outcome_unknown_and_each_key_replays_once() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("poster-commit-{}", std::process::id()));
+    let _stop = support::StopCluster(dir.clone());
+    let cluster = tokio::task::spawn_blocking(move || Cluster::ensure_durable(&dir))
+        .await
+        .unwrap()
+        .unwrap();
+    cluster.create_database("poster").await.unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(cluster.connect_options("poster"))
+        .await
+        .unwrap();
+    ledger::schema::migrate(&mut pool.acquire().await.unwrap())
+        .await
+        .unwrap();
+    let a = funded(&pool, "ca@example.com", "USD", "100.00").await;
+    let b = funded(&pool, "cb@example.com", "USD", "0").await;
+    let standby = |names: &'static str| {
+        let pool = pool.clone();
+        async move {
+            // `alter system` takes no bind parameter, and runs outside any transaction: a
+            // literal statement of its own, in the test only.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "alter system set synchronous_standby_names = '{names}'"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query_scalar!(r#"select pg_reload_conf() as "reloaded!""#)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    standby("nobody").await;
+
+    let poster = Poster::new(
+        pool.clone(),
+        PosterOptions::default().linger(Duration::from_millis(100)),
+    );
+    let payments: Vec<Transfer> = (0..4)
+        .map(|i| Transfer::new(a.id, b.id, dec("2.50")).idempotency_key(format!("commit-{i}")))
+        .collect();
+    let submitted = join_all(payments.iter().cloned().map(|t| poster.transfer(t)));
+    let killer = support::terminate_when_waiting_on(&pool, "SyncRep");
+    let (results, ()) = tokio::join!(submitted, killer);
+    standby("").await;
+    for result in &results {
+        let err = result.as_ref().unwrap_err();
+        assert!(err.outcome_unknown() && err.is_retryable(), "{err:?}");
+    }
+    // The commit record was written before the wait: the movements are there, once each, and
+    // the repeats return them.
+    let again = join_all(payments.iter().cloned().map(|t| poster.transfer(t))).await;
+    let entries: Vec<LedgerEntry> = again.into_iter().map(Result::unwrap).collect();
+    assert_eq!(commits(&pool, &entries.iter().collect::<Vec<_>>()).await, 1);
+    assert_eq!(balance(&pool, &a).await, "90.00");
+    assert_eq!(balance(&pool, &b).await, "10.00");
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+    poster.close().await;
+    pool.close().await;
 }

@@ -339,3 +339,35 @@ impl Drop for Proxy {
         self.task.abort();
     }
 }
+
+/// Stops a test's own cluster, and removes its directory, however the test ends.
+pub struct StopCluster(pub std::path::PathBuf);
+
+impl Drop for StopCluster {
+    fn drop(&mut self) {
+        let _ = ledger::local::Cluster::stop(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Terminates the backends of this database that wait on `wait` (a `wait_event_type`, such as
+/// `Lock`, or a `wait_event`, such as `SyncRep`), polling until there is one.
+pub async fn terminate_when_waiting_on(pool: &PgPool, wait: &str) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let killed = sqlx::query_scalar!(
+            r#"
+            select pg_terminate_backend(pid) as "killed!" from pg_stat_activity
+            where datname = current_database() and $1 in (wait_event_type, wait_event)
+              and pid <> pg_backend_pid()
+            "#,
+            wait
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        if killed.iter().any(|k| *k) {
+            return;
+        }
+    }
+}
