@@ -38,6 +38,8 @@ enum Stream {
     All,
     Unordered,
     Chunks,
+    /// `copy_all_pooled`: `COPY ... TO STDOUT` on a pooled connection of its own, cancelled on drop.
+    Copy,
     /// `stream_all_on`: the single `select` `stream_all` was before its cursor.
     SingleSelect,
 }
@@ -48,6 +50,7 @@ impl Stream {
             Stream::All => "ledger `stream_all` (cursor, time order)",
             Stream::Unordered => "ledger `stream_unordered` (cursor)",
             Stream::Chunks => "ledger `chunks(pool, 1000)` (keyset)",
+            Stream::Copy => "ledger `copy_all_pooled` (`COPY`, cancelled on drop)",
             Stream::SingleSelect => "ledger `stream_all_on` (one `select`, before the cursor)",
         }
     }
@@ -60,6 +63,9 @@ impl Stream {
                 .map_ok(|e| vec![e])
                 .boxed(),
             Stream::Chunks => transactions::chunks(pool, 1000).boxed(),
+            Stream::Copy => transactions::copy_all_pooled(pool)
+                .map_ok(|e| vec![e])
+                .boxed(),
             Stream::SingleSelect => transactions::stream_all_on(pool)
                 .map_ok(|e| vec![e])
                 .boxed(),
@@ -176,6 +182,7 @@ async fn run() {
             Stream::All,
             Stream::Unordered,
             Stream::Chunks,
+            Stream::Copy,
             Stream::SingleSelect,
         ];
         let mut rows: Vec<Row> = django

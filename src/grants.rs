@@ -20,9 +20,11 @@
 //! `SELECT` (or `INSERT, UPDATE, DELETE`) on every table of every schema: in a database ledger
 //! shares with Django, that is `auth_user`'s password hashes and `django_session` for a role
 //! that needs neither, and write access to `_sqlx_migrations`, with which a service could mark a
-//! migration applied that never ran. The grants here name ledger's tables only. (`ledger adopt`'s
-//! dry run reads Django's tables as well, before they are ledger's: run it as the owner, or as a
-//! role with `pg_read_all_data`.)
+//! migration applied that never ran. The grants here name ledger's tables only, and, in a
+//! database Django migrated, `SELECT` on `django_migrations` for the read-only role, so that
+//! `ledger adopt`'s dry run works as it once the database is adopted. (Before adoption the dry
+//! run reads Django's own tables, which are not ledger's yet: run it as the owner, or as a role
+//! with `pg_read_all_data`.)
 //!
 //! ```no_run
 //! # async fn run(conn: &mut sqlx::PgConnection) -> ledger::Result<()> {
@@ -93,6 +95,7 @@ pub async fn plan(conn: impl PgExecutor<'_>, roles: &Roles<'_>) -> Result<Vec<St
             (select count(*) from unnest($1::text[]) t(name) where to_regclass(t.name) is null)
                 as "missing!",
             to_regclass('_sqlx_migrations') is not null as "bookkeeping!",
+            to_regclass('django_migrations') is not null as "django!",
             array(
                 select s.oid::regclass::text
                 from pg_class s
@@ -156,6 +159,10 @@ pub async fn plan(conn: impl PgExecutor<'_>, roles: &Roles<'_>) -> Result<Vec<St
         out.push(format!(
             "grant select on table {tables}, {BOOKKEEPING} to {role}"
         ));
+        if catalog.django {
+            // `ledger adopt`'s dry run reads Django's bookkeeping beside ledger's tables.
+            out.push(format!("grant select on table django_migrations to {role}"));
+        }
         out.push(format!(
             "alter default privileges for role {owner} in schema {schema} grant select on tables \
              to {role}"

@@ -757,6 +757,18 @@ async fn the_cheat_sheets_own_models_are_adopted_under_another_app_label(pool: P
     // Django funded the account directly (10.00, no ledger entry): reconcile names it, as it
     // names any balance that no entry explains.
     assert_eq!(transactions::reconcile(&pool).await.unwrap().len(), 1);
+
+    // Adopted, the dry run only reads: the read-only role's generated grants cover it.
+    let reader = crate::roles::Role::create(&pool, "adopt_reader").await;
+    let roles = ledger::grants::Roles {
+        service: None,
+        read_only: Some(&reader.name),
+    };
+    ledger::grants::apply(&mut conn, &roles).await.unwrap();
+    let as_reader = reader.pool(&pool).await;
+    let mut reader_conn = as_reader.acquire().await.unwrap();
+    let again = adopt::inspect(&mut reader_conn, "sheet").await.unwrap();
+    assert!(again.is_adopted(), "{again}");
 }
 
 #[sqlx::test(migrations = false)]

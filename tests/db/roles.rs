@@ -18,15 +18,15 @@ use crate::cli::{ledger, text};
 use crate::support::{self, url_of};
 
 /// A login role of this test's own.
-struct Role {
-    name: String,
+pub struct Role {
+    pub name: String,
     password: String,
 }
 
 impl Role {
     /// Creates a role for this database and `suffix`, with a fresh password and no privilege but
     /// PUBLIC's.
-    async fn create(pool: &PgPool, suffix: &str) -> Self {
+    pub async fn create(pool: &PgPool, suffix: &str) -> Self {
         // The test databases' names are long: a role is named by a digest of its database's.
         let database = pool.connect_options().get_database().unwrap().to_owned();
         // FNV-1a: the same database gives the same roles from one run to the next.
@@ -55,7 +55,7 @@ impl Role {
     }
 
     /// A pool on the test database as this role.
-    async fn pool(&self, pool: &PgPool) -> PgPool {
+    pub async fn pool(&self, pool: &PgPool) -> PgPool {
         let options = pool
             .connect_options()
             .as_ref()
