@@ -25,11 +25,13 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
+use crate::hosts::{Endpoint, Hosts, LoadBalanceHosts, Session, TargetSessionAttrs};
 use crate::{Error, Result, sqlstate};
 
 /// The seed's `connect_timeout`.
@@ -62,7 +64,11 @@ pub enum Source {
 /// How to reach the database, and how big a pool to keep.
 #[derive(Clone)]
 pub struct Config {
+    /// For a host list, the first server's (each connection applies its own server's host and
+    /// port to these).
     options: PgConnectOptions,
+    /// A host list, or a session to check ([`crate::hosts`]); `None` for one plain server.
+    hosts: Option<Arc<Hosts>>,
     /// Kept only to hand to child tools (`psql`) through their environment; never displayed.
     password: Option<String>,
     max_connections: u32,
@@ -170,7 +176,8 @@ impl Config {
             .map(|size| parse_pool_size(&size))
             .transpose()?;
         let pooler = pooler_flag(&lookup)?;
-        urls.split(',')
+        split_urls(&urls)
+            .into_iter()
             .map(str::trim)
             .filter(|url| !url.is_empty())
             .enumerate()
@@ -209,29 +216,56 @@ impl Config {
                  postgres://user@host:port/database"
             )));
         }
-        let options = PgConnectOptions::from_str(url)
+        // A host list is split off first: sqlx's parser takes one host.
+        let split = Hosts::split_url(url, CONNECT_TIMEOUT)?;
+        let one_host = split.as_ref().map_or(url, |split| split.first.as_str());
+        let options = PgConnectOptions::from_str(one_host)
             .map_err(|e| Error::Config(format!("DATABASE_URL: {}", describe_parse_error(&e))))?;
         // The parser takes the password from the URL or PGPASSWORD; ~/.pgpass is read at connect.
         let password = url_password(url).or_else(|| std::env::var("PGPASSWORD").ok());
-        Ok(Self::new(options, password, Source::Url))
+        let config = Self::new(options, password, Source::Url);
+        Ok(match split {
+            Some(split) => config.with_hosts(split.hosts),
+            None => config,
+        })
     }
 
     fn from_django_variables(name: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<Self> {
         let host = lookup("DB_HOST").unwrap_or_else(|| "localhost".to_owned());
-        let port = match lookup("DB_PORT") {
-            Some(port) => port
-                .parse::<u16>()
-                .map_err(|_| Error::Config(format!("DB_PORT is not a port number: {port:?}")))?,
-            None => 5432,
-        };
-        let mut options = PgConnectOptions::new_without_pgpass()
-            .port(port)
-            .database(name);
-        // Like libpq, a host that is a path names the directory of a unix socket.
-        options = if host.starts_with('/') {
-            options.socket(&host)
+        let port = lookup("DB_PORT");
+        let target = lookup("DB_TARGET_SESSION_ATTRS")
+            .map(|value| value.parse::<TargetSessionAttrs>())
+            .transpose()
+            .map_err(|e| prefixed("DB_TARGET_SESSION_ATTRS", e))?;
+        let load_balance = lookup("DB_LOAD_BALANCE_HOSTS")
+            .map(|value| value.parse::<LoadBalanceHosts>())
+            .transpose()
+            .map_err(|e| prefixed("DB_LOAD_BALANCE_HOSTS", e))?;
+        let list = host.contains(',') || port.as_deref().is_some_and(|p| p.contains(','));
+        let hosts = if list || target.is_some() || load_balance.is_some() {
+            let endpoints = Hosts::from_variables(&host, port.as_deref())?;
+            Some(Hosts::new(
+                endpoints,
+                target.unwrap_or_default(),
+                load_balance.unwrap_or_default(),
+                CONNECT_TIMEOUT,
+            )?)
         } else {
-            options.host(&host)
+            None
+        };
+        let mut options = PgConnectOptions::new_without_pgpass().database(name);
+        options = match &hosts {
+            Some(hosts) => hosts.endpoints()[0].apply_to(&options),
+            None => {
+                let port = match port {
+                    Some(port) => port.parse::<u16>().map_err(|_| {
+                        Error::Config(format!("DB_PORT is not a port number: {port:?}"))
+                    })?,
+                    None => 5432,
+                };
+                // Like libpq, a host that is a path names the directory of a unix socket.
+                Endpoint::new(&host, port).apply_to(&options)
+            }
         };
         if let Some(user) = lookup("DB_USER") {
             options = options.username(&user);
@@ -249,7 +283,43 @@ impl Config {
         if let Some(root_cert) = lookup("DB_SSLROOTCERT") {
             options = options.ssl_root_cert(root_cert);
         }
-        Ok(Self::new(options, password, Source::DjangoVariables))
+        let config = Self::new(options, password, Source::DjangoVariables);
+        Ok(match hosts {
+            Some(hosts) => config.with_hosts(hosts),
+            None => config,
+        })
+    }
+
+    /// This config walking `hosts` ([`crate::hosts`]): each connection tries the servers in
+    /// turn and takes the first whose session is the one asked for.
+    ///
+    /// ```
+    /// use ledger::hosts::{Endpoint, Hosts, LoadBalanceHosts, TargetSessionAttrs};
+    /// let config = ledger::Config::from_url("postgres://app@db-1:5432,db-2:5432/bank")?;
+    /// assert_eq!(config.hosts().map(|h| h.endpoints().len()), Some(2));
+    /// // The same, built: the writer of a three-node cluster.
+    /// let hosts = Hosts::new(
+    ///     ["db-1", "db-2", "db-3"].map(|h| Endpoint::tcp(h, 5432)).to_vec(),
+    ///     TargetSessionAttrs::ReadWrite,
+    ///     LoadBalanceHosts::Disable,
+    ///     ledger::config::CONNECT_TIMEOUT,
+    /// )?;
+    /// let writer = config.with_hosts(hosts);
+    /// assert_eq!(
+    ///     writer.url(),
+    ///     "postgres://app@db-1:5432,db-2:5432,db-3:5432/bank?sslmode=prefer&target_session_attrs=read-write"
+    /// );
+    /// # Ok::<(), ledger::Error>(())
+    /// ```
+    pub fn with_hosts(mut self, hosts: Hosts) -> Self {
+        self.options = hosts.endpoints()[0].apply_to(&self.options);
+        self.hosts = Some(Arc::new(hosts));
+        self
+    }
+
+    /// The host list this config walks, if it has one ([`Config::with_hosts`]).
+    pub fn hosts(&self) -> Option<&Hosts> {
+        self.hosts.as_deref()
     }
 
     /// [`Config::from_env`], or [`Error::Config`] when nothing is configured: what a service calls
@@ -274,6 +344,7 @@ impl Config {
     pub(crate) fn new(options: PgConnectOptions, password: Option<String>, source: Source) -> Self {
         Self {
             options: options.application_name("ledger"),
+            hosts: None,
             password,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             transaction_pooler: false,
@@ -352,9 +423,16 @@ impl Config {
     /// user; never the password.
     pub fn target(&self) -> String {
         let o = &self.options;
-        let place = match o.get_socket() {
-            Some(dir) => format!("socket {}/.s.PGSQL.{}", dir.display(), o.get_port()),
-            None => format!("{}:{}", o.get_host(), o.get_port()),
+        let place = match (&self.hosts, o.get_socket()) {
+            (Some(hosts), _) => {
+                let list: Vec<String> = hosts.endpoints().iter().map(ToString::to_string).collect();
+                match hosts.target_session_attrs() {
+                    TargetSessionAttrs::Any => list.join(","),
+                    target => format!("{} ({target})", list.join(",")),
+                }
+            }
+            (None, Some(dir)) => format!("socket {}/.s.PGSQL.{}", dir.display(), o.get_port()),
+            (None, None) => format!("{}:{}", o.get_host(), o.get_port()),
         };
         format!(
             "{place}, database {}, user {}",
@@ -381,7 +459,10 @@ impl Config {
         } else {
             url.query_pairs_mut().clear().extend_pairs(kept);
         }
-        url.to_string()
+        match &self.hosts {
+            Some(hosts) => multi_host_url(url.as_ref(), hosts),
+            None => url.to_string(),
+        }
     }
 
     /// Pool options with the seed's timeouts and this config's size. A pooled connection is
@@ -409,6 +490,21 @@ impl Config {
     /// caller. The check runs in the task that returns the connection, after the caller has
     /// moved on; sqlx then pings it once more. Its cost is in the README's "Benchmarks".
     pub fn pool_options(&self) -> PgPoolOptions {
+        let options = self.base_pool_options();
+        match &self.hosts {
+            Some(hosts) if hosts.target_session_attrs() != TargetSessionAttrs::Any => {
+                let hosts = Arc::clone(hosts);
+                let base = self.options.clone();
+                options.after_connect(move |conn, _| {
+                    let (hosts, base) = (Arc::clone(&hosts), base.clone());
+                    Box::pin(async move { take_the_right_server(conn, &hosts, &base).await })
+                })
+            }
+            _ => options,
+        }
+    }
+
+    fn base_pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -440,15 +536,31 @@ impl Config {
     /// the password never appears on a command line.
     pub fn libpq_env(&self) -> Vec<(&'static str, String)> {
         let o = &self.options;
-        let host = match o.get_socket() {
-            Some(dir) => dir.display().to_string(),
-            None => o.get_host().to_owned(),
+        let (host, port) = match (&self.hosts, o.get_socket()) {
+            (Some(hosts), _) => {
+                let endpoints = hosts.endpoints();
+                let hosts: Vec<String> = endpoints.iter().map(Endpoint::host).collect();
+                let ports: Vec<String> = endpoints.iter().map(|e| e.port().to_string()).collect();
+                (hosts.join(","), ports.join(","))
+            }
+            (None, Some(dir)) => (dir.display().to_string(), o.get_port().to_string()),
+            (None, None) => (o.get_host().to_owned(), o.get_port().to_string()),
         };
         let mut env = vec![
             ("PGHOST", host),
-            ("PGPORT", o.get_port().to_string()),
+            ("PGPORT", port),
             ("PGUSER", o.get_username().to_owned()),
         ];
+        if let Some(hosts) = &self.hosts {
+            env.push((
+                "PGTARGETSESSIONATTRS",
+                hosts.target_session_attrs().to_string(),
+            ));
+            env.push((
+                "PGCONNECT_TIMEOUT",
+                hosts.connect_timeout_secs().to_string(),
+            ));
+        }
         if let Some(database) = o.get_database() {
             env.push(("PGDATABASE", database.to_owned()));
         }
@@ -460,14 +572,61 @@ impl Config {
 
     /// Opens a pool and checks that the server answers.
     ///
+    /// With a host list ([`crate::hosts`]) the pool **follows the primary**: the list is walked
+    /// for the first server with the session asked for; every connection the pool opens later is
+    /// checked (`target_session_attrs` other than `any`: one round trip per new connection, none
+    /// per acquire) and replaced by a walk's when it reached the wrong kind of server; and a
+    /// follower task (one connection of its own, one simple query every
+    /// [`FOLLOW_EVERY`](crate::hosts::FOLLOW_EVERY)) re-points the pool when its server dies or
+    /// changes, for as long as the pool is open. Close the pool (`pool.close().await`) to end the
+    /// follower: it holds a handle to the pool, so dropping every other handle does not.
+    ///
+    /// ```no_run
+    /// # async fn run() -> ledger::Result<()> {
+    /// // Django's `'HOST': 'db-1,db-2,db-3'` with `'target_session_attrs': 'read-write'`:
+    /// let config = ledger::Config::from_url(
+    ///     "postgres://app@db-1,db-2,db-3/bank?target_session_attrs=read-write",
+    /// )?;
+    /// let pool = config.connect().await?;
+    /// // ... after a failover, calls fail with `Error::Transient` at most, and the next
+    /// // connection is opened on the new primary.
+    /// pool.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Database`] when the server cannot be reached within [`CONNECT_TIMEOUT`].
+    /// [`Error::Database`] when the server cannot be reached within [`CONNECT_TIMEOUT`];
+    /// [`Error::Transient`] when no server of a list answers, or none has the session asked for
+    /// ([`Transient::NoMatchingServer`](crate::Transient::NoMatchingServer)).
     pub async fn connect(&self) -> Result<PgPool> {
         tracing::debug!(config = ?self, "connecting");
-        Ok(self
+        let Some(hosts) = &self.hosts else {
+            return Ok(self
+                .pool_options()
+                .connect_with(self.options.clone())
+                .await?);
+        };
+        // The walk finds the server; the pool then opens its connections there, each checked by
+        // `pool_options`' `after_connect`, and the walk's connection watches the server for the
+        // follower.
+        let (watch, index) = hosts.connect(&self.options).await?;
+        let pool = self
             .pool_options()
-            .connect_with(self.options.clone())
-            .await?)
+            .connect_lazy_with(hosts.endpoints()[index].apply_to(&self.options));
+        drop(pool.acquire().await?);
+        if hosts.endpoints().len() > 1 {
+            tokio::spawn(crate::hosts::follow(
+                pool.clone(),
+                Arc::clone(hosts),
+                self.options.clone(),
+                watch,
+                index,
+            ));
+        } else {
+            let _ = watch.close().await;
+        }
+        Ok(pool)
     }
 
     /// Creates `database` on this config's server unless it exists; racing creators are fine.
@@ -509,6 +668,9 @@ impl Config {
     /// # Errors
     /// [`Error::Database`] when the server cannot be reached.
     pub async fn connect_one(&self) -> Result<PgConnection> {
+        if let Some(hosts) = &self.hosts {
+            return Ok(hosts.connect(&self.options).await?.0);
+        }
         match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options)).await
         {
             Ok(conn) => Ok(conn?),
@@ -527,6 +689,7 @@ impl fmt::Debug for Config {
             .field("username", &o.get_username())
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("database", &o.get_database())
+            .field("hosts", &self.hosts)
             .field("max_connections", &self.max_connections)
             .field("source", &self.source)
             .finish()
@@ -538,6 +701,121 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url())
     }
+}
+
+/// A connection the pool has just opened, checked against `target_session_attrs`: one that
+/// reached the wrong kind of server (the old primary, back as a standby after a failover) is
+/// replaced, in place, by the first right one a walk of the list finds.
+async fn take_the_right_server(
+    conn: &mut PgConnection,
+    hosts: &Hosts,
+    base: &PgConnectOptions,
+) -> std::result::Result<(), sqlx::Error> {
+    let session = Session::of(conn).await.map_err(into_sqlx)?;
+    if hosts.target_session_attrs().takes(session) {
+        return Ok(());
+    }
+    let (right, index) = hosts.connect(base).await.map_err(into_sqlx)?;
+    tracing::info!(
+        server = %hosts.endpoints()[index],
+        "a new connection reached a server of the wrong kind; took the walk's instead"
+    );
+    let wrong = std::mem::replace(conn, right);
+    let _ = wrong.close().await;
+    Ok(())
+}
+
+/// A comma-separated list of URLs, where a URL's own host list has commas too: a comma inside a
+/// URL's authority (between `://` and the first `/`, `?` or `#`) does not split, unless another
+/// URL (`scheme://`) follows it.
+fn split_urls(urls: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut in_authority) = (0, false);
+    for (at, ch) in urls.char_indices() {
+        match ch {
+            ':' if urls[at..].starts_with("://") => in_authority = true,
+            '/' | '?' | '#'
+                if in_authority && !urls[..at].ends_with(":/") && !urls[..at].ends_with(':') =>
+            {
+                in_authority = false;
+            }
+            ',' => {
+                let next = urls[at + 1..].trim_start();
+                let another = next.split_once("://").is_some_and(|(scheme, _)| {
+                    !scheme.is_empty()
+                        && scheme
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                });
+                if !in_authority || another {
+                    out.push(&urls[start..at]);
+                    start = at + 1;
+                    in_authority = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push(&urls[start..]);
+    out
+}
+
+/// A configuration error's message after the variable it came from.
+fn prefixed(variable: &str, err: Error) -> Error {
+    match err {
+        Error::Config(message) => Error::Config(format!("{variable}: {message}")),
+        other => other,
+    }
+}
+
+/// Back to sqlx's error type, for the pool's callbacks.
+fn into_sqlx(err: Error) -> sqlx::Error {
+    match err {
+        Error::Transient { source, .. } | Error::Database(source) | Error::Tls(source) => source,
+        other => sqlx::Error::AnyDriverError(Box::new(other)),
+    }
+}
+
+/// `url` (one host) with its authority's host replaced by the whole list, and the list's
+/// parameters: a URL libpq reads the same way.
+fn multi_host_url(url: &str, hosts: &Hosts) -> String {
+    let list: Vec<String> = hosts
+        .endpoints()
+        .iter()
+        .map(|endpoint| match endpoint {
+            Endpoint::Socket { dir, port } => format!(
+                "{}:{port}",
+                percent_encoding::utf8_percent_encode(
+                    &dir.display().to_string(),
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+            tcp => tcp.to_string(),
+        })
+        .collect();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let userinfo = authority.rfind('@').map_or("", |at| &authority[..=at]);
+    let mut out = format!("{scheme}://{userinfo}{}{tail}", list.join(","));
+    let mut params = Vec::new();
+    if hosts.target_session_attrs() != TargetSessionAttrs::Any {
+        params.push(format!(
+            "target_session_attrs={}",
+            hosts.target_session_attrs()
+        ));
+    }
+    if hosts.load_balance_hosts() == LoadBalanceHosts::Random {
+        params.push("load_balance_hosts=random".to_owned());
+    }
+    if hosts.connect_timeout() != CONNECT_TIMEOUT {
+        params.push(format!("connect_timeout={}", hosts.connect_timeout_secs()));
+    }
+    if !params.is_empty() {
+        out.push(if tail.contains('?') { '&' } else { '?' });
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// Reads `.env` into the environment (never overriding it). A missing `.env` is normal; a
@@ -800,5 +1078,87 @@ mod tests {
         assert!(env.contains(&("PGDATABASE", "app".to_owned())));
         assert!(env.contains(&("PGPASSWORD", "s3cret".to_owned())));
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_host_list_reads_back_as_the_url_and_environment_libpq_takes() {
+        let config = Config::from_url(
+            "postgres://app:s3cret@db-1:5433,db-2,[::1]:7000/bank?sslmode=disable&target_session_attrs=read-write&connect_timeout=3",
+        )
+        .unwrap();
+        let hosts = config.hosts().unwrap();
+        assert_eq!(hosts.endpoints().len(), 3);
+        assert_eq!(config.connect_options().get_host(), "db-1");
+        assert_eq!(config.connect_options().get_port(), 5433);
+        let url = config.url();
+        assert!(
+            url.starts_with("postgres://app@db-1:5433,db-2:5432,[::1]:7000/bank?"),
+            "{url}"
+        );
+        assert!(url.contains("sslmode=disable"), "{url}");
+        assert!(url.contains("target_session_attrs=read-write"), "{url}");
+        assert!(url.contains("connect_timeout=3"), "{url}");
+        assert!(!url.contains("s3cret") && !format!("{config:?}").contains("s3cret"));
+        assert_eq!(
+            config.target(),
+            "db-1:5433,db-2:5432,[::1]:7000 (read-write), database bank, user app"
+        );
+        let env = config.libpq_env();
+        let get = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("PGHOST"), Some("db-1,db-2,::1"));
+        assert_eq!(get("PGPORT"), Some("5433,5432,7000"));
+        assert_eq!(get("PGTARGETSESSIONATTRS"), Some("read-write"));
+        assert_eq!(get("PGCONNECT_TIMEOUT"), Some("3"));
+        // The URL reads back to the same list.
+        let again = Config::from_url(&url).unwrap();
+        assert_eq!(again.hosts(), config.hosts());
+    }
+
+    #[test]
+    fn the_seeds_variables_take_host_lists_and_the_session_attributes() {
+        let config = Config::from_lookup(lookup(&[
+            ("DB_NAME", "bank"),
+            ("DB_HOST", "db-1,db-2"),
+            ("DB_PORT", "6432"),
+            ("DB_TARGET_SESSION_ATTRS", "primary"),
+            ("DB_LOAD_BALANCE_HOSTS", "random"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let hosts = config.hosts().unwrap();
+        assert_eq!(
+            hosts.endpoints(),
+            [Endpoint::tcp("db-1", 6432), Endpoint::tcp("db-2", 6432)]
+        );
+        assert_eq!(hosts.target_session_attrs(), TargetSessionAttrs::Primary);
+        assert_eq!(hosts.load_balance_hosts(), LoadBalanceHosts::Random);
+        let err = Config::from_lookup(lookup(&[
+            ("DB_NAME", "bank"),
+            ("DB_HOST", "db-1,db-2"),
+            ("DB_TARGET_SESSION_ATTRS", "writer"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: DB_TARGET_SESSION_ATTRS: invalid target_session_attrs value: \"writer\" \
+             (any, read-write, read-only, primary, standby or prefer-standby)"
+        );
+        // One host, nothing to check: no list.
+        let plain = Config::from_lookup(lookup(&[("DB_NAME", "bank"), ("DB_HOST", "db-1")]))
+            .unwrap()
+            .unwrap();
+        assert!(plain.hosts().is_none());
+    }
+
+    #[test]
+    fn replica_urls_split_between_urls_never_inside_a_host_list() {
+        assert_eq!(
+            split_urls("postgres://a@h1,h2/db, postgresql://b@h3/db,postgres://c@h4:1,h5:2/db"),
+            [
+                "postgres://a@h1,h2/db",
+                " postgresql://b@h3/db",
+                "postgres://c@h4:1,h5:2/db"
+            ]
+        );
     }
 }

@@ -43,6 +43,8 @@ pub mod sqlstate {
     pub const CRASH_SHUTDOWN: &str = "57P02";
     /// `cannot_connect_now` (the server is starting up or recovering)
     pub const CANNOT_CONNECT_NOW: &str = "57P03";
+    /// `read_only_sql_transaction` (a write on a standby, or in a read-only session)
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
     /// Class 08, `connection_exception`: every code that starts with it.
     pub const CONNECTION_EXCEPTION_CLASS: &str = "08";
 }
@@ -64,6 +66,15 @@ pub enum Transient {
     ServerUnavailable,
     /// No pooled connection became free within the pool's acquire timeout: nothing was sent.
     PoolTimedOut,
+    /// The server takes no writes (25006): a standby, or a primary that a failover has just
+    /// demoted. Nothing was written. Through a multi-host configuration
+    /// ([`hosts`](crate::hosts)) the pool replaces such a connection, so a repeat reaches the
+    /// primary; on a connection to a replica taken on purpose it is the caller's mistake, and a
+    /// repeat fails the same way.
+    ReadOnly,
+    /// A walk of the host list found servers, but none with the session asked for
+    /// (`target_session_attrs`): during a failover, before a standby is promoted. Nothing was sent.
+    NoMatchingServer,
 }
 
 impl Transient {
@@ -83,6 +94,8 @@ impl std::fmt::Display for Transient {
             Transient::Cancelled => "statement cancelled",
             Transient::ServerUnavailable => "server unavailable",
             Transient::PoolTimedOut => "timed out waiting for a pooled connection",
+            Transient::ReadOnly => "the server takes no writes (a standby)",
+            Transient::NoMatchingServer => "no server in the host list has the session asked for",
         })
     }
 }
@@ -508,6 +521,7 @@ fn transient_kind(err: &sqlx::Error) -> Option<Transient> {
         sqlx::Error::Database(db) => match db.code().as_deref()? {
             sqlstate::QUERY_CANCELED | sqlstate::LOCK_NOT_AVAILABLE => Some(Transient::Cancelled),
             sqlstate::ADMIN_SHUTDOWN => Some(Transient::ConnectionLost),
+            sqlstate::READ_ONLY_SQL_TRANSACTION => Some(Transient::ReadOnly),
             sqlstate::CRASH_SHUTDOWN | sqlstate::CANNOT_CONNECT_NOW => {
                 Some(Transient::ServerUnavailable)
             }

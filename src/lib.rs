@@ -75,7 +75,7 @@
 //!
 //! The crate's modules point one way, in four layers that `.ci/module-graph.py` checks (an
 //! import up a layer, or a cycle, fails CI). The **ground**: [`Error`], the id newtypes
-//! ([`ids`]), the typed names ([`kinds`]), [`numeric`], [`document`], [`config`], [`session`],
+//! ([`ids`]), the typed names ([`kinds`]), [`numeric`], [`document`], [`hosts`], [`config`], [`session`],
 //! [`cursor`]. The **tables**, one module each ([`users`], [`accounts`], [`payments`],
 //! [`articles`]), with [`page`], [`bulk`] and the `COPY` encoder [`copy`] (`users` reads
 //! `accounts` for its prefetch, never the other way). **Money**: the units of work that span
@@ -121,6 +121,7 @@ pub mod dump;
 mod error;
 pub mod fixture;
 pub mod grants;
+pub mod hosts;
 pub mod ids;
 pub mod kinds;
 #[cfg(all(unix, feature = "local"))]

@@ -260,6 +260,53 @@ impl Cluster {
         self.start(&server)
     }
 
+    /// Appends `lines` to `postgresql.conf` and reloads the server (`pg_ctl reload`): the
+    /// settings that a reload applies take effect at once. Blocking.
+    ///
+    /// # Errors
+    /// [`Error::LocalCluster`] when the file cannot be written or `pg_ctl` fails.
+    pub fn configure(&self, lines: &str) -> Result<()> {
+        let server = Server::find()?;
+        let data = self.data_dir();
+        append(&data.join("postgresql.conf"), &format!("\n{lines}\n"))?;
+        server.run("pg_ctl", |c| c.arg("reload").arg("-D").arg(&data))
+    }
+
+    /// Promotes a standby to primary (`pg_ctl promote`), waiting until it takes writes. Blocking.
+    ///
+    /// # Errors
+    /// [`Error::LocalCluster`] when `pg_ctl promote` fails (the server is not a standby).
+    pub fn promote(&self) -> Result<()> {
+        let server = Server::find()?;
+        let data = self.data_dir();
+        server.run("pg_ctl", |c| {
+            c.arg("promote")
+                .arg("-D")
+                .arg(&data)
+                .args(["-w", "-t", "60"])
+        })
+    }
+
+    /// Kills the server's postmaster with `SIGKILL`, as a crash would (its backends exit when
+    /// they notice, without a shutdown checkpoint); nothing is restarted. Blocking.
+    ///
+    /// # Errors
+    /// [`Error::LocalCluster`] when the server does not run or `kill` fails.
+    pub fn kill(&self) -> Result<()> {
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let pids = std::fs::read_to_string(&pid_file)
+            .map_err(|e| Error::LocalCluster(format!("{}: {e}", pid_file.display())))?;
+        let pid = pids.lines().next().unwrap_or_default().trim().to_owned();
+        let status = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .map_err(|e| Error::LocalCluster(format!("kill: {e}")))?;
+        if !status.success() {
+            return Err(Error::LocalCluster(format!("kill -KILL {pid} failed")));
+        }
+        Ok(())
+    }
+
     /// Stops the cluster in `dir` if it runs. Returns whether it was running.
     ///
     /// # Errors

@@ -14,6 +14,8 @@ mod constraints;
 mod django;
 mod documents;
 mod early_drop;
+mod ha;
+mod hosts;
 mod idempotency;
 mod inputs;
 mod kinds;
