@@ -317,6 +317,26 @@ impl Config {
         self
     }
 
+    /// One config per server of the host list, each plain (no list, no session check), in the
+    /// list's order; this config alone when it has no list. [`replica::Router::connect_hosts`]
+    /// makes its candidate readers from them.
+    ///
+    /// [`replica::Router::connect_hosts`]: crate::replica::Router::connect_hosts
+    pub fn each_host(&self) -> Vec<Self> {
+        match &self.hosts {
+            None => vec![self.clone()],
+            Some(hosts) => hosts
+                .endpoints()
+                .iter()
+                .map(|endpoint| Self {
+                    options: endpoint.apply_to(&self.options),
+                    hosts: None,
+                    ..self.clone()
+                })
+                .collect(),
+        }
+    }
+
     /// The host list this config walks, if it has one ([`Config::with_hosts`]).
     pub fn hosts(&self) -> Option<&Hosts> {
         self.hosts.as_deref()
@@ -1159,6 +1179,38 @@ mod tests {
                 " postgresql://b@h3/db",
                 "postgres://c@h4:1,h5:2/db"
             ]
+        );
+    }
+
+    #[test]
+    fn a_url_without_a_host_is_refused_with_or_without_a_list() {
+        for url in [
+            "postgres://app@/bank?target_session_attrs=read-write",
+            "postgres://app@:6543/bank?target_session_attrs=read-write",
+        ] {
+            let err = Config::from_url(url).unwrap_err().to_string();
+            assert!(err.contains("host 1 of 1 is empty"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn each_host_is_a_plain_config_of_one_server() {
+        let config =
+            Config::from_url("postgres://app@db-1:1,db-2:2/bank?target_session_attrs=primary")
+                .unwrap()
+                .max_connections(7);
+        let each = config.each_host();
+        let targets: Vec<String> = each.iter().map(Config::target).collect();
+        assert_eq!(
+            targets,
+            [
+                "db-1:1, database bank, user app",
+                "db-2:2, database bank, user app"
+            ]
+        );
+        assert!(
+            each.iter()
+                .all(|c| c.hosts().is_none() && c.pool_size() == 7)
         );
     }
 }

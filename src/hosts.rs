@@ -328,6 +328,13 @@ impl Hosts {
         })
     }
 
+    /// The same list asking for another session: for example the writer's list
+    /// (`read-write`) read as candidate replicas.
+    pub fn with_target_session_attrs(mut self, target: TargetSessionAttrs) -> Self {
+        self.target = target;
+        self
+    }
+
     /// The servers, in the order given.
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.endpoints

@@ -341,6 +341,38 @@ impl Router {
         Ok(router)
     }
 
+    /// A router over one host list, the way a Django team lists its cluster
+    /// (`postgres://app@db-1,db-2,db-3/bank`, see [`crate::hosts`]): the writer is `config`'s
+    /// pool asking for `read-write` (it follows the primary through a failover, see
+    /// [`Config::connect`]), and **every** host of the list is a candidate reader. Which of them
+    /// are standbys is found by the health check each read makes anyway (a host that is not a
+    /// standby, or does not answer, is skipped for [`Router::retry_after`]), so after a failover
+    /// the promoted standby stops serving reads as a replica, and the old primary serves them
+    /// again once it rejoins as a standby, with no configuration change.
+    ///
+    /// ```no_run
+    /// # async fn run() -> ledger::Result<()> {
+    /// let cluster = ledger::Config::from_url("postgres://app@db-1,db-2,db-3/bank")?;
+    /// let router = ledger::replica::Router::connect_hosts(&cluster).await?;
+    /// assert_eq!(router.replicas(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Config::connect`] for the writer: no server of the list takes writes.
+    pub async fn connect_hosts(config: &Config) -> Result<Self> {
+        let writer = match config.hosts() {
+            Some(hosts) => config.clone().with_hosts(
+                hosts
+                    .clone()
+                    .with_target_session_attrs(crate::hosts::TargetSessionAttrs::ReadWrite),
+            ),
+            None => config.clone(),
+        };
+        Self::connect(&writer, &config.each_host()).await
+    }
+
     /// Adds a replica's pool. Give it a short acquire timeout: a replica that does not answer
     /// costs one timeout before it is skipped for [`Router::retry_after`].
     pub fn with_reader(mut self, pool: PgPool) -> Self {

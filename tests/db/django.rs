@@ -999,3 +999,110 @@ async fn djangos_fixtures_round_trip_through_ledger(pool: PgPool) {
     drop_database(&pool, ledger_db, &ledger_name).await;
     drop_database(&pool, target_db, &target_name).await;
 }
+
+/// Django changes the schema of the live database (the model gains a nullable field and an
+/// index: `makemigrations`, then `migrate`, as a team ships it) while ledger's pool keeps moving
+/// money with keyed transfers and reading listings, on connections whose prepared statements
+/// were cached before the change: no call fails, every acknowledged transfer is there once, and
+/// what Django then writes into the new column reads back through ledger.
+#[sqlx::test(migrations = false)]
+async fn django_changes_the_schema_while_ledger_moves_money_and_no_call_fails(pool: PgPool) {
+    use crate::ha::{Bank, Load};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(django) = Django::for_test("schema", &pool) else {
+        return;
+    };
+    django.manage(&["migrate", "-v0"]).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let report = adopt::apply(&mut conn, "myapp", &mut |_| {}).await.unwrap();
+    django.follow_the_report(&report).await;
+
+    // The service's pool: each connection caches its prepared statements.
+    let service = ledger::Config::from_url(&django.url)
+        .unwrap()
+        .max_connections(4)
+        .connect()
+        .await
+        .unwrap();
+    let bank = Bank::open(&service).await;
+    let load = Load::start(&service, bank, 3, "schema");
+    let stopping = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (service, stopping) = (service.clone(), stopping.clone());
+        tokio::spawn(async move {
+            let (mut reads, mut errors) = (0, Vec::new());
+            while !stopping.load(Ordering::Relaxed) {
+                let listed = transactions::list_for_account(&service, bank.a(), None, 20).await;
+                let stats = transactions::stats(&service).await;
+                for result in [listed.map(|_| ()), stats.map(|_| ())] {
+                    match result {
+                        Ok(()) => reads += 1,
+                        Err(err) => errors.push(format!("{err:?}")),
+                    }
+                }
+            }
+            (reads, errors)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    let models = django.dir.join("myapp/models.py");
+    let text = std::fs::read_to_string(&models).unwrap();
+    let at = text.find("class Transaction(models.Model):").unwrap();
+    let (head, tail) = text.split_at(at);
+    let tail = tail
+        .replacen(
+            "    created_at      = models.DateTimeField(auto_now_add=True)\n",
+            "    created_at      = models.DateTimeField(auto_now_add=True)\n    note            = models.CharField(max_length=100, null=True)\n",
+            1,
+        )
+        .replacen(
+            "models.Index(fields=['to_account',   'created_at']),",
+            "models.Index(fields=['to_account',   'created_at']),\n            models.Index(fields=['status', 'created_at'], name='transactions_status_live'),",
+            1,
+        );
+    std::fs::write(&models, format!("{head}{tail}")).unwrap();
+    let made = django.manage(&["makemigrations", "myapp"]).await;
+    assert!(made.contains("Add field note to transaction"), "{made}");
+    assert!(made.contains("transactions_status_live"), "{made}");
+    django.manage(&["migrate", "myapp", "-v0"]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    let seen = load.stop().await;
+    stopping.store(true, Ordering::Relaxed);
+    let (reads, errors) = reader.await.unwrap();
+    assert_eq!(seen.refusals(), 0, "a transfer failed across the change");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(reads > 0 && seen.acknowledged() > 0);
+    let changed = sqlx::query_scalar!(
+        r#"select (select count(*) from information_schema.columns
+                   where table_name = 'transactions' and column_name = 'note')
+                + (select count(*) from pg_indexes where indexname = 'transactions_status_live')
+           as "n!""#
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(changed, 2, "the column and the index are there");
+    seen.verify(&mut conn, &bank).await;
+
+    // Django writes into the new column; ledger reads those rows as before.
+    let before = transactions::list_for_account(&service, bank.a(), None, 5)
+        .await
+        .unwrap();
+    django
+        .manage(&[
+            "shell",
+            "-c",
+            "from myapp.models import Transaction\n\
+             Transaction.objects.filter(type='transfer').update(note='audited')",
+        ])
+        .await;
+    let after = transactions::list_for_account(&service, bank.a(), None, 5)
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+    service.close().await;
+}

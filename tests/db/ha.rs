@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ledger::accounts;
 use ledger::hosts::Session;
 use ledger::ids::AccountId;
+use ledger::replica::{Route, Router};
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::{Config, Decimal};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -35,6 +36,11 @@ pub struct Bank {
 const FUNDS: &str = "1000.00";
 
 impl Bank {
+    /// The first account.
+    pub fn a(&self) -> AccountId {
+        self.a
+    }
+
     pub async fn open(pool: &PgPool) -> Self {
         let owner = support::user(pool, "ha@example.com", "Failover").await;
         let mut conn = pool.acquire().await.unwrap();
@@ -104,6 +110,11 @@ impl Seen {
         longest
     }
 
+    /// Every refused attempt, whatever its kind.
+    pub fn refusals(&self) -> usize {
+        self.refused.len()
+    }
+
     /// The refused attempts after `from`, by kind.
     pub fn refused_after(&self, from: Instant) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
@@ -119,10 +130,12 @@ impl Seen {
     /// the keys stored are the keys acknowledged, one entry each, the balances are what the
     /// acknowledged transfers make them, money is conserved, and `reconcile` is clean.
     pub async fn verify(&self, conn: &mut PgConnection, bank: &Bank) {
-        let mut stored = sqlx::query_scalar!("select key from idempotency_keys order by key")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
+        let mut stored = sqlx::query_scalar!(
+            "select key from idempotency_keys where key like 'ha-%' order by key"
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
         let mut acked: Vec<String> = self.acked.iter().map(|a| a.key.clone()).collect();
         stored.sort();
         acked.sort();
@@ -133,7 +146,10 @@ impl Seen {
         );
         assert_eq!(stored, acked, "the stored keys are the acknowledged ones");
         let transfers = sqlx::query_scalar!(
-            r#"select count(*) as "n!" from transactions where type = 'transfer'"#
+            r#"select count(*) as "n!" from transactions
+               where type = 'transfer' and from_account_id in ($1, $2)"#,
+            bank.a as _,
+            bank.b as _
         )
         .fetch_one(&mut *conn)
         .await
@@ -184,7 +200,7 @@ impl Load {
                         if stopping.load(Ordering::Relaxed) {
                             break;
                         }
-                        let key = format!("{prefix}-{client}-{n}");
+                        let key = format!("ha-{prefix}-{client}-{n}");
                         let a_to_b = n % 2 == 0;
                         let (from, to) = if a_to_b {
                             (bank.a, bank.b)
@@ -718,6 +734,13 @@ postgresql:
     )
 }
 
+/// Everything the scenarios did.
+#[derive(Default)]
+struct Record {
+    seen: Seen,
+    rows: Vec<Row>,
+}
+
 /// What one scenario did to the callers.
 struct Row {
     scenario: &'static str,
@@ -739,35 +762,40 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     }
     let config = Config::from_url(&cluster.url("ledger")).unwrap();
     let pool = config.connect().await.unwrap();
+    // Reads through a router over the same list: whichever hosts are standbys serve them.
+    let router = Router::connect_hosts(&config)
+        .await
+        .unwrap()
+        .retry_after(Duration::from_millis(200));
+    assert_eq!(router.replicas(), NODES);
     let bank = Bank::open(&pool).await;
-    let mut seen = Seen::default();
-    let mut rows = Vec::new();
+    let mut record = Record::default();
     const CLIENTS: usize = 4;
 
     async fn settle(
         cluster: &Patroni,
         pool: &PgPool,
+        router: &Router,
         bank: &Bank,
-        seen: &mut Seen,
+        record: &mut Record,
         load: Load,
         row: (&'static str, Instant),
-        rows: &mut Vec<Row>,
     ) {
         // Writes go on for a while after the cluster is whole again.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let scenario = load.stop().await;
         let (name, event) = row;
-        rows.push(Row {
+        record.rows.push(Row {
             scenario: name,
             outage: scenario.outage_after(event),
             acknowledged: scenario.acknowledged(),
             refused: scenario.refused_after(event),
         });
-        seen.extend(scenario);
+        record.seen.extend(scenario);
         let leader = cluster.leader().await;
         let mut on_leader = cluster.connect_node(leader, "ledger").await;
         assert!(!Session::of(&mut on_leader).await.unwrap().in_recovery);
-        seen.verify(&mut on_leader, bank).await;
+        record.seen.verify(&mut on_leader, bank).await;
         // The pool's connections are on the leader too.
         let mut pooled = pool.acquire().await.unwrap();
         let port = sqlx::query_scalar!(r#"select inet_server_port() as "port!""#)
@@ -775,6 +803,40 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
             .await
             .unwrap();
         assert_eq!(port as u16, cluster.pg_ports[leader], "{name}");
+        drop(pooled);
+        // The router's writer follows the leader too, and its reads find a standby again.
+        // (Its connections sat idle through the event: the first use of one to a server that
+        // went away is a transient error, as for any caller, and the repeat is served.)
+        let mut tries = 0;
+        let session = loop {
+            tries += 1;
+            let attempt = async {
+                let mut conn = router.writer().acquire().await?;
+                Session::of(&mut conn).await
+            };
+            match attempt.await {
+                Ok(session) => break session,
+                Err(err) if err.is_transient() && tries < 10 => continue,
+                Err(err) => panic!("{name}: {err:?}"),
+            }
+        };
+        assert!(!session.in_recovery, "{name}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut read = router.read().await.unwrap();
+            if let Route::Replica(index) = read.route() {
+                assert_ne!(index, leader, "{name}: the leader served as a replica");
+                assert!(Session::of(&mut read).await.unwrap().in_recovery, "{name}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: no standby served a read: {:?}",
+                router.stats()
+            );
+            drop(read);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     // 1. `kill -9` of the primary's postmaster: Patroni, still holding the leader key,
@@ -790,11 +852,11 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     settle(
         &cluster,
         &pool,
+        &router,
         &bank,
-        &mut seen,
+        &mut record,
         load,
         ("`kill -9` of the primary's postmaster", event),
-        &mut rows,
     )
     .await;
 
@@ -816,11 +878,11 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     settle(
         &cluster,
         &pool,
+        &router,
         &bank,
-        &mut seen,
+        &mut record,
         load,
         ("planned switchover (`patronictl switchover`)", event),
-        &mut rows,
     )
     .await;
 
@@ -839,11 +901,11 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     settle(
         &cluster,
         &pool,
+        &router,
         &bank,
-        &mut seen,
+        &mut record,
         load,
         ("synchronous standby stopped and restarted", event),
-        &mut rows,
     )
     .await;
 
@@ -858,11 +920,11 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     settle(
         &cluster,
         &pool,
+        &router,
         &bank,
-        &mut seen,
+        &mut record,
         load,
         ("primary's node killed (Patroni and postmaster)", event),
-        &mut rows,
     )
     .await;
 
@@ -881,20 +943,21 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     settle(
         &cluster,
         &pool,
+        &router,
         &bank,
-        &mut seen,
+        &mut record,
         load,
         ("old primary rejoins as a standby (`pg_rewind`)", event),
-        &mut rows,
     )
     .await;
     pool.close().await;
+    router.writer().close().await;
 
     println!(
         "| scenario | longest time without a write | transfers acknowledged | attempts refused meanwhile (what the caller saw) |"
     );
     println!("| :--- | ---: | ---: | :--- |");
-    for row in &rows {
+    for row in &record.rows {
         let refused: Vec<String> = row
             .refused
             .iter()
@@ -914,11 +977,11 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     }
     println!(
         "{} transfers acknowledged in all; {} were repeated after an unknown outcome and applied once",
-        seen.acknowledged(),
-        seen.unknown_then_acked()
+        record.seen.acknowledged(),
+        record.seen.unknown_then_acked()
     );
     assert!(
-        rows.iter().any(|r| !r.refused.is_empty()),
+        record.rows.iter().any(|r| !r.refused.is_empty()),
         "no caller saw any scenario: the workload did not run through them"
     );
 }

@@ -10,7 +10,7 @@ use std::process::Output;
 use ledger::grants::{self, BOOKKEEPING, Roles, TABLES};
 use ledger::transactions::{self, BatchItem, Movement, Transfer};
 use ledger::users::{self, NewUser};
-use ledger::{Error, accounts, articles, payments, schema};
+use ledger::{Error, TryStreamExt, accounts, articles, payments, schema};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
@@ -223,6 +223,52 @@ async fn the_service_role_runs_the_tour_and_the_bulk_paths_and_cannot_change_the
             .is_empty()
     );
 
+    // The writes, streams and the poster that neither the tour nor the seed makes.
+    assert_eq!(
+        accounts::set_statuses(&mut *conn, &[(b.id, "frozen")])
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        accounts::update_status_where(&mut *conn, "frozen", "active")
+            .await
+            .unwrap()
+            >= 1
+    );
+    let article = articles::insert(&mut *conn, &articles::NewArticle::new("Roles", "Body"))
+        .await
+        .unwrap();
+    articles::update(&mut *conn, article.id, "Roles again", "Body again")
+        .await
+        .unwrap();
+    payments::insert_many(
+        &mut conn,
+        &[serde_json::json!({"method": "card"})],
+        ledger::bulk::BulkOptions::default(),
+    )
+    .await
+    .unwrap();
+    let poster = transactions::Poster::new(as_service.clone(), Default::default());
+    let posted = poster
+        .transfer(
+            Transfer::new(a.id, b.id, "1.00".parse().unwrap()).idempotency_key("roles-poster"),
+        )
+        .await
+        .unwrap();
+    poster.close().await;
+    assert_eq!(posted.amount, "1.00".parse().unwrap());
+    let streamed: Vec<_> = transactions::stream_unordered(&as_service)
+        .try_collect()
+        .await
+        .unwrap();
+    let copied: Vec<_> = transactions::copy_all_pooled(&as_service)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(streamed.len(), copied.len());
+    assert!(streamed.iter().any(|e| e.id == posted.id));
+
     // A migration is the owner's: one line naming the privilege and who has it.
     let migrate = ledger(&["migrate"], Some(&url));
     refused(
@@ -310,6 +356,33 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
     payments::list_containing(&as_reader, &serde_json::json!({}), None, 5)
         .await
         .unwrap();
+    payments::list_by_brand(&as_reader, "Visa", None, 10)
+        .await
+        .unwrap();
+    transactions::total_completed(&as_reader).await.unwrap();
+    transactions::monthly_revenue(&as_reader, "UTC")
+        .await
+        .unwrap();
+    accounts::list_status_in(&as_reader, &["active", "vip"])
+        .await
+        .unwrap();
+    articles::list_summaries(&as_reader, None, 10)
+        .await
+        .unwrap();
+    users::list_keyset(&as_reader, users::Visibility::Live, None, 3)
+        .await
+        .unwrap();
+    // The streams open a read-only transaction (a cursor) or a `COPY`: both are reads.
+    let streamed: Vec<_> = transactions::stream_all(&as_reader)
+        .try_collect()
+        .await
+        .unwrap();
+    let copied: Vec<_> = transactions::copy_all_pooled(&as_reader)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(streamed.len(), copied.len());
+    assert!(!streamed.is_empty());
 
     // ... and each kind of write is refused, typed, not retryable, with a known outcome.
     let mut conn = as_reader.acquire().await.unwrap();
