@@ -710,6 +710,42 @@ async fn the_cheat_sheets_own_models_are_adopted_under_another_app_label(pool: P
     let mut conn = pool.acquire().await.unwrap();
     let dry = adopt::inspect(&mut conn, "sheet").await.unwrap();
     assert!(dry.violations.is_empty(), "{:?}", dry.violations);
+    // Before adoption the tables are Django's, and `ledger grants` refuses (it grants on
+    // ledger's objects): a role with PostgreSQL's `pg_read_all_data` runs the same dry run, and
+    // a role with nothing is refused in one typed line.
+    let auditor = crate::roles::Role::create(&pool, "adopt_auditor").await;
+    // (The role outlives the test's database: an earlier run on this server granted it.)
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        r#"revoke pg_read_all_data from "{}""#,
+        auditor.name
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let as_auditor = auditor.pool(&pool).await;
+    let refused = adopt::inspect(&mut *as_auditor.acquire().await.unwrap(), "sheet").await;
+    assert!(
+        matches!(&refused, Err(Error::PermissionDenied { .. })),
+        "{refused:?}"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        r#"grant pg_read_all_data to "{}""#,
+        auditor.name
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let audited = adopt::inspect(&mut *as_auditor.acquire().await.unwrap(), "sheet")
+        .await
+        .unwrap();
+    assert_eq!(
+        audited
+            .pending()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>(),
+        dry.pending().map(|s| s.name.clone()).collect::<Vec<_>>()
+    );
+    as_auditor.close().await;
     let pending: Vec<&str> = dry.pending().map(|s| s.name.as_str()).collect();
     for step in [
         "rename sheet_payment to payments",
