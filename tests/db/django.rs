@@ -723,7 +723,7 @@ async fn the_cheat_sheets_own_models_are_adopted_under_another_app_label(pool: P
     .await
     .unwrap();
     let as_auditor = auditor.pool(&pool).await;
-    let refused = adopt::inspect(&mut *as_auditor.acquire().await.unwrap(), "sheet").await;
+    let refused = adopt::inspect(&mut as_auditor.acquire().await.unwrap(), "sheet").await;
     assert!(
         matches!(&refused, Err(Error::PermissionDenied { .. })),
         "{refused:?}"
@@ -735,7 +735,7 @@ async fn the_cheat_sheets_own_models_are_adopted_under_another_app_label(pool: P
     .execute(&pool)
     .await
     .unwrap();
-    let audited = adopt::inspect(&mut *as_auditor.acquire().await.unwrap(), "sheet")
+    let audited = adopt::inspect(&mut as_auditor.acquire().await.unwrap(), "sheet")
         .await
         .unwrap();
     assert_eq!(
