@@ -31,7 +31,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::hosts::{Endpoint, Hosts, LoadBalanceHosts, Session, TargetSessionAttrs};
+use crate::hosts::{Endpoint, Hosts, LoadBalanceHosts, TargetSessionAttrs};
 use crate::{Error, Result, sqlstate};
 
 /// The seed's `connect_timeout`.
@@ -480,7 +480,7 @@ impl Config {
             url.query_pairs_mut().clear().extend_pairs(kept);
         }
         match &self.hosts {
-            Some(hosts) => multi_host_url(url.as_ref(), hosts),
+            Some(hosts) => hosts.url_with_list(url.as_ref(), CONNECT_TIMEOUT),
             None => url.to_string(),
         }
     }
@@ -517,7 +517,9 @@ impl Config {
                 let base = self.options.clone();
                 options.after_connect(move |conn, _| {
                     let (hosts, base) = (Arc::clone(&hosts), base.clone());
-                    Box::pin(async move { take_the_right_server(conn, &hosts, &base).await })
+                    Box::pin(async move {
+                        crate::hosts::take_the_right_server(conn, &hosts, &base).await
+                    })
                 })
             }
             _ => options,
@@ -723,55 +725,30 @@ impl fmt::Display for Config {
     }
 }
 
-/// A connection the pool has just opened, checked against `target_session_attrs`: one that
-/// reached the wrong kind of server (the old primary, back as a standby after a failover) is
-/// replaced, in place, by the first right one a walk of the list finds.
-async fn take_the_right_server(
-    conn: &mut PgConnection,
-    hosts: &Hosts,
-    base: &PgConnectOptions,
-) -> std::result::Result<(), sqlx::Error> {
-    let session = Session::of(conn).await.map_err(into_sqlx)?;
-    if hosts.target_session_attrs().takes(session) {
-        return Ok(());
-    }
-    let (right, index) = hosts.connect(base).await.map_err(into_sqlx)?;
-    tracing::info!(
-        server = %hosts.endpoints()[index],
-        "a new connection reached a server of the wrong kind; took the walk's instead"
-    );
-    let wrong = std::mem::replace(conn, right);
-    let _ = wrong.close().await;
-    Ok(())
-}
-
 /// A comma-separated list of URLs, where a URL's own host list has commas too: a comma inside a
 /// URL's authority (between `://` and the first `/`, `?` or `#`) does not split, unless another
 /// URL (`scheme://`) follows it.
 fn split_urls(urls: &str) -> Vec<&str> {
+    let is_url = |text: &str| {
+        text.trim_start()
+            .split_once("://")
+            .is_some_and(|(scheme, _)| {
+                !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            })
+    };
     let mut out = Vec::new();
-    let (mut start, mut in_authority) = (0, false);
+    // Where the current URL's authority begins (just past its `://`), while inside it.
+    let (mut start, mut authority) = (0, None::<usize>);
     for (at, ch) in urls.char_indices() {
         match ch {
-            ':' if urls[at..].starts_with("://") => in_authority = true,
-            '/' | '?' | '#'
-                if in_authority && !urls[..at].ends_with(":/") && !urls[..at].ends_with(':') =>
-            {
-                in_authority = false;
-            }
-            ',' => {
-                let next = urls[at + 1..].trim_start();
-                let another = next.split_once("://").is_some_and(|(scheme, _)| {
-                    !scheme.is_empty()
-                        && scheme
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-                });
-                if !in_authority || another {
-                    out.push(&urls[start..at]);
-                    start = at + 1;
-                    in_authority = false;
-                }
+            ':' if urls[at..].starts_with("://") => authority = Some(at + 3),
+            '/' | '?' | '#' if authority.is_some_and(|from| at >= from) => authority = None,
+            ',' if authority.is_none() || is_url(&urls[at + 1..]) => {
+                out.push(&urls[start..at]);
+                (start, authority) = (at + 1, None);
             }
             _ => {}
         }
@@ -786,56 +763,6 @@ fn prefixed(variable: &str, err: Error) -> Error {
         Error::Config(message) => Error::Config(format!("{variable}: {message}")),
         other => other,
     }
-}
-
-/// Back to sqlx's error type, for the pool's callbacks.
-fn into_sqlx(err: Error) -> sqlx::Error {
-    match err {
-        Error::Transient { source, .. } | Error::Database(source) | Error::Tls(source) => source,
-        other => sqlx::Error::AnyDriverError(Box::new(other)),
-    }
-}
-
-/// `url` (one host) with its authority's host replaced by the whole list, and the list's
-/// parameters: a URL libpq reads the same way.
-fn multi_host_url(url: &str, hosts: &Hosts) -> String {
-    let list: Vec<String> = hosts
-        .endpoints()
-        .iter()
-        .map(|endpoint| match endpoint {
-            Endpoint::Socket { dir, port } => format!(
-                "{}:{port}",
-                percent_encoding::utf8_percent_encode(
-                    &dir.display().to_string(),
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            ),
-            tcp => tcp.to_string(),
-        })
-        .collect();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let userinfo = authority.rfind('@').map_or("", |at| &authority[..=at]);
-    let mut out = format!("{scheme}://{userinfo}{}{tail}", list.join(","));
-    let mut params = Vec::new();
-    if hosts.target_session_attrs() != TargetSessionAttrs::Any {
-        params.push(format!(
-            "target_session_attrs={}",
-            hosts.target_session_attrs()
-        ));
-    }
-    if hosts.load_balance_hosts() == LoadBalanceHosts::Random {
-        params.push("load_balance_hosts=random".to_owned());
-    }
-    if hosts.connect_timeout() != CONNECT_TIMEOUT {
-        params.push(format!("connect_timeout={}", hosts.connect_timeout_secs()));
-    }
-    if !params.is_empty() {
-        out.push(if tail.contains('?') { '&' } else { '?' });
-        out.push_str(&params.join("&"));
-    }
-    out
 }
 
 /// Reads `.env` into the environment (never overriding it). A missing `.env` is normal; a

@@ -749,6 +749,85 @@ struct Row {
     refused: BTreeMap<String, usize>,
 }
 
+/// The workload and what it saw, through the scenarios of one cluster.
+struct Run {
+    pool: PgPool,
+    router: Router,
+    bank: Bank,
+    record: Record,
+}
+
+impl Run {
+    /// Starts the clients, and lets them run before the scenario's event.
+    async fn begin(&self, prefix: &str) -> Load {
+        let load = Load::start(&self.pool, self.bank, CLIENTS, prefix);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        load
+    }
+
+    /// Lets writes go on for a while after the cluster is whole again, stops them, records the
+    /// scenario, and checks the books and the routes on the leader.
+    async fn settle(&mut self, cluster: &Patroni, load: Load, name: &'static str, event: Instant) {
+        // Writes go on for a while after the cluster is whole again.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let scenario = load.stop().await;
+        self.record.rows.push(Row {
+            scenario: name,
+            outage: scenario.outage_after(event),
+            acknowledged: scenario.acknowledged(),
+            refused: scenario.refused_after(event),
+        });
+        self.record.seen.extend(scenario);
+        let leader = cluster.leader().await;
+        let mut on_leader = cluster.connect_node(leader, "ledger").await;
+        assert!(!Session::of(&mut on_leader).await.unwrap().in_recovery);
+        self.record.seen.verify(&mut on_leader, &self.bank).await;
+        // The pool's connections are on the leader too.
+        let mut pooled = self.pool.acquire().await.unwrap();
+        let port = sqlx::query_scalar!(r#"select inet_server_port() as "port!""#)
+            .fetch_one(&mut *pooled)
+            .await
+            .unwrap();
+        assert_eq!(port as u16, cluster.pg_ports[leader], "{name}");
+        drop(pooled);
+        // The router's writer follows the leader too, and its reads find a standby again.
+        // (Its connections sat idle through the event: the first use of one to a server that
+        // went away is a transient error, as for any caller, and the repeat is served.)
+        let mut tries = 0;
+        let session = loop {
+            tries += 1;
+            let attempt = async {
+                let mut conn = self.router.writer().acquire().await?;
+                Session::of(&mut conn).await
+            };
+            match attempt.await {
+                Ok(session) => break session,
+                Err(err) if err.is_transient() && tries < 10 => continue,
+                Err(err) => panic!("{name}: {err:?}"),
+            }
+        };
+        assert!(!session.in_recovery, "{name}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut read = self.router.read().await.unwrap();
+            if let Route::Replica(index) = read.route() {
+                assert_ne!(index, leader, "{name}: the leader served as a replica");
+                assert!(Session::of(&mut read).await.unwrap().in_recovery, "{name}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: no standby served a read: {:?}",
+                self.router.stats()
+            );
+            drop(read);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+const CLIENTS: usize = 4;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() {
     let mut cluster = Patroni::start("ha").await;
@@ -769,100 +848,32 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
         .retry_after(Duration::from_millis(200));
     assert_eq!(router.replicas(), NODES);
     let bank = Bank::open(&pool).await;
-    let mut record = Record::default();
-    const CLIENTS: usize = 4;
-
-    async fn settle(
-        cluster: &Patroni,
-        pool: &PgPool,
-        router: &Router,
-        bank: &Bank,
-        record: &mut Record,
-        load: Load,
-        row: (&'static str, Instant),
-    ) {
-        // Writes go on for a while after the cluster is whole again.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let scenario = load.stop().await;
-        let (name, event) = row;
-        record.rows.push(Row {
-            scenario: name,
-            outage: scenario.outage_after(event),
-            acknowledged: scenario.acknowledged(),
-            refused: scenario.refused_after(event),
-        });
-        record.seen.extend(scenario);
-        let leader = cluster.leader().await;
-        let mut on_leader = cluster.connect_node(leader, "ledger").await;
-        assert!(!Session::of(&mut on_leader).await.unwrap().in_recovery);
-        record.seen.verify(&mut on_leader, bank).await;
-        // The pool's connections are on the leader too.
-        let mut pooled = pool.acquire().await.unwrap();
-        let port = sqlx::query_scalar!(r#"select inet_server_port() as "port!""#)
-            .fetch_one(&mut *pooled)
-            .await
-            .unwrap();
-        assert_eq!(port as u16, cluster.pg_ports[leader], "{name}");
-        drop(pooled);
-        // The router's writer follows the leader too, and its reads find a standby again.
-        // (Its connections sat idle through the event: the first use of one to a server that
-        // went away is a transient error, as for any caller, and the repeat is served.)
-        let mut tries = 0;
-        let session = loop {
-            tries += 1;
-            let attempt = async {
-                let mut conn = router.writer().acquire().await?;
-                Session::of(&mut conn).await
-            };
-            match attempt.await {
-                Ok(session) => break session,
-                Err(err) if err.is_transient() && tries < 10 => continue,
-                Err(err) => panic!("{name}: {err:?}"),
-            }
-        };
-        assert!(!session.in_recovery, "{name}");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let mut read = router.read().await.unwrap();
-            if let Route::Replica(index) = read.route() {
-                assert_ne!(index, leader, "{name}: the leader served as a replica");
-                assert!(Session::of(&mut read).await.unwrap().in_recovery, "{name}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: no standby served a read: {:?}",
-                router.stats()
-            );
-            drop(read);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    let mut run = Run {
+        pool,
+        router,
+        bank,
+        record: Record::default(),
+    };
 
     // 1. `kill -9` of the primary's postmaster: Patroni, still holding the leader key,
     //    restarts it (crash recovery), or hands over if it cannot.
-    let load = Load::start(&pool, bank, CLIENTS, "postmaster");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let load = run.begin("postmaster").await;
     let leader = cluster.leader().await;
     let event = Instant::now();
     cluster.kill_postmaster(leader);
     cluster
         .wait_healthy("postmaster killed", Duration::from_secs(90))
         .await;
-    settle(
+    run.settle(
         &cluster,
-        &pool,
-        &router,
-        &bank,
-        &mut record,
         load,
-        ("`kill -9` of the primary's postmaster", event),
+        "`kill -9` of the primary's postmaster",
+        event,
     )
     .await;
 
     // 2. A planned switchover to the synchronous standby.
-    let load = Load::start(&pool, bank, CLIENTS, "switchover");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let load = run.begin("switchover").await;
     let (leader, candidate) = (cluster.leader().await, cluster.sync_standby().await);
     let event = Instant::now();
     cluster.switchover(leader, candidate).await;
@@ -875,21 +886,17 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     cluster
         .wait_healthy("switchover", Duration::from_secs(90))
         .await;
-    settle(
+    run.settle(
         &cluster,
-        &pool,
-        &router,
-        &bank,
-        &mut record,
         load,
-        ("planned switchover (`patronictl switchover`)", event),
+        "planned switchover (`patronictl switchover`)",
+        event,
     )
     .await;
 
     // 3. The synchronous standby stopped, then started again: Patroni makes the other standby
     //    synchronous meanwhile.
-    let load = Load::start(&pool, bank, CLIENTS, "standby");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let load = run.begin("standby").await;
     let standby = cluster.sync_standby().await;
     let event = Instant::now();
     cluster.stop_node(standby).await;
@@ -898,39 +905,31 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
     cluster
         .wait_healthy("standby restarted", Duration::from_secs(90))
         .await;
-    settle(
+    run.settle(
         &cluster,
-        &pool,
-        &router,
-        &bank,
-        &mut record,
         load,
-        ("synchronous standby stopped and restarted", event),
+        "synchronous standby stopped and restarted",
+        event,
     )
     .await;
 
     // 4. The primary's machine dies (`kill -9` of its Patroni and its postmaster): the leader key
     //    expires (ttl 20 s) and the synchronous standby is promoted.
-    let load = Load::start(&pool, bank, CLIENTS, "node");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let load = run.begin("node").await;
     let lost = cluster.leader().await;
     let event = Instant::now();
     cluster.kill_node(lost);
     cluster.wait_new_leader(lost, Duration::from_secs(90)).await;
-    settle(
+    run.settle(
         &cluster,
-        &pool,
-        &router,
-        &bank,
-        &mut record,
         load,
-        ("primary's node killed (Patroni and postmaster)", event),
+        "primary's node killed (Patroni and postmaster)",
+        event,
     )
     .await;
 
     // 5. The old primary comes back and rejoins as a standby (`pg_rewind`).
-    let load = Load::start(&pool, bank, CLIENTS, "rejoin");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let load = run.begin("rejoin").await;
     let event = Instant::now();
     cluster.start_node(lost);
     let members = cluster
@@ -940,18 +939,16 @@ async fn patroni_failover_switchover_and_rejoin_lose_no_acknowledged_movement() 
         members.iter().any(|m| m.node == lost && m.role != "Leader"),
         "{members:?}"
     );
-    settle(
+    run.settle(
         &cluster,
-        &pool,
-        &router,
-        &bank,
-        &mut record,
         load,
-        ("old primary rejoins as a standby (`pg_rewind`)", event),
+        "old primary rejoins as a standby (`pg_rewind`)",
+        event,
     )
     .await;
-    pool.close().await;
-    router.writer().close().await;
+    run.pool.close().await;
+    run.router.writer().close().await;
+    let record = run.record;
 
     println!(
         "| scenario | longest time without a write | transfers acknowledged | attempts refused meanwhile (what the caller saw) |"
