@@ -105,7 +105,7 @@ impl Config {
     /// [`Error::Config`] when a variable is set but unusable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
         let config = if let Some(url) = lookup("DATABASE_URL") {
-            Self::from_url(&url)?
+            Self::from_named_url(&url, "DATABASE_URL")?
         } else if let Some(name) = lookup("DB_NAME") {
             Self::from_django_variables(&name, &lookup)?
         } else {
@@ -182,14 +182,8 @@ impl Config {
             .filter(|url| !url.is_empty())
             .enumerate()
             .map(|(i, url)| {
-                let config = Self::from_url(url).map_err(|e| match e {
-                    Error::Config(message) => Error::Config(message.replacen(
-                        "DATABASE_URL",
-                        &format!("DATABASE_REPLICA_URLS (entry {})", i + 1),
-                        1,
-                    )),
-                    other => other,
-                })?;
+                let name = format!("DATABASE_REPLICA_URLS (entry {})", i + 1);
+                let config = Self::from_named_url(url, &name)?;
                 let config = match size {
                     Some(size) => config.max_connections(size),
                     None => config,
@@ -205,9 +199,32 @@ impl Config {
 
     /// A config for one URL (`postgres://user:password@host:port/database?...`).
     ///
+    /// ```
+    /// let err = ledger::Config::from_url("mysql://app@db/bank").unwrap_err();
+    /// assert!(err.to_string().starts_with("configuration: database URL: not a PostgreSQL URL"));
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::Config`] when the URL cannot be parsed; the message never repeats the URL.
+    /// [`Error::Config`] when the URL cannot be parsed; the message begins "database URL: "
+    /// (the variable's name instead, when [`Config::from_env`] read it) and never repeats the
+    /// URL.
     pub fn from_url(url: &str) -> Result<Self> {
+        Self::from_named_url(url, "database URL")
+    }
+
+    /// [`Config::from_url`], whose errors begin with `name`: where the URL came from.
+    fn from_named_url(url: &str, name: &str) -> Result<Self> {
+        Self::parse_url(url).map_err(|e| match e {
+            Error::Config(message) => match message.strip_prefix("DATABASE_URL") {
+                Some(rest) => Error::Config(format!("{name}{rest}")),
+                None => Error::Config(message),
+            },
+            other => other,
+        })
+    }
+
+    /// Parses a URL; errors begin "DATABASE_URL", which [`Config::from_named_url`] renames.
+    fn parse_url(url: &str) -> Result<Self> {
         let scheme = url.split_once("://").map(|(scheme, _)| scheme);
         if !matches!(scheme, Some("postgres" | "postgresql")) {
             let scheme = scheme.map_or_else(|| "none".to_owned(), |s| format!("{s}://"));

@@ -137,7 +137,7 @@ pub mod users;
 
 pub use config::Config;
 pub use document::Document;
-pub use error::{Error, Result, Transient, sqlstate};
+pub use error::{Error, Result, Transient, report, sqlstate};
 pub use schema::MIGRATOR;
 
 // The foreign types of the public signatures, so that a consumer needs only `ledger` and `tokio`.

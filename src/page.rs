@@ -332,14 +332,18 @@ impl<K: CursorKey> Cursor<K> {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Reads a token made by [`Cursor::encode`] for the same id type.
+    /// Reads a token made by [`Cursor::encode`] for the same id type: only its canonical form
+    /// (lowercase hex, as `encode` writes it), so that one position has one token and
+    /// `decode(t)?.encode() == t`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for anything else: wrong length, not hex, unknown version or
-    /// direction, a timestamp out of range.
+    /// [`Error::InvalidInput`] for anything else: wrong length, not lowercase hex, unknown
+    /// version or direction, a time outside what PostgreSQL's `timestamptz` holds.
     pub fn decode(token: &str) -> Result<Self> {
         let corrupt = || Error::invalid("cursor", "not a cursor this crate issued");
-        if token.len() != Self::BYTES * 2 || !token.is_ascii() {
+        // `from_str_radix` alone would also take upper case and a '+' sign.
+        let canonical = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        if token.len() != Self::BYTES * 2 || !token.bytes().all(canonical) {
             return Err(corrupt());
         }
         let bytes = (0..Self::BYTES)
@@ -357,11 +361,29 @@ impl<K: CursorKey> Cursor<K> {
         let micros = i64::from_be_bytes(bytes[2..10].try_into().map_err(|_| corrupt())?);
         let created_at = DateTime::from_timestamp_micros(micros).ok_or_else(corrupt)?;
         let id = K::take(&bytes[10..]).ok_or_else(corrupt)?;
-        Ok(Self {
+        let cursor = Self {
             direction,
             created_at,
             id,
-        })
+        };
+        cursor.check_time()?;
+        Ok(cursor)
+    }
+
+    /// Refuses a time PostgreSQL's `timestamptz` cannot hold (before 4714-11-24 BC; every
+    /// `DateTime<Utc>` is before its end, 294276 AD), so that no such cursor reaches the server.
+    /// Every listing that takes a cursor checks it, whether decoded or built by hand.
+    pub(crate) fn check_time(&self) -> Result<()> {
+        if self.created_at < earliest_timestamp() {
+            return Err(Error::invalid(
+                "cursor",
+                format!(
+                    "{} is before the earliest time PostgreSQL holds (4714-11-24 BC)",
+                    self.created_at
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -384,21 +406,17 @@ pub struct KeysetPage<T> {
 pub(crate) fn resume_after<K: CursorKey>(
     after: Option<&Cursor<K>>,
 ) -> Result<(Option<DateTime<Utc>>, Option<K>)> {
-    match after {
-        None => Ok((None, None)),
-        Some(c) if c.created_at < earliest_timestamp() => Err(Error::invalid(
-            "cursor",
-            format!(
-                "{} is before the earliest time PostgreSQL holds (4714-11-24 BC)",
-                c.created_at
-            ),
-        )),
-        Some(c) if c.direction == Direction::Next => Ok((Some(c.created_at), Some(c.id))),
-        Some(_) => Err(Error::invalid(
+    let Some(c) = after else {
+        return Ok((None, None));
+    };
+    c.check_time()?;
+    if c.direction != Direction::Next {
+        return Err(Error::invalid(
             "cursor",
             "this listing reads forward only: pass Cursor::after(last row)",
-        )),
+        ));
     }
+    Ok((Some(c.created_at), Some(c.id)))
 }
 
 /// The earliest instant a `timestamptz` holds: 4714-11-24 00:00 UTC BC (the latest, 294276 AD,
@@ -601,6 +619,29 @@ mod tests {
     }
 
     #[test]
+    fn a_position_has_one_token() {
+        for micros in [i64::MIN / 4, -1, 0, 1, 1_765_000_000_000_000] {
+            let Some(created_at) = DateTime::from_timestamp_micros(micros) else {
+                continue;
+            };
+            if created_at < earliest_timestamp() {
+                continue;
+            }
+            for direction in [Direction::Next, Direction::Previous] {
+                let cursor = Cursor {
+                    direction,
+                    created_at,
+                    id: Uuid::new_v4(),
+                };
+                let token = cursor.encode();
+                assert_eq!(Cursor::<Uuid>::decode(&token).unwrap().encode(), token);
+            }
+        }
+        let earliest = Cursor::<Uuid>::after(earliest_timestamp(), Uuid::nil());
+        assert_eq!(Cursor::decode(&earliest.encode()).unwrap(), earliest);
+    }
+
+    #[test]
     fn corrupt_or_forged_cursors_are_typed_errors() {
         let good = Cursor {
             direction: Direction::Next,
@@ -619,6 +660,21 @@ mod tests {
             "é".repeat(26),
         ];
         bad.push(good.replace(|c: char| c.is_ascii_digit(), "g"));
+        // Not the canonical form: upper case, and a '+' that `from_str_radix` takes as a sign.
+        let upper = good.to_ascii_uppercase();
+        assert_ne!(upper, good, "the token has a hex letter to raise");
+        bad.push(upper);
+        bad.push(format!("{}+{}", &good[..10], &good[11..]));
+        // A time chrono holds but PostgreSQL does not: one microsecond before 4714-11-24 BC.
+        let early = earliest_timestamp() - chrono::Duration::microseconds(1);
+        bad.push(
+            Cursor {
+                direction: Direction::Next,
+                created_at: early,
+                id: Uuid::new_v4(),
+            }
+            .encode(),
+        );
         for token in bad {
             assert!(
                 matches!(

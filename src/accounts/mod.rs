@@ -66,11 +66,13 @@ pub fn validate_currency(currency: &str) -> Result<()> {
     }
 }
 
-/// Checks a status: 1 to 20 characters, no white space at either end.
+/// Checks a status: 1 to 20 characters, no white space at either end, no U+0000 (which
+/// PostgreSQL's text cannot hold).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for the field `status`.
 pub fn validate_status(status: &str) -> Result<()> {
+    Error::check_text("status", status)?;
     if status.is_empty() || status.trim() != status || status.chars().count() > MAX_STATUS_LEN {
         return Err(Error::invalid(
             "status",
@@ -235,8 +237,11 @@ pub async fn list_balance_between(
 /// SQL: `where status = any($1) order by id` — one array parameter, however many statuses.
 ///
 /// # Errors
-/// [`Error::Database`] only.
+/// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Result<Vec<Account>> {
+    for status in statuses {
+        Error::check_text("status", status)?;
+    }
     Ok(sqlx::query_as!(
         Account,
         r#"
@@ -258,12 +263,13 @@ pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Resul
 /// SQL: `where balance >= $1 and status = $2 order by balance desc, id`.
 ///
 /// # Errors
-/// [`Error::Database`] only.
+/// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_balance_at_least_and_status(
     db: impl PgExecutor<'_>,
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
+    Error::check_text("status", status)?;
     Ok(sqlx::query_as!(
         Account,
         r#"
@@ -286,12 +292,13 @@ pub async fn list_balance_at_least_and_status(
 /// SQL: `where balance >= $1 or status = $2 order by balance desc, id`.
 ///
 /// # Errors
-/// [`Error::Database`] only.
+/// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_balance_at_least_or_status(
     db: impl PgExecutor<'_>,
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
+    Error::check_text("status", status)?;
     Ok(sqlx::query_as!(
         Account,
         r#"
@@ -315,8 +322,9 @@ pub async fn list_balance_at_least_or_status(
 /// SQL: `where status <> $1 order by id` (`status` is `not null`, so no row escapes through NULL).
 ///
 /// # Errors
-/// [`Error::Database`] only.
+/// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_status_not(db: impl PgExecutor<'_>, status: &str) -> Result<Vec<Account>> {
+    Error::check_text("status", status)?;
     Ok(sqlx::query_as!(
         Account,
         r#"
@@ -433,6 +441,7 @@ pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) ->
 /// # Errors
 /// [`Error::InvalidInput`] for a bad target status (nothing is sent).
 pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) -> Result<u64> {
+    Error::check_text("status", from)?;
     validate_status(to)?;
     let done = sqlx::query!(
         "update accounts set status = $2 where status = $1",

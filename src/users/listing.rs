@@ -382,7 +382,8 @@ pub(super) async fn list_ordered(
 /// direction; no sort, the same cost on every page.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a `limit` outside `1..=MAX_PER_PAGE`.
+/// [`Error::InvalidInput`] for a `limit` outside `1..=MAX_PER_PAGE`, or a cursor whose time is
+/// before PostgreSQL's earliest (nothing is sent).
 pub async fn list_keyset(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
@@ -390,6 +391,9 @@ pub async fn list_keyset(
     limit: i64,
 ) -> Result<KeysetPage<User>> {
     let limit = page::check_limit(limit)?;
+    if let Some(c) = cursor {
+        c.check_time()?;
+    }
     let fetch = limit + 1;
     let rows = match cursor {
         None => {

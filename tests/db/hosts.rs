@@ -160,7 +160,7 @@ async fn what_libpq_refuses_before_connecting_ledger_refuses_in_one_line() {
         (
             format!("postgres://u@127.0.0.1:x,127.0.0.1:{a}/db"),
             "invalid integer value \"x\" for connection option \"port\"",
-            "DATABASE_URL: port 1 of 2 is not a port number",
+            "database URL: port 1 of 2 is not a port number",
         ),
     ];
     for (url, psql_says, ledger_says) in &cases {

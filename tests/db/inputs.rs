@@ -28,6 +28,8 @@ fn refused_field<T: std::fmt::Debug>(result: ledger::Result<T>) -> &'static str 
 async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
     let nul = "a\u{0}b";
     let p = &pool;
+    let owner = support::user(p, "status@example.com", "S").await;
+    let account = accounts::open(p, owner.id, None).await.unwrap();
     let cases: Vec<(&str, &'static str)> = vec![
         (
             "list_by_name",
@@ -115,6 +117,40 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
                 .await,
             ),
         ),
+        (
+            "list_status_in",
+            refused_field(accounts::list_status_in(p, &["active", nul]).await),
+        ),
+        (
+            "list_status_not",
+            refused_field(accounts::list_status_not(p, nul).await),
+        ),
+        (
+            "list_balance_at_least_and_status",
+            refused_field(
+                accounts::list_balance_at_least_and_status(p, rust_decimal::Decimal::ZERO, nul)
+                    .await,
+            ),
+        ),
+        (
+            "list_balance_at_least_or_status",
+            refused_field(
+                accounts::list_balance_at_least_or_status(p, rust_decimal::Decimal::ZERO, nul)
+                    .await,
+            ),
+        ),
+        (
+            "set_status",
+            refused_field(accounts::set_status(p, account.id, nul).await),
+        ),
+        (
+            "update_status_where from",
+            refused_field(accounts::update_status_where(p, nul, "expired").await),
+        ),
+        (
+            "update_status_where to",
+            refused_field(accounts::update_status_where(p, "active", nul).await),
+        ),
     ];
     let expected = [
         "name",
@@ -132,10 +168,28 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
         "key",
         "time_zone",
         "currency",
+        "status",
+        "status",
+        "status",
+        "status",
+        "status",
+        "status",
+        "status",
     ];
+    assert_eq!(cases.len(), expected.len());
     for ((call, field), want) in cases.iter().zip(expected) {
         assert_eq!(*field, want, "{call}");
     }
+    let batch = accounts::set_statuses(p, &[(account.id, "vip"), (account.id, nul)]).await;
+    match batch {
+        Err(Error::InvalidItem { index: 1, source }) => {
+            assert_eq!(refused_field::<()>(Err(*source)), "status");
+        }
+        other => panic!("expected item 1 refused, got {other:?}"),
+    }
+    // Nothing was written by the refused status changes (set_statuses refuses the whole batch).
+    let stored = accounts::get(p, account.id).await.unwrap();
+    assert_eq!(stored.status.as_str(), "active");
 
     let ancient = Utc.with_ymd_and_hms(-5000, 1, 1, 0, 0, 0).unwrap();
     let cursor = Cursor::after(ancient, 0);
@@ -143,6 +197,23 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
         refused_field(payments::list_containing(p, &json!({}), Some(&cursor), 5).await),
         "cursor"
     );
+    // A keyset cursor built by hand, both ways: refused before the server.
+    for direction in [
+        ledger::page::Direction::Next,
+        ledger::page::Direction::Previous,
+    ] {
+        let cursor = Cursor {
+            direction,
+            created_at: ancient,
+            id: uuid::Uuid::nil(),
+        };
+        assert_eq!(
+            refused_field(
+                users::list_keyset(p, ledger::users::Visibility::Live, Some(&cursor), 5).await
+            ),
+            "cursor"
+        );
+    }
     assert_eq!(
         refused_field(transactions::top_spenders(p, i32::MAX, 5).await),
         "days"
@@ -249,6 +320,17 @@ async fn generated_text_never_panics_reaches_the_server_raw_or_half_writes(pool:
             "monthly_revenue",
             s,
             transactions::monthly_revenue(p, s).await,
+        );
+        typed(
+            "list_status_in",
+            s,
+            accounts::list_status_in(p, &[s.as_str()]).await,
+        );
+        typed("list_status_not", s, accounts::list_status_not(p, s).await);
+        typed(
+            "update_status_where",
+            s,
+            accounts::update_status_where(p, s, "active").await,
         );
         let english = ledger::articles::Language::English;
         typed(

@@ -196,40 +196,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The error and its sources on one line.
+/// The error and its sources on one line, without sqlx's " at line N".
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = without_source_line(&err.to_string());
-    let mut source = err.source();
-    while let Some(s) = source {
-        // sqlx's errors print their source in their own text: say each cause once.
-        let cause = without_source_line(&s.to_string());
-        if !text.ends_with(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// The text without sqlx's " at line 3211" after a server message: the line of PostgreSQL's C
-/// source that raised it, which reads as a line of the caller's SQL.
-fn without_source_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(" at line ") {
-        let after = &rest[at + " at line ".len()..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        let ends = after[digits..].is_empty() || after[digits..].starts_with(':');
-        if digits > 0 && ends {
-            out.push_str(&rest[..at]);
-        } else {
-            out.push_str(&rest[..at + " at line ".len() + digits]);
-        }
-        rest = &after[digits..];
-    }
-    out.push_str(rest);
-    out
+    ledger::report(err)
 }
 
 /// Opens a pool; a failure names what was tried.
