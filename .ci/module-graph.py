@@ -16,7 +16,7 @@ import tempfile
 
 # Lowest first: a module may use its own layer and the ones below, never one above.
 LAYERS = [
-    ("ground", {"error", "ids", "kinds", "numeric", "document", "hosts", "config", "session", "cursor"}),
+    ("ground", {"error", "ids", "kinds", "numeric", "document", "hosts", "config", "session", "cursor", "telemetry"}),
     ("tables", {"users", "accounts", "payments", "articles", "page", "bulk", "copy"}),
     ("money", {"transactions", "atomic"}),
     ("tooling", {"schema", "grants", "adopt", "dump", "fixture", "replica", "local", "demo"}),

@@ -2,8 +2,8 @@
 """The library's public API, one item per line, from rustdoc's JSON output.
 
     RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="-Z unstable-options --output-format json" \
-        cargo doc --lib --no-deps
-    python3 .ci/public-api.py target/doc/ledger.json > .ci/public-api.txt
+        cargo doc --lib --no-deps --target-dir target/api
+    python3 .ci/public-api.py target/api/doc/ledger.json > .ci/public-api.txt
 
 CI regenerates the listing and fails when it differs from the committed `.ci/public-api.txt`:
 a change to a public signature, a removed item or a new one shows in the diff of the same commit,
@@ -37,12 +37,12 @@ class Api:
     # --- types -----------------------------------------------------------------------------
 
     def path_of(self, path):
-        """A path as written, or the item's canonical path when it is this crate's."""
+        """The item's canonical path (where it is defined), whatever name the source used for
+        it, so that an import written differently changes nothing; its last segment when
+        rustdoc does not know the item."""
         found = self.paths.get(str(path.get("id")))
-        if found and found["crate_id"] == 0:
-            name = "::".join(found["path"])
-        else:
-            name = path["path"]
+        # Not known: its last segment, the same however the source imported it.
+        name = "::".join(found["path"]) if found else path["path"].rsplit("::", 1)[-1]
         return name + self.args(path.get("args"))
 
     def args(self, args):
@@ -380,7 +380,7 @@ def self_test():
     }
     got = Api(doc).listing()
     want = [
-        "#[deprecated(use `go_with`)] async fn c::go(n: i64, t: &mut c::Thing) -> Option<u8>",
+        "#[deprecated(use `go_with`)] async fn c::go(n: i64, t: &mut c::Thing) -> core::option::Option<u8>",
         "#[non_exhaustive] struct c::Thing (and private fields)",
         "enum c::Kind",
         "field c::Thing.size: u32",

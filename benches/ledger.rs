@@ -15,7 +15,7 @@ use ledger::accounts::{self, AccountId};
 use ledger::bulk::BulkOptions;
 use ledger::page::{Cursor, Direction};
 use ledger::transactions::{self, BatchItem, LedgerEntry, Movement, Transfer};
-use ledger::users::{self, Counting, NewUser, UserOrder, UserPaginator};
+use ledger::users::{self, Counting, NewUser, UserOrder, UserQuery};
 use ledger::{Config, schema};
 use rust_decimal::Decimal;
 use sqlx::{Acquire, PgPool};
@@ -308,20 +308,14 @@ fn pagination(c: &mut Criterion) {
             .execute(&pool)
             .await
             .expect("analyze");
-        let exact = UserPaginator::new(
-            &pool,
-            ledger::users::Visibility::Live,
-            UserOrder::NewestFirst,
-            20,
-            Counting::Exact,
-        );
-        let estimated = UserPaginator::new(
-            &pool,
-            ledger::users::Visibility::Live,
-            UserOrder::NewestFirst,
-            20,
-            Counting::Estimated,
-        );
+        let exact = UserQuery::new()
+            .order(UserOrder::NewestFirst)
+            .per_page(20)
+            .paginator(&pool, Counting::Exact);
+        let estimated = UserQuery::new()
+            .order(UserOrder::NewestFirst)
+            .per_page(20)
+            .paginator(&pool, Counting::Estimated);
         (
             exact.await.expect("count"),
             estimated.await.expect("estimate"),
@@ -338,27 +332,21 @@ fn pagination(c: &mut Criterion) {
                 let page = match count {
                     None => {
                         let mut conn = pool.acquire().await.expect("connection");
-                        users::get_page(
-                            &mut conn,
-                            ledger::users::Visibility::Live,
-                            UserOrder::NewestFirst,
-                            20,
-                            "1",
-                        )
-                        .await
+                        UserQuery::new()
+                            .order(UserOrder::NewestFirst)
+                            .per_page(20)
+                            .get_page(&mut conn, "1")
+                            .await
                     }
                     Some(counting) => {
-                        UserPaginator::new(
-                            &pool,
-                            ledger::users::Visibility::Live,
-                            UserOrder::NewestFirst,
-                            20,
-                            counting,
-                        )
-                        .await
-                        .expect("paginator")
-                        .get_page(&pool, "1")
-                        .await
+                        UserQuery::new()
+                            .order(UserOrder::NewestFirst)
+                            .per_page(20)
+                            .paginator(&pool, counting)
+                            .await
+                            .expect("paginator")
+                            .get_page(&pool, "1")
+                            .await
                     }
                 };
                 assert_eq!(page.expect("page").items.len(), 20);
@@ -385,14 +373,11 @@ fn pagination(c: &mut Criterion) {
             if offset == 0 {
                 return None;
             }
-            let before = users::list_slice(
-                &pool,
-                ledger::users::Visibility::Live,
-                UserOrder::NewestFirst,
-                offset - 1..offset,
-            )
-            .await
-            .expect("slice");
+            let before = UserQuery::new()
+                .order(UserOrder::NewestFirst)
+                .slice(&pool, offset - 1..offset)
+                .await
+                .expect("slice");
             before.first().map(|u| Cursor {
                 direction: Direction::Next,
                 created_at: u.created_at,
@@ -401,23 +386,21 @@ fn pagination(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("offset", page), &offset, |b, &offset| {
             b.to_async(&rt).iter(|| async {
-                let rows = users::list_slice(
-                    &pool,
-                    ledger::users::Visibility::Live,
-                    UserOrder::NewestFirst,
-                    offset..offset + 20,
-                )
-                .await
-                .expect("offset page");
+                let rows = UserQuery::new()
+                    .order(UserOrder::NewestFirst)
+                    .slice(&pool, offset..offset + 20)
+                    .await
+                    .expect("offset page");
                 assert_eq!(rows.len(), 20);
             });
         });
         group.bench_with_input(BenchmarkId::new("keyset", page), &cursor, |b, cursor| {
             b.to_async(&rt).iter(|| async {
-                let rows =
-                    users::list_keyset(&pool, ledger::users::Visibility::Live, cursor.as_ref(), 20)
-                        .await
-                        .expect("keyset page");
+                let rows = UserQuery::new()
+                    .per_page(20)
+                    .keyset(&pool, cursor.as_ref())
+                    .await
+                    .expect("keyset page");
                 assert_eq!(rows.items.len(), 20);
             });
         });

@@ -464,6 +464,49 @@ impl Error {
         matches!(self, Error::SerializationFailure(_) | Error::Deadlock(_))
     }
 
+    /// The variant's name (a transient failure's kind), for logs and metrics labels:
+    /// `"InvalidInput"`, `"UniqueViolation"`, `"ConnectionLost"`, ... Stable: a name never
+    /// changes once released.
+    ///
+    /// ```
+    /// let err = ledger::Error::invalid("email", "must hold one @");
+    /// assert_eq!(err.kind_name(), "InvalidInput");
+    /// ```
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "NotFound",
+            Error::InvalidInput { .. } => "InvalidInput",
+            Error::UniqueViolation { .. } => "UniqueViolation",
+            Error::CheckViolation { .. } => "CheckViolation",
+            Error::ForeignKeyViolation { .. } => "ForeignKeyViolation",
+            Error::Protected { .. } => "Protected",
+            Error::PermissionDenied { .. } => "PermissionDenied",
+            Error::SerializationFailure(_) => "SerializationFailure",
+            Error::Deadlock(_) => "Deadlock",
+            Error::InsufficientFunds { .. } => "InsufficientFunds",
+            Error::AccountNotActive { .. } => "AccountNotActive",
+            Error::CurrencyMismatch { .. } => "CurrencyMismatch",
+            Error::IdempotencyConflict { .. } => "IdempotencyConflict",
+            Error::InvalidItem { .. } => "InvalidItem",
+            Error::PosterClosed => "PosterClosed",
+            Error::Config(_) => "Config",
+            Error::Io { .. } => "Io",
+            Error::LocalCluster(_) => "LocalCluster",
+            Error::NotAdoptable(_) => "NotAdoptable",
+            Error::Migrate(_) => "Migrate",
+            Error::Transient { kind, .. } => match kind {
+                Transient::ConnectionLost => "ConnectionLost",
+                Transient::Cancelled => "Cancelled",
+                Transient::ServerUnavailable => "ServerUnavailable",
+                Transient::PoolTimedOut => "PoolTimedOut",
+                Transient::ReadOnly => "ReadOnly",
+                Transient::NoMatchingServer => "NoMatchingServer",
+            },
+            Error::Tls(_) => "Tls",
+            Error::Database(_) => "Database",
+        }
+    }
+
     /// The SQLSTATE code of the underlying database error, if there is one.
     pub fn sqlstate(&self) -> Option<String> {
         let source = match self {

@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! use ledger::transactions::{self, Movement, Transfer};
-//! use ledger::users::{self, NewUser, UserOrder, Visibility};
+//! use ledger::users::{self, NewUser};
 //! use ledger::{Config, Decimal, Error, TryStreamExt, accounts, json, schema};
 //!
 //! # async fn service() -> ledger::Result<()> {
@@ -45,7 +45,7 @@
 //! assert_eq!(entry.amount, Decimal::new(2_500, 2));
 //!
 //! // Django's Paginator, then Django's `.iterator()`.
-//! let page = users::page(&mut conn, Visibility::Live, UserOrder::NewestFirst, 20, 1).await?;
+//! let page = users::UserQuery::new().per_page(20).page(&mut conn, 1).await?;
 //! println!("{} of {} users", page.items.len(), page.spec.paginator().count());
 //! let mut entries = transactions::stream_all(&pool);
 //! while let Some(entry) = entries.try_next().await? {

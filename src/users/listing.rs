@@ -261,23 +261,8 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
     .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
-/// A slice of the users (live ones, or all: [`Visibility`]) in `order`: `0..10` is `[:10]`,
-/// `20..30` is `[20:30]`.
-///
-/// Django: `User.objects.order_by('name')[20:30]`, `User.objects.order_by('-created_at')[:10]`,
-/// `User.objects.order_by('created_at')[:10]`
-///
-/// SQL: `order by name, id`, `order by created_at desc, id desc` or `order by created_at, id`,
-/// then `limit $1 offset $2`.
-///
-/// Plan (100,000 rows, checked by `tests/db/plans.rs`): newest and oldest first:
-/// `users_live_created_at_id_idx` (oldest first reads it backwards), no sort; `OFFSET` still walks
-/// past every skipped row.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a negative start, an end before the start, or a slice longer than
-/// [`page::MAX_PER_PAGE`].
-pub async fn list_slice(
+/// See [`UserQuery::slice`](super::UserQuery::slice).
+pub(super) async fn slice(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
     order: UserOrder,
@@ -353,38 +338,8 @@ pub(super) async fn list_ordered(
     Ok(rows)
 }
 
-/// A keyset page of live users, newest first: the first page when `cursor` is `None`, else the
-/// page after (or before) the cursor. Costs the same at any depth (index
-/// `users_live_created_at_id_idx`); rows inserted between fetches never repeat or shift a page.
-///
-/// Django: no equivalent in the seed (its `Paginator` uses `OFFSET`).
-///
-/// SQL: `where deleted_at is null and (created_at, id) < ($1, $2) order by created_at desc, id
-/// desc limit n + 1` (the extra row says whether another page exists); `>` and ascending order,
-/// reversed, for the previous page.
-///
-/// ```no_run
-/// # async fn walk(pool: sqlx::PgPool) -> ledger::Result<()> {
-/// use ledger::{page::Cursor, users, users::Visibility};
-///
-/// let first = users::list_keyset(&pool, Visibility::Live, None, 20).await?;
-/// if let Some(next) = first.next {
-///     let token = next.encode(); // hand it to the client ...
-///     let cursor = Cursor::decode(&token)?; // ... and read it back, checked
-///     let second = users::list_keyset(&pool, Visibility::Live, Some(&cursor), 20).await?;
-/// #   let _ = second;
-/// }
-/// # Ok(())
-/// # }
-/// ```
-///
-/// Plan (100,000 rows, checked by `tests/db/plans.rs`): `users_live_created_at_id_idx` in either
-/// direction; no sort, the same cost on every page.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a `limit` outside `1..=MAX_PER_PAGE`, or a cursor whose time is
-/// before PostgreSQL's earliest (nothing is sent).
-pub async fn list_keyset(
+/// See [`UserQuery::keyset`](super::UserQuery::keyset).
+pub(super) async fn keyset(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
     cursor: Option<&Cursor>,

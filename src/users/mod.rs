@@ -42,12 +42,17 @@ macro_rules! query_users {
 pub(crate) use query_users;
 
 mod bulk;
+mod deprecated;
 mod listing;
 mod paginate;
+mod query;
 
 pub use bulk::{copy_in, insert_many};
+#[allow(deprecated)]
+pub use deprecated::{get_page, list_keyset, list_slice, page};
 pub use listing::*;
 pub use paginate::*;
+pub use query::{DEFAULT_PER_PAGE, UserQuery};
 
 use crate::{Error, Result};
 

@@ -1,59 +1,13 @@
-//! Django's `Paginator` over users: [`get_page`] and [`page()`], which count on every call, and
-//! [`UserPaginator`], which counts once, exactly or by the planner's estimate. Re-exported by
-//! [`users`](super).
+//! Django's `Paginator` over users that counts once, exactly or by the planner's estimate:
+//! [`UserPaginator`] (made by [`UserQuery::paginator`](super::UserQuery::paginator)). Re-exported
+//! by [`users`](super).
 
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 
 use super::listing::{count, list_ordered};
 use super::{User, UserOrder, Visibility};
 use crate::Result;
 use crate::page::{Page, Paginator};
-
-/// A page of users (live ones, or all: [`Visibility`]), Django's `Paginator` style: counts them,
-/// then reads the page with
-/// `limit`/`offset`. `page` is user input, read leniently as Django's `get_page` does (not a
-/// number → 1, out of range → the last page).
-///
-/// Django:
-/// `paginator = Paginator(User.objects.filter(deleted_at__isnull=True), 20)`;
-/// `page = paginator.get_page(request.GET.get('page', 1))`
-///
-/// SQL: `select count(*) from users where deleted_at is null`, then the ordered slice. Two
-/// statements: pass a connection (or `&mut *tx` for one snapshot).
-///
-/// # Errors
-/// [`Error::InvalidInput`](crate::Error::InvalidInput) for a `per_page` outside `1..=MAX_PER_PAGE`.
-pub async fn get_page(
-    conn: &mut PgConnection,
-    visibility: Visibility,
-    order: UserOrder,
-    per_page: i64,
-    page: &str,
-) -> Result<Page<User>> {
-    let paginator = Paginator::new(count(&mut *conn, visibility).await?, per_page)?;
-    let spec = paginator.get_page(page);
-    let items = list_ordered(&mut *conn, visibility, order, spec.limit(), spec.offset()).await?;
-    Ok(Page { items, spec })
-}
-
-/// Page `number` of users (live ones, or all), strictly (Django's `paginator.page(n)`).
-///
-/// SQL: as [`get_page`].
-///
-/// # Errors
-/// [`Error::InvalidInput`](crate::Error::InvalidInput) for a page below 1 or past the last page, or a bad `per_page`.
-pub async fn page(
-    conn: &mut PgConnection,
-    visibility: Visibility,
-    order: UserOrder,
-    per_page: i64,
-    number: i64,
-) -> Result<Page<User>> {
-    let paginator = Paginator::new(count(&mut *conn, visibility).await?, per_page)?;
-    let spec = paginator.page(number)?;
-    let items = list_ordered(&mut *conn, visibility, order, spec.limit(), spec.offset()).await?;
-    Ok(Page { items, spec })
-}
 
 /// How a [`UserPaginator`] knows how many live users there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +25,8 @@ pub enum Counting {
 /// Django's `Paginator` object over live users: it counts **once**, when it is made (Django
 /// caches `paginator.count` the same way), and every page it serves reuses that count. Keep it
 /// for as long as the listing may be stale by the rows written meanwhile: a request, or a few
-/// seconds of one screen. [`get_page`] and [`page()`] count on every call instead.
+/// seconds of one screen. [`UserQuery::get_page`](super::UserQuery::get_page) and
+/// [`UserQuery::page`](super::UserQuery::page) count on every call instead.
 ///
 /// Django:
 /// `paginator = Paginator(User.objects.filter(deleted_at__isnull=True), 20)`; then
@@ -79,11 +34,9 @@ pub enum Counting {
 ///
 /// ```no_run
 /// # async fn demo(pool: ledger::PgPool) -> ledger::Result<()> {
-/// use ledger::users::{Counting, UserOrder, UserPaginator, Visibility};
+/// use ledger::users::{Counting, UserQuery};
 ///
-/// let pages =
-///     UserPaginator::new(&pool, Visibility::Live, UserOrder::NewestFirst, 20, Counting::Exact)
-///         .await?;
+/// let pages = UserQuery::new().per_page(20).paginator(&pool, Counting::Exact).await?;
 /// let first = pages.get_page(&pool, "1").await?;   // no count: the paginator has it
 /// let last = pages.get_page(&pool, "99").await?;   // past the end: the last page
 /// println!("{} users, {} pages", pages.paginator().count(), pages.paginator().num_pages());
@@ -100,16 +53,8 @@ pub struct UserPaginator {
 }
 
 impl UserPaginator {
-    /// Counts the live users (see [`Counting`]) and keeps the count.
-    ///
-    /// SQL: `select count(*) from users where deleted_at is null` for [`Counting::Exact`];
-    /// `select reltuples * null_frac from pg_class left join pg_stats ...` for
-    /// [`Counting::Estimated`], which counts exactly instead when `users` has never been
-    /// analyzed.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a `per_page` outside `1..=MAX_PER_PAGE`.
-    pub async fn new(
+    /// See [`UserQuery::paginator`](super::UserQuery::paginator).
+    pub(super) async fn counted(
         conn: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
         visibility: Visibility,
         order: UserOrder,

@@ -233,7 +233,7 @@ async fn where_ledger_differs_from_libpq_it_does_so_as_documented() {
     assert_eq!(
         ledger(Config::from_url(&url)).await,
         Libpq::Refused(
-            "configuration: DATABASE_URL: host 2 of 3 is empty (libpq would read it as its \
+            "configuration: database URL: host 2 of 3 is empty (libpq would read it as its \
              default unix socket; name the server)"
                 .to_owned()
         )
@@ -246,7 +246,7 @@ async fn where_ledger_differs_from_libpq_it_does_so_as_documented() {
     assert_eq!(
         ledger(Config::from_url(&url)).await,
         Libpq::Refused(
-            "configuration: DATABASE_URL: port 2 of 2 is not a port number (1 to 65535)".to_owned()
+            "configuration: database URL: port 2 of 2 is not a port number (1 to 65535)".to_owned()
         )
     );
     // A port out of range: libpq counts that host as failed and goes on to the next.
@@ -258,7 +258,7 @@ async fn where_ledger_differs_from_libpq_it_does_so_as_documented() {
     assert_eq!(
         ledger(Config::from_url(&url)).await,
         Libpq::Refused(
-            "configuration: DATABASE_URL: port 1 of 2 is not a port number (1 to 65535)".to_owned()
+            "configuration: database URL: port 1 of 2 is not a port number (1 to 65535)".to_owned()
         )
     );
     // `load_balance_hosts` is libpq 16's; this machine's psql may be older and refuse it.

@@ -209,7 +209,10 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
         };
         assert_eq!(
             refused_field(
-                users::list_keyset(p, ledger::users::Visibility::Live, Some(&cursor), 5).await
+                ledger::users::UserQuery::new()
+                    .per_page(5)
+                    .keyset(p, Some(&cursor))
+                    .await
             ),
             "cursor"
         );

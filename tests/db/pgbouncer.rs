@@ -241,7 +241,9 @@ async fn every_module(pool: &PgPool, client: usize) {
         users::find_by_email(&mut *tx, &email).await.unwrap(),
         Some(owner.clone())
     );
-    let page = users::list_keyset(&mut *tx, ledger::users::Visibility::Live, None, 100)
+    let page = ledger::users::UserQuery::new()
+        .per_page(100)
+        .keyset(&mut *tx, None)
         .await
         .unwrap();
     assert!(page.items.iter().any(|u| u.id == owner.id));

@@ -102,7 +102,7 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
-            function: "users::list_keyset (newest first)",
+            function: "UserQuery::keyset (newest first)",
             marker: "deleted_at is null) and (created_at, id) < ($1, $2) order by created_at desc",
             args: |f| bind![f.user_at, f.user, 20_i64, false],
             indexes: &["users_live_created_at_id_idx"],
@@ -110,7 +110,7 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
-            function: "users::list_keyset (oldest first)",
+            function: "UserQuery::keyset (oldest first)",
             marker: "deleted_at is null) and (created_at, id) > ($1, $2) order by created_at, id",
             args: |f| bind![f.user_at, f.user, 20_i64, false],
             indexes: &["users_live_created_at_id_idx"],
@@ -118,7 +118,7 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
-            function: "users::list_slice (newest first)",
+            function: "UserQuery::slice (newest first)",
             marker: "deleted_at is null) order by created_at desc, id desc limit $1 offset $2",
             args: |_| bind![20_i64, 200_i64, false],
             indexes: &["users_live_created_at_id_idx"],
@@ -126,7 +126,7 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
-            function: "users::list_slice (oldest first)",
+            function: "UserQuery::slice (oldest first)",
             marker: "deleted_at is null) order by created_at, id limit $1 offset $2",
             args: |_| bind![20_i64, 200_i64, false],
             indexes: &["users_live_created_at_id_idx"],

@@ -319,7 +319,9 @@ async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
         1
     );
     assert_eq!(
-        users::list_keyset(&mut *r, ledger::users::Visibility::Live, None, 10)
+        ledger::users::UserQuery::new()
+            .per_page(10)
+            .keyset(&mut *r, None)
             .await
             .unwrap()
             .items

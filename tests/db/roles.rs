@@ -369,7 +369,9 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
     articles::list_summaries(&as_reader, None, 10)
         .await
         .unwrap();
-    users::list_keyset(&as_reader, users::Visibility::Live, None, 3)
+    ledger::users::UserQuery::new()
+        .per_page(3)
+        .keyset(&as_reader, None)
         .await
         .unwrap();
     // The streams open a read-only transaction (a cursor) or a `COPY`: both are reads.

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger::page::{Cursor, Direction};
-use ledger::users::{self, Counting, NewUser, UserFilter, UserId, UserOrder, UserPaginator};
+use ledger::users::{self, Counting, NewUser, UserFilter, UserId, UserOrder, UserQuery};
 use ledger::{Error, accounts};
 use sqlx::PgPool;
 
@@ -428,35 +428,26 @@ async fn orderings_break_ties_by_id(pool: PgPool) {
     }
     twins.sort();
 
-    let by_name = users::list_slice(
-        &pool,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        0..10,
-    )
-    .await
-    .unwrap();
+    let by_name = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .slice(&pool, 0..10)
+        .await
+        .unwrap();
     assert_eq!(by_name.iter().map(|u| u.id).collect::<Vec<_>>(), twins);
-    let newest = users::list_slice(
-        &pool,
-        ledger::users::Visibility::Live,
-        UserOrder::NewestFirst,
-        0..10,
-    )
-    .await
-    .unwrap();
+    let newest = UserQuery::new()
+        .order(UserOrder::NewestFirst)
+        .slice(&pool, 0..10)
+        .await
+        .unwrap();
     let mut reversed = twins.clone();
     reversed.reverse();
     assert_eq!(newest.iter().map(|u| u.id).collect::<Vec<_>>(), reversed);
     // Oldest first: the same tie-breaker, ascending.
-    let oldest = users::list_slice(
-        &pool,
-        ledger::users::Visibility::Live,
-        UserOrder::OldestFirst,
-        0..10,
-    )
-    .await
-    .unwrap();
+    let oldest = UserQuery::new()
+        .order(UserOrder::OldestFirst)
+        .slice(&pool, 0..10)
+        .await
+        .unwrap();
     assert_eq!(oldest.iter().map(|u| u.id).collect::<Vec<_>>(), twins);
 }
 
@@ -464,59 +455,44 @@ async fn orderings_break_ties_by_id(pool: PgPool) {
 async fn slices_are_limit_and_offset(pool: PgPool) {
     let all = users_a_minute_apart(&pool, 35).await;
 
-    let first_ten = users::list_slice(
-        &pool,
-        ledger::users::Visibility::Live,
-        UserOrder::NewestFirst,
-        0..10,
-    )
-    .await
-    .unwrap();
+    let first_ten = UserQuery::new()
+        .order(UserOrder::NewestFirst)
+        .slice(&pool, 0..10)
+        .await
+        .unwrap();
     assert_eq!(first_ten.first().map(|u| u.id), all.last().map(|u| u.id));
     assert_eq!(first_ten.len(), 10);
-    let oldest = users::list_slice(
-        &pool,
-        ledger::users::Visibility::Live,
-        UserOrder::OldestFirst,
-        30..40,
-    )
-    .await
-    .unwrap();
+    let oldest = UserQuery::new()
+        .order(UserOrder::OldestFirst)
+        .slice(&pool, 30..40)
+        .await
+        .unwrap();
     assert_eq!(names(&oldest), names(&all[30..35]));
 
-    let twenty_to_thirty = users::list_slice(
-        &pool,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        20..30,
-    )
-    .await
-    .unwrap();
+    let twenty_to_thirty = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .slice(&pool, 20..30)
+        .await
+        .unwrap();
     assert_eq!(names(&twenty_to_thirty), names(&all[20..30]));
 
     #[allow(clippy::reversed_empty_ranges)] // the reversed range is the bad input under test
     for bad in [-1..5, 5..4] {
         assert!(matches!(
-            users::list_slice(
-                &pool,
-                ledger::users::Visibility::Live,
-                UserOrder::NameAsc,
-                bad
-            )
-            .await,
+            UserQuery::new()
+                .order(UserOrder::NameAsc)
+                .slice(&pool, bad)
+                .await,
             Err(Error::InvalidInput { field: "range", .. })
         ));
     }
     assert!(
-        users::list_slice(
-            &pool,
-            ledger::users::Visibility::Live,
-            UserOrder::NameAsc,
-            3..3
-        )
-        .await
-        .unwrap()
-        .is_empty()
+        UserQuery::new()
+            .order(UserOrder::NameAsc)
+            .slice(&pool, 3..3)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 
@@ -524,15 +500,12 @@ async fn slices_are_limit_and_offset(pool: PgPool) {
 async fn paginator_follows_django_at_the_edges(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     // An empty list is one empty page.
-    let empty = users::get_page(
-        &mut conn,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        10,
-        "1",
-    )
-    .await
-    .unwrap();
+    let empty = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .per_page(10)
+        .get_page(&mut conn, "1")
+        .await
+        .unwrap();
     assert!(empty.items.is_empty());
     assert_eq!(empty.spec.paginator().num_pages(), 1);
 
@@ -541,15 +514,12 @@ async fn paginator_follows_django_at_the_edges(pool: PgPool) {
         let pool = pool.clone();
         async move {
             let mut conn = pool.acquire().await.unwrap();
-            users::get_page(
-                &mut conn,
-                ledger::users::Visibility::Live,
-                UserOrder::NameAsc,
-                10,
-                input,
-            )
-            .await
-            .unwrap()
+            UserQuery::new()
+                .order(UserOrder::NameAsc)
+                .per_page(10)
+                .get_page(&mut conn, input)
+                .await
+                .unwrap()
         }
     };
     let third = page("3").await;
@@ -560,38 +530,29 @@ async fn paginator_follows_django_at_the_edges(pool: PgPool) {
     assert_eq!(page("99").await.spec.number(), 3);
     assert_eq!(page("-1").await.spec.number(), 3);
 
-    let strict = users::page(
-        &mut conn,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        10,
-        2,
-    )
-    .await
-    .unwrap();
+    let strict = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .per_page(10)
+        .page(&mut conn, 2)
+        .await
+        .unwrap();
     assert_eq!(names(&strict.items), names(&all[10..20]));
     for bad in [0, -1, 4] {
         assert!(matches!(
-            users::page(
-                &mut conn,
-                ledger::users::Visibility::Live,
-                UserOrder::NameAsc,
-                10,
-                bad
-            )
-            .await,
+            UserQuery::new()
+                .order(UserOrder::NameAsc)
+                .per_page(10)
+                .page(&mut conn, bad)
+                .await,
             Err(Error::InvalidInput { field: "page", .. })
         ));
     }
     assert!(matches!(
-        users::page(
-            &mut conn,
-            ledger::users::Visibility::Live,
-            UserOrder::NameAsc,
-            0,
-            1
-        )
-        .await,
+        UserQuery::new()
+            .order(UserOrder::NameAsc)
+            .per_page(0)
+            .page(&mut conn, 1)
+            .await,
         Err(Error::InvalidInput {
             field: "per_page",
             ..
@@ -604,49 +565,39 @@ async fn keyset_pages_walk_forward_and_back_without_gaps(pool: PgPool) {
     let mut all = users_a_minute_apart(&pool, 25).await;
     all.reverse(); // newest first, the keyset order
 
-    let first = users::list_keyset(&pool, ledger::users::Visibility::Live, None, 10)
+    let first = UserQuery::new()
+        .per_page(10)
+        .keyset(&pool, None)
         .await
         .unwrap();
     assert_eq!(names(&first.items), names(&all[0..10]));
     assert_eq!(first.previous, None);
-    let second = users::list_keyset(
-        &pool,
-        ledger::users::Visibility::Live,
-        first.next.as_ref(),
-        10,
-    )
-    .await
-    .unwrap();
+    let second = UserQuery::new()
+        .per_page(10)
+        .keyset(&pool, first.next.as_ref())
+        .await
+        .unwrap();
     assert_eq!(names(&second.items), names(&all[10..20]));
-    let third = users::list_keyset(
-        &pool,
-        ledger::users::Visibility::Live,
-        second.next.as_ref(),
-        10,
-    )
-    .await
-    .unwrap();
+    let third = UserQuery::new()
+        .per_page(10)
+        .keyset(&pool, second.next.as_ref())
+        .await
+        .unwrap();
     assert_eq!(names(&third.items), names(&all[20..25]));
     assert_eq!(third.next, None);
 
     // Back from the third page is the second, then the first (which has no previous).
-    let back = users::list_keyset(
-        &pool,
-        ledger::users::Visibility::Live,
-        third.previous.as_ref(),
-        10,
-    )
-    .await
-    .unwrap();
+    let back = UserQuery::new()
+        .per_page(10)
+        .keyset(&pool, third.previous.as_ref())
+        .await
+        .unwrap();
     assert_eq!(back.items, second.items);
-    let back = users::list_keyset(
-        &pool,
-        ledger::users::Visibility::Live,
-        back.previous.as_ref(),
-        10,
-    )
-    .await
-    .unwrap();
+    let back = UserQuery::new()
+        .per_page(10)
+        .keyset(&pool, back.previous.as_ref())
+        .await
+        .unwrap();
     assert_eq!(back.items, first.items);
     assert_eq!(back.previous, None);
     assert_eq!(back.next.map(|c| c.direction), Some(Direction::Next));
@@ -659,7 +610,9 @@ async fn keyset_pages_stay_correct_while_rows_are_inserted(pool: PgPool) {
     let mut cursor: Option<Cursor> = None;
     let mut round = 0;
     loop {
-        let page = users::list_keyset(&pool, ledger::users::Visibility::Live, cursor.as_ref(), 7)
+        let page = UserQuery::new()
+            .per_page(7)
+            .keyset(&pool, cursor.as_ref())
             .await
             .unwrap();
         seen.extend(page.items.iter().map(|u| u.id));
@@ -684,7 +637,7 @@ async fn keyset_pages_stay_correct_while_rows_are_inserted(pool: PgPool) {
 async fn keyset_refuses_bad_limits_and_corrupt_tokens(pool: PgPool) {
     for limit in [0, -1, 1001] {
         assert!(matches!(
-            users::list_keyset(&pool, ledger::users::Visibility::Live, None, limit).await,
+            UserQuery::new().per_page(limit).keyset(&pool, None).await,
             Err(Error::InvalidInput { field: "limit", .. })
         ));
     }
@@ -740,15 +693,12 @@ async fn a_paginator_counts_once_exactly_or_by_estimate(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
 
     let counter = StatementCounter::start();
-    let pages = UserPaginator::new(
-        &mut *conn,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        10,
-        Counting::Exact,
-    )
-    .await
-    .unwrap();
+    let pages = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .per_page(10)
+        .paginator(&mut *conn, Counting::Exact)
+        .await
+        .unwrap();
     assert_eq!(counter.count(), 1, "one count");
     let mut seen = Vec::new();
     for input in ["1", "2", "3", "99"] {
@@ -772,15 +722,12 @@ async fn a_paginator_counts_once_exactly_or_by_estimate(pool: PgPool) {
         users::count_active_estimate(&mut *conn).await.unwrap(),
         None
     );
-    let estimated = UserPaginator::new(
-        &mut *conn,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        10,
-        Counting::Estimated,
-    )
-    .await
-    .unwrap();
+    let estimated = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .per_page(10)
+        .paginator(&mut *conn, Counting::Estimated)
+        .await
+        .unwrap();
     assert_eq!(estimated.paginator().count(), 24);
     // Analyzed: the estimate (of a table this small, analyze reads every row).
     sqlx::query!("analyze users")
@@ -792,14 +739,11 @@ async fn a_paginator_counts_once_exactly_or_by_estimate(pool: PgPool) {
         Some(24)
     );
     assert!(matches!(
-        UserPaginator::new(
-            &mut *conn,
-            ledger::users::Visibility::Live,
-            UserOrder::NameAsc,
-            0,
-            Counting::Estimated
-        )
-        .await,
+        UserQuery::new()
+            .order(UserOrder::NameAsc)
+            .per_page(0)
+            .paginator(&mut *conn, Counting::Estimated)
+            .await,
         Err(Error::InvalidInput {
             field: "per_page",
             ..
@@ -846,24 +790,32 @@ async fn every_listing_shows_soft_deleted_users_when_asked_for_all(pool: PgPool)
             ids(users::list_created_on(&pool, visibility, today, "UTC")
                 .await
                 .unwrap()),
-            ids(
-                users::list_slice(&pool, visibility, UserOrder::OldestFirst, 0..10)
-                    .await
-                    .unwrap(),
-            ),
-            ids(
-                users::get_page(&mut conn, visibility, UserOrder::NameAsc, 10, "1")
-                    .await
-                    .unwrap()
-                    .items,
-            ),
-            ids(
-                users::page(&mut conn, visibility, UserOrder::NewestFirst, 10, 1)
-                    .await
-                    .unwrap()
-                    .items,
-            ),
-            ids(users::list_keyset(&pool, visibility, None, 10)
+            ids(UserQuery::new()
+                .visibility(visibility)
+                .order(UserOrder::OldestFirst)
+                .slice(&pool, 0..10)
+                .await
+                .unwrap()),
+            ids(UserQuery::new()
+                .visibility(visibility)
+                .order(UserOrder::NameAsc)
+                .per_page(10)
+                .get_page(&mut conn, "1")
+                .await
+                .unwrap()
+                .items),
+            ids(UserQuery::new()
+                .visibility(visibility)
+                .order(UserOrder::NewestFirst)
+                .per_page(10)
+                .page(&mut conn, 1)
+                .await
+                .unwrap()
+                .items),
+            ids(UserQuery::new()
+                .visibility(visibility)
+                .per_page(10)
+                .keyset(&pool, None)
                 .await
                 .unwrap()
                 .items),
@@ -897,7 +849,11 @@ async fn every_listing_shows_soft_deleted_users_when_asked_for_all(pool: PgPool)
             users::count(&pool, visibility).await.unwrap(),
             want.len() as i64
         );
-        let pages = UserPaginator::new(&pool, visibility, UserOrder::NameAsc, 1, Counting::Exact)
+        let pages = UserQuery::new()
+            .visibility(visibility)
+            .order(UserOrder::NameAsc)
+            .per_page(1)
+            .paginator(&pool, Counting::Exact)
             .await
             .unwrap();
         assert_eq!(pages.paginator().count(), want.len() as i64);
@@ -909,15 +865,121 @@ async fn every_listing_shows_soft_deleted_users_when_asked_for_all(pool: PgPool)
     // The estimate counts every row, or the live share, once statistics exist.
     sqlx::query!("analyze users").execute(&pool).await.unwrap();
     for (visibility, want) in [(Live, 1), (All, 2)] {
-        let pages = UserPaginator::new(
-            &pool,
-            visibility,
-            UserOrder::NameAsc,
-            1,
-            Counting::Estimated,
-        )
-        .await
-        .unwrap();
+        let pages = UserQuery::new()
+            .visibility(visibility)
+            .order(UserOrder::NameAsc)
+            .per_page(1)
+            .paginator(&pool, Counting::Estimated)
+            .await
+            .unwrap();
         assert_eq!(pages.paginator().count(), want, "{visibility:?}");
     }
+}
+
+/// The previous release's positional listings still compile (with a deprecation warning) and
+/// give exactly what their `UserQuery` replacements give.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+#[allow(deprecated)]
+async fn the_deprecated_positional_listings_answer_as_user_query_does(pool: PgPool) {
+    use ledger::users::Visibility::{All, Live};
+    users_a_minute_apart(&pool, 7).await;
+    let gone = users::list_active(&pool).await.unwrap()[2].id;
+    users::soft_delete(&pool, gone).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for visibility in [Live, All] {
+        for order in [
+            UserOrder::NameAsc,
+            UserOrder::NewestFirst,
+            UserOrder::OldestFirst,
+        ] {
+            let query = UserQuery::new()
+                .visibility(visibility)
+                .order(order)
+                .per_page(2);
+            assert_eq!(
+                users::list_slice(&pool, visibility, order, 1..4)
+                    .await
+                    .unwrap(),
+                query.slice(&pool, 1..4).await.unwrap(),
+            );
+            for input in ["1", "2", "x", "99"] {
+                assert_eq!(
+                    users::get_page(&mut conn, visibility, order, 2, input)
+                        .await
+                        .unwrap(),
+                    query.get_page(&mut conn, input).await.unwrap(),
+                );
+            }
+            assert_eq!(
+                users::page(&mut conn, visibility, order, 2, 2)
+                    .await
+                    .unwrap(),
+                query.page(&mut conn, 2).await.unwrap(),
+            );
+            let old = users::UserPaginator::new(&pool, visibility, order, 2, Counting::Exact)
+                .await
+                .unwrap();
+            let new = query.paginator(&pool, Counting::Exact).await.unwrap();
+            assert_eq!(old.paginator().count(), new.paginator().count());
+            assert_eq!(
+                old.page(&pool, 2).await.unwrap(),
+                new.page(&pool, 2).await.unwrap()
+            );
+        }
+        let old = users::list_keyset(&pool, visibility, None, 3)
+            .await
+            .unwrap();
+        let new = UserQuery::new()
+            .visibility(visibility)
+            .per_page(3)
+            .keyset(&pool, None)
+            .await
+            .unwrap();
+        assert_eq!(old, new);
+        let next = old.next.expect("7 users fill more than one page of 3");
+        assert_eq!(
+            users::list_keyset(&pool, visibility, Some(&next), 3)
+                .await
+                .unwrap(),
+            UserQuery::new()
+                .visibility(visibility)
+                .per_page(3)
+                .keyset(&pool, Some(&next))
+                .await
+                .unwrap(),
+        );
+    }
+    // The old and the new refuse the same bad input the same way, before the server.
+    assert!(matches!(
+        users::page(&mut conn, Live, UserOrder::NameAsc, 0, 1).await,
+        Err(Error::InvalidInput {
+            field: "per_page",
+            ..
+        })
+    ));
+    assert!(matches!(
+        UserQuery::new().per_page(0).page(&mut conn, 1).await,
+        Err(Error::InvalidInput {
+            field: "per_page",
+            ..
+        })
+    ));
+}
+
+/// Keyset pages read newest first only: another order is refused, not silently ignored.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_keyset_page_in_another_order_is_refused(pool: PgPool) {
+    users_a_minute_apart(&pool, 3).await;
+    for order in [UserOrder::NameAsc, UserOrder::OldestFirst] {
+        let refused = UserQuery::new().order(order).keyset(&pool, None).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { field: "order", .. })),
+            "{order:?}: {refused:?}"
+        );
+    }
+    let default = UserQuery::default();
+    assert_eq!(default, UserQuery::new());
+    assert_eq!(default.order, UserOrder::NewestFirst);
+    assert_eq!(default.per_page, users::DEFAULT_PER_PAGE);
+    assert_eq!(default.keyset(&pool, None).await.unwrap().items.len(), 3);
 }

@@ -39,6 +39,8 @@ async fn run() -> ledger::Result<()> {
     let again = transactions::transfer(&mut conn, &pay).await?;
     assert_eq!(first.id, again.id, "the key replays the first transfer");
 
+    // The previous release's positional call, on purpose: CI checks that code written against
+    // it still builds, with a deprecation warning and nothing worse.
     let page = users::page(&mut conn, crate::users::Visibility::Live, UserOrder::NewestFirst, 20, 1).await?;
     assert!(!page.items.is_empty());
     let mut streamed = 0;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use ledger::users::{self, UserOrder};
+use ledger::users::{UserOrder, UserQuery};
 use sqlx::PgConnection;
 
 use super::{AnyResult, heading, step, user_table, value};
@@ -12,46 +12,31 @@ pub(super) async fn ordering(conn: &mut PgConnection, out: &mut impl Write) -> A
     step(
         out,
         "User.objects.order_by('name')[:10]",
-        "users::list_slice(db, ledger::users::Visibility::Live, UserOrder::NameAsc, 0..10)",
+        "UserQuery::new().order(UserOrder::NameAsc).slice(db, 0..10)",
     )?;
     user_table(
         out,
-        &users::list_slice(
-            &mut *conn,
-            ledger::users::Visibility::Live,
-            UserOrder::NameAsc,
-            0..10,
-        )
-        .await?,
+        &UserQuery::new()
+            .order(UserOrder::NameAsc)
+            .slice(&mut *conn, 0..10)
+            .await?,
     )?;
     step(
         out,
         "User.objects.order_by('-created_at')[2:5]",
-        "users::list_slice(db, ledger::users::Visibility::Live, UserOrder::NewestFirst, 2..5)",
+        "UserQuery::new().slice(db, 2..5)  (newest first, the default)",
     )?;
-    user_table(
-        out,
-        &users::list_slice(
-            &mut *conn,
-            ledger::users::Visibility::Live,
-            UserOrder::NewestFirst,
-            2..5,
-        )
-        .await?,
-    )?;
+    user_table(out, &UserQuery::new().slice(&mut *conn, 2..5).await?)?;
     step(
         out,
         "Paginator(User.objects.filter(deleted_at__isnull=True), 3).get_page('2')",
-        r#"users::get_page(&mut conn, ledger::users::Visibility::Live, UserOrder::NameAsc, 3, "2")"#,
+        r#"UserQuery::new().order(UserOrder::NameAsc).per_page(3).get_page(&mut conn, "2")"#,
     )?;
-    let page = users::get_page(
-        &mut *conn,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        3,
-        "2",
-    )
-    .await?;
+    let page = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .per_page(3)
+        .get_page(&mut *conn, "2")
+        .await?;
     value(
         out,
         format!(
@@ -64,26 +49,20 @@ pub(super) async fn ordering(conn: &mut PgConnection, out: &mut impl Write) -> A
         ),
     )?;
     user_table(out, &page.items)?;
-    let clamped = users::get_page(
-        &mut *conn,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        3,
-        "not-a-number",
-    )
-    .await?;
+    let clamped = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .per_page(3)
+        .get_page(&mut *conn, "not-a-number")
+        .await?;
     value(
         out,
         format!("get_page('not-a-number') -> page {}", clamped.spec.number()),
     )?;
-    let strict = users::page(
-        &mut *conn,
-        ledger::users::Visibility::Live,
-        UserOrder::NameAsc,
-        3,
-        99,
-    )
-    .await;
+    let strict = UserQuery::new()
+        .order(UserOrder::NameAsc)
+        .per_page(3)
+        .page(&mut *conn, 99)
+        .await;
     value(
         out,
         format!(
@@ -94,9 +73,12 @@ pub(super) async fn ordering(conn: &mut PgConnection, out: &mut impl Write) -> A
     step(
         out,
         "(keyset pagination: no OFFSET)",
-        "users::list_keyset(db, ledger::users::Visibility::Live, cursor, 3)",
+        "UserQuery::new().per_page(3).keyset(db, cursor)",
     )?;
-    let first = users::list_keyset(&mut *conn, ledger::users::Visibility::Live, None, 3).await?;
+    let first = UserQuery::new()
+        .per_page(3)
+        .keyset(&mut *conn, None)
+        .await?;
     let token = first.next.map(|c| c.encode()).unwrap_or_default();
     value(
         out,

@@ -92,17 +92,14 @@ pub(super) async fn performance(conn: &mut PgConnection, out: &mut impl Write) -
     step(
         out,
         "for user in User.objects.filter(active=True).iterator(chunk_size=1000)",
-        "users::list_keyset(db, ledger::users::Visibility::Live, cursor, 1000) until next is None  (keyset chunks; transactions::stream_all streams rows)",
+        "UserQuery::new().per_page(1000).keyset(db, cursor) until next is None  (keyset chunks; transactions::stream_all streams rows)",
     )?;
     let (mut seen, mut chunks, mut cursor) = (0, 0, None);
     loop {
-        let chunk = users::list_keyset(
-            &mut *conn,
-            ledger::users::Visibility::Live,
-            cursor.as_ref(),
-            1_000,
-        )
-        .await?;
+        let chunk = ledger::users::UserQuery::new()
+            .per_page(1_000)
+            .keyset(&mut *conn, cursor.as_ref())
+            .await?;
         seen += chunk.items.len();
         chunks += 1;
         match chunk.next {
