@@ -71,17 +71,25 @@ pub async fn create_user_then_try_account(
     user: &NewUser,
     opening_balance: Decimal,
 ) -> Result<SavepointOutcome> {
-    let mut outer = conn.begin().await?;
-    let user = users::insert(&mut *outer, user).await?;
-    let account = {
-        let mut inner = outer.begin().await?;
-        match open_with(&mut inner, user.id, opening_balance).await {
-            Ok(account) => inner.commit().await.map(|()| account).map_err(Error::from),
-            Err(err) => Err(err), // `inner` drops here: rollback to the savepoint
-        }
-    };
-    outer.commit().await?;
-    Ok(SavepointOutcome { user, account })
+    let span = crate::telemetry::op_span!(
+        "ledger.atomic.create_user_then_try_account",
+        "atomic",
+        "users"
+    );
+    crate::telemetry::traced(span, async move {
+        let mut outer = conn.begin().await?;
+        let user = users::insert(&mut *outer, user).await?;
+        let account = {
+            let mut inner = outer.begin().await?;
+            match open_with(&mut inner, user.id, opening_balance).await {
+                Ok(account) => inner.commit().await.map(|()| account).map_err(Error::from),
+                Err(err) => Err(err), // `inner` drops here: rollback to the savepoint
+            }
+        };
+        outer.commit().await?;
+        Ok(SavepointOutcome { user, account })
+    })
+    .await
 }
 
 async fn open_with(conn: &mut PgConnection, owner: UserId, opening: Decimal) -> Result<Account> {

@@ -639,6 +639,43 @@ impl Config {
     /// [`Error::Transient`] when no server of a list answers, or none has the session asked for
     /// ([`Transient::NoMatchingServer`](crate::Transient::NoMatchingServer)).
     pub async fn connect(&self) -> Result<PgPool> {
+        let span = self.connect_span("ledger.Config.connect");
+        crate::telemetry::traced(span, self.connect_pool()).await
+    }
+
+    /// The span of opening a pool or a connection: OpenTelemetry's connection attributes
+    /// (`db.namespace`, `server.address`, `server.port`: of the server that answered, for a
+    /// host list), never the user or the password.
+    fn connect_span(&self, name: &'static str) -> tracing::Span {
+        let span = match name {
+            "ledger.Config.connect_one" => tracing::info_span!(
+                "ledger.Config.connect_one",
+                otel.name = "connect",
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.namespace = self.options.get_database().unwrap_or_default(),
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            ),
+            _ => tracing::info_span!(
+                "ledger.Config.connect",
+                otel.name = "connect",
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.namespace = self.options.get_database().unwrap_or_default(),
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            ),
+        };
+        if self.hosts.is_none() {
+            record_server(&span, &self.options);
+        }
+        span
+    }
+
+    async fn connect_pool(&self) -> Result<PgPool> {
         tracing::debug!(config = ?self, "connecting");
         let Some(hosts) = &self.hosts else {
             return Ok(self
@@ -650,9 +687,9 @@ impl Config {
         // `pool_options`' `after_connect`, and the walk's connection watches the server for the
         // follower.
         let (watch, index) = hosts.connect(&self.options).await?;
-        let pool = self
-            .pool_options()
-            .connect_lazy_with(hosts.endpoints()[index].apply_to(&self.options));
+        let server = hosts.endpoints()[index].apply_to(&self.options);
+        record_server(&tracing::Span::current(), &server);
+        let pool = self.pool_options().connect_lazy_with(server);
         drop(pool.acquire().await?);
         if hosts.endpoints().len() > 1 {
             tokio::spawn(crate::hosts::follow(
@@ -707,15 +744,31 @@ impl Config {
     /// # Errors
     /// [`Error::Database`] when the server cannot be reached.
     pub async fn connect_one(&self) -> Result<PgConnection> {
-        if let Some(hosts) = &self.hosts {
-            return Ok(hosts.connect(&self.options).await?.0);
-        }
-        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options)).await
-        {
-            Ok(conn) => Ok(conn?),
-            Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
-        }
+        let span = self.connect_span("ledger.Config.connect_one");
+        crate::telemetry::traced(span, async {
+            if let Some(hosts) = &self.hosts {
+                let (conn, index) = hosts.connect(&self.options).await?;
+                let server = hosts.endpoints()[index].apply_to(&self.options);
+                record_server(&tracing::Span::current(), &server);
+                return Ok(conn);
+            }
+            let connect = PgConnection::connect_with(&self.options);
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(conn) => Ok(conn?),
+                Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
+            }
+        })
+        .await
     }
+}
+
+/// Records the server a connection goes to: its host (or unix socket directory) and port.
+fn record_server(span: &tracing::Span, options: &PgConnectOptions) {
+    match options.get_socket() {
+        Some(socket) => span.record("server.address", socket.display().to_string()),
+        None => span.record("server.address", options.get_host()),
+    };
+    span.record("server.port", options.get_port());
 }
 
 impl fmt::Debug for Config {

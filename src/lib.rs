@@ -132,6 +132,7 @@ pub mod payments;
 pub mod replica;
 pub mod schema;
 pub mod session;
+pub mod telemetry;
 pub mod transactions;
 pub mod users;
 

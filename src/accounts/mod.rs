@@ -107,21 +107,25 @@ pub async fn open(
     user_id: UserId,
     currency: Option<&str>,
 ) -> Result<Account> {
-    let currency = currency.unwrap_or(DEFAULT_CURRENCY);
-    validate_currency(currency)?;
-    sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.open", "INSERT", "accounts");
+    crate::telemetry::traced(span, async move {
+        let currency = currency.unwrap_or(DEFAULT_CURRENCY);
+        validate_currency(currency)?;
+        sqlx::query_as!(
+            Account,
+            r#"
         insert into accounts (user_id, currency)
         select id, $2 from users where id = $1 and deleted_at is null
         returning id, user_id, balance, currency, status
         "#,
-        user_id.as_uuid(),
-        currency
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "user" })
+            user_id.as_uuid(),
+            currency
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "user" })
+    })
+    .await
 }
 
 /// The account with this id.
@@ -135,18 +139,22 @@ pub async fn open(
 /// # Errors
 /// [`Error::NotFound`] when there is no such account.
 pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
-    sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.get", "SELECT", "accounts");
+    crate::telemetry::traced(span, async move {
+        sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where id = $1
         "#,
-        id.as_uuid()
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "account" })
+            id.as_uuid()
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "account" })
+    })
+    .await
 }
 
 /// A user's accounts, by currency then id.
@@ -162,18 +170,22 @@ pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Vec<Account>> {
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.list_for_user", "SELECT", "accounts");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where user_id = $1
         order by currency, id
         "#,
-        user_id.as_uuid()
-    )
-    .fetch_all(db)
-    .await?)
+            user_id.as_uuid()
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Accounts holding at least `min`, richest first.
@@ -187,18 +199,26 @@ pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<V
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_balance_at_least(db: impl PgExecutor<'_>, min: Decimal) -> Result<Vec<Account>> {
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.accounts.list_balance_at_least",
+        "SELECT",
+        "accounts"
+    );
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where balance >= $1
         order by balance desc, id
         "#,
-        min
-    )
-    .fetch_all(db)
-    .await?)
+            min
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Accounts whose balance lies between `lo` and `hi`, both included.
@@ -214,20 +234,25 @@ pub async fn list_balance_between(
     lo: Decimal,
     hi: Decimal,
 ) -> Result<Vec<Account>> {
-    check_range(lo, hi)?;
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span =
+        crate::telemetry::op_span!("ledger.accounts.list_balance_between", "SELECT", "accounts");
+    crate::telemetry::traced(span, async move {
+        check_range(lo, hi)?;
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where balance between $1 and $2
         order by balance, id
         "#,
-        lo,
-        hi
-    )
-    .fetch_all(db)
-    .await?)
+            lo,
+            hi
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Accounts whose status is one of `statuses`.
@@ -239,21 +264,25 @@ pub async fn list_balance_between(
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Result<Vec<Account>> {
-    for status in statuses {
-        Error::check_text("status", status)?;
-    }
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.list_status_in", "SELECT", "accounts");
+    crate::telemetry::traced(span, async move {
+        for status in statuses {
+            Error::check_text("status", status)?;
+        }
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where status = any($1)
         order by id
         "#,
-        statuses as &[&str]
-    )
-    .fetch_all(db)
-    .await?)
+            statuses as &[&str]
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Accounts holding at least `min` *and* in `status`.
@@ -269,20 +298,28 @@ pub async fn list_balance_at_least_and_status(
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
-    Error::check_text("status", status)?;
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.accounts.list_balance_at_least_and_status",
+        "SELECT",
+        "accounts"
+    );
+    crate::telemetry::traced(span, async move {
+        Error::check_text("status", status)?;
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where balance >= $1 and status = $2
         order by balance desc, id
         "#,
-        min,
-        status
-    )
-    .fetch_all(db)
-    .await?)
+            min,
+            status
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Accounts holding at least `min` *or* in `status`.
@@ -298,20 +335,28 @@ pub async fn list_balance_at_least_or_status(
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
-    Error::check_text("status", status)?;
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.accounts.list_balance_at_least_or_status",
+        "SELECT",
+        "accounts"
+    );
+    crate::telemetry::traced(span, async move {
+        Error::check_text("status", status)?;
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where balance >= $1 or status = $2
         order by balance desc, id
         "#,
-        min,
-        status
-    )
-    .fetch_all(db)
-    .await?)
+            min,
+            status
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Accounts *not* in `status`.
@@ -324,19 +369,23 @@ pub async fn list_balance_at_least_or_status(
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_status_not(db: impl PgExecutor<'_>, status: &str) -> Result<Vec<Account>> {
-    Error::check_text("status", status)?;
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.list_status_not", "SELECT", "accounts");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("status", status)?;
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where status <> $1
         order by id
         "#,
-        status
-    )
-    .fetch_all(db)
-    .await?)
+            status
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Criteria for [`filter`], each optional; set ones are combined with AND.
@@ -372,13 +421,15 @@ pub struct AccountFilter {
 /// # Errors
 /// [`Error::InvalidInput`] when `min_balance > max_balance` or the limit is out of range.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<Vec<Account>> {
-    if let (Some(lo), Some(hi)) = (filter.min_balance, filter.max_balance) {
-        check_range(lo, hi)?;
-    }
-    let limit = page::check_limit(filter.limit.unwrap_or(page::MAX_PER_PAGE))?;
-    Ok(sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.filter", "SELECT", "accounts");
+    crate::telemetry::traced(span, async move {
+        if let (Some(lo), Some(hi)) = (filter.min_balance, filter.max_balance) {
+            check_range(lo, hi)?;
+        }
+        let limit = page::check_limit(filter.limit.unwrap_or(page::MAX_PER_PAGE))?;
+        Ok(sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where ($1::uuid is null or user_id = $1)
@@ -391,17 +442,19 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<V
         order by id
         limit $7
         "#,
-        filter.user_id.map(|id| id.as_uuid()),
-        filter.min_balance,
-        filter.max_balance,
-        filter.status_in.as_deref(),
-        filter.status_not,
-        filter.currency,
-        limit,
-        filter.after.map(|id| id.as_uuid())
-    )
-    .fetch_all(db)
-    .await?)
+            filter.user_id.map(|id| id.as_uuid()),
+            filter.min_balance,
+            filter.max_balance,
+            filter.status_in.as_deref(),
+            filter.status_not,
+            filter.currency,
+            limit,
+            filter.after.map(|id| id.as_uuid())
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Sets an account's status and returns the updated row.
@@ -414,21 +467,25 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<V
 /// [`Error::InvalidInput`] for a bad status (nothing is sent); [`Error::NotFound`] for an unknown
 /// id.
 pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) -> Result<Account> {
-    validate_status(status)?;
-    sqlx::query_as!(
-        Account,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.set_status", "UPDATE", "accounts");
+    crate::telemetry::traced(span, async move {
+        validate_status(status)?;
+        sqlx::query_as!(
+            Account,
+            r#"
         update accounts
         set status = $2
         where id = $1
         returning id, user_id, balance, currency, status
         "#,
-        id.as_uuid(),
-        status
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "account" })
+            id.as_uuid(),
+            status
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "account" })
+    })
+    .await
 }
 
 /// Moves every account in status `from` to status `to` in one statement; returns how many rows
@@ -441,16 +498,21 @@ pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) ->
 /// # Errors
 /// [`Error::InvalidInput`] for a bad target status (nothing is sent).
 pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) -> Result<u64> {
-    Error::check_text("status", from)?;
-    validate_status(to)?;
-    let done = sqlx::query!(
-        "update accounts set status = $2 where status = $1",
-        from,
-        to
-    )
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+    let span =
+        crate::telemetry::op_span!("ledger.accounts.update_status_where", "UPDATE", "accounts");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("status", from)?;
+        validate_status(to)?;
+        let done = sqlx::query!(
+            "update accounts set status = $2 where status = $1",
+            from,
+            to
+        )
+        .execute(db)
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
 }
 
 /// The seed's bulk update exactly: every `trial` account becomes `expired`.
@@ -462,7 +524,11 @@ pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) 
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn expire_trials(db: impl PgExecutor<'_>) -> Result<u64> {
-    update_status_where(db, "trial", "expired").await
+    let span = crate::telemetry::op_span!("ledger.accounts.expire_trials", "UPDATE", "accounts");
+    crate::telemetry::traced(span, async move {
+        update_status_where(db, "trial", "expired").await
+    })
+    .await
 }
 
 /// An account's place in the ranking by balance.
@@ -489,9 +555,11 @@ pub struct BalanceRank {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn rank_by_balance(db: impl PgExecutor<'_>) -> Result<Vec<BalanceRank>> {
-    Ok(sqlx::query_as!(
-        BalanceRank,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.accounts.rank_by_balance", "SELECT", "accounts");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            BalanceRank,
+            r#"
         select a.id as "account_id: AccountId",
                u.name as user_name,
                a.balance,
@@ -500,9 +568,11 @@ pub async fn rank_by_balance(db: impl PgExecutor<'_>) -> Result<Vec<BalanceRank>
         join users u on u.id = a.user_id
         order by 4, a.id
         "#
-    )
-    .fetch_all(db)
-    .await?)
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 #[cfg(test)]

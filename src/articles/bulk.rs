@@ -26,32 +26,34 @@ pub async fn insert_many(
     articles: &[NewArticle],
     options: BulkOptions,
 ) -> Result<BulkInserted<Article>> {
-    bulk::validate_all(articles, |a| {
-        validate_title(&a.title)?;
-        validate_content(&a.content)
-    })?;
-    let chunk_size = options.checked_chunk_size()?;
-    let count = i32::try_from(articles.len())
-        .map_err(|_| crate::Error::invalid("articles", "more than 2^31 in one call"))?;
-    let mut tx = conn.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar!(
-        r#"
+    let span = crate::telemetry::op_span!("ledger.articles.insert_many", "INSERT", "articles");
+    crate::telemetry::traced(span, async move {
+        bulk::validate_all(articles, |a| {
+            validate_title(&a.title)?;
+            validate_content(&a.content)
+        })?;
+        let chunk_size = options.checked_chunk_size()?;
+        let count = i32::try_from(articles.len())
+            .map_err(|_| crate::Error::invalid("articles", "more than 2^31 in one call"))?;
+        let mut tx = conn.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar!(
+            r#"
         select nextval(pg_get_serial_sequence('articles', 'id')) as "id!"
         from generate_series(1, $1::int)
         "#,
-        count
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut rows = Vec::with_capacity(articles.len());
-    for (chunk, chunk_ids) in articles.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
-        let titles: Vec<&str> = chunk.iter().map(|a| a.title.as_str()).collect();
-        let contents: Vec<&str> = chunk.iter().map(|a| a.content.as_str()).collect();
-        let languages: Vec<&str> = chunk.iter().map(|a| a.language.as_str()).collect();
-        rows.extend(
-            sqlx::query_as!(
-                Article,
-                r#"
+            count
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut rows = Vec::with_capacity(articles.len());
+        for (chunk, chunk_ids) in articles.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
+            let titles: Vec<&str> = chunk.iter().map(|a| a.title.as_str()).collect();
+            let contents: Vec<&str> = chunk.iter().map(|a| a.content.as_str()).collect();
+            let languages: Vec<&str> = chunk.iter().map(|a| a.language.as_str()).collect();
+            rows.extend(
+                sqlx::query_as!(
+                    Article,
+                    r#"
                 insert into articles (id, title, content, language)
                 select id, title, content, language::regconfig
                 from unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
@@ -59,15 +61,17 @@ pub async fn insert_many(
                 returning id, title, content,
                           language::text as "language!: Language", created_at
                 "#,
-                chunk_ids,
-                &titles as &[&str],
-                &contents as &[&str],
-                &languages as &[&str]
-            )
-            .fetch_all(&mut *tx)
-            .await?,
-        );
-    }
-    tx.commit().await?;
-    Ok(bulk::align(&ids, rows, |a| a.id.get()))
+                    chunk_ids,
+                    &titles as &[&str],
+                    &contents as &[&str],
+                    &languages as &[&str]
+                )
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(bulk::align(&ids, rows, |a| a.id.get()))
+    })
+    .await
 }

@@ -202,22 +202,26 @@ pub fn validate_title(title: &str) -> Result<()> {
 /// # Errors
 /// [`Error::InvalidInput`] for a blank or over-long title (nothing is sent).
 pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Article> {
-    validate_title(&article.title)?;
-    validate_content(&article.content)?;
-    Ok(sqlx::query_as!(
-        Article,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.articles.insert", "INSERT", "articles");
+    crate::telemetry::traced(span, async move {
+        validate_title(&article.title)?;
+        validate_content(&article.content)?;
+        Ok(sqlx::query_as!(
+            Article,
+            r#"
         insert into articles (title, content, language)
         values ($1, $2, $3::text::regconfig)
         returning id, title, content,
                   language::text as "language!: Language", created_at
         "#,
-        article.title,
-        article.content,
-        article.language.as_str()
-    )
-    .fetch_one(db)
-    .await?)
+            article.title,
+            article.content,
+            article.language.as_str()
+        )
+        .fetch_one(db)
+        .await?)
+    })
+    .await
 }
 
 /// The article with this id.
@@ -229,19 +233,23 @@ pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Art
 /// # Errors
 /// [`Error::NotFound`] when there is no such article.
 pub async fn get(db: impl PgExecutor<'_>, id: ArticleId) -> Result<Article> {
-    sqlx::query_as!(
-        Article,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.articles.get", "SELECT", "articles");
+    crate::telemetry::traced(span, async move {
+        sqlx::query_as!(
+            Article,
+            r#"
         select id, title, content,
                language::text as "language!: Language", created_at
         from articles
         where id = $1
         "#,
-        id.get()
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "article" })
+            id.get()
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "article" })
+    })
+    .await
 }
 
 /// Replaces an article's title and body; the search vector follows.
@@ -259,24 +267,28 @@ pub async fn update(
     title: &str,
     content: &str,
 ) -> Result<Article> {
-    validate_title(title)?;
-    validate_content(content)?;
-    sqlx::query_as!(
-        Article,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.articles.update", "UPDATE", "articles");
+    crate::telemetry::traced(span, async move {
+        validate_title(title)?;
+        validate_content(content)?;
+        sqlx::query_as!(
+            Article,
+            r#"
         update articles
         set title = $2, content = $3
         where id = $1
         returning id, title, content,
                   language::text as "language!: Language", created_at
         "#,
-        id.get(),
-        title,
-        content
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "article" })
+            id.get(),
+            title,
+            content
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "article" })
+    })
+    .await
 }
 
 /// The newest articles without their `content`, the one heavy column.
@@ -300,11 +312,13 @@ pub async fn list_summaries(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<ArticleSummary>> {
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    Ok(sqlx::query_as!(
-        ArticleSummary,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.articles.list_summaries", "SELECT", "articles");
+    crate::telemetry::traced(span, async move {
+        let limit = page::check_limit(limit)?;
+        let (after_at, after_id) = page::resume_after(after)?;
+        Ok(sqlx::query_as!(
+            ArticleSummary,
+            r#"
         select id, title, created_at
         from articles
         where (created_at, id) < (coalesce($2::timestamptz, 'infinity'),
@@ -312,12 +326,14 @@ pub async fn list_summaries(
         order by created_at desc, id desc
         limit $1
         "#,
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?)
+            limit,
+            after_at,
+            after_id
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Articles matching `query`, best first, without their bodies: ids, titles and ranks only.
@@ -341,11 +357,13 @@ pub async fn search_titles(
     after: Option<ArticleId>,
     limit: i64,
 ) -> Result<Vec<ArticleSummary>> {
-    let limit = page::check_limit(limit)?;
-    let query = searchable(query);
-    Ok(sqlx::query_as!(
-        ArticleSummary,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.articles.search_titles", "SELECT", "articles");
+    crate::telemetry::traced(span, async move {
+        let limit = page::check_limit(limit)?;
+        let query = searchable(query);
+        Ok(sqlx::query_as!(
+            ArticleSummary,
+            r#"
         select a.id, a.title, a.created_at
         from articles a, websearch_to_tsquery($2::text::regconfig, $1) as q
         where a.language = $2::text::regconfig and a.search @@ q
@@ -357,13 +375,15 @@ pub async fn search_titles(
         order by ts_rank(a.search, q) desc, a.id
         limit $3
         "#,
-        query,
-        language.as_str(),
-        limit,
-        after.map(|id| id.get())
-    )
-    .fetch_all(db)
-    .await?)
+            query,
+            language.as_str(),
+            limit,
+            after.map(|id| id.get())
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Weighted, ranked search with highlighted snippets: title matches (weight A) outrank body
@@ -393,14 +413,16 @@ pub async fn search(
     after: Option<ArticleId>,
     limit: i64,
 ) -> Result<Vec<SearchHit>> {
-    let limit = page::check_limit(limit)?;
-    if min_rank.is_nan() || min_rank < 0.0 {
-        return Err(Error::invalid("min_rank", "must be zero or more"));
-    }
-    let query = searchable(query);
-    Ok(sqlx::query_as!(
-        SearchHit,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.articles.search", "SELECT", "articles");
+    crate::telemetry::traced(span, async move {
+        let limit = page::check_limit(limit)?;
+        if min_rank.is_nan() || min_rank < 0.0 {
+            return Err(Error::invalid("min_rank", "must be zero or more"));
+        }
+        let query = searchable(query);
+        Ok(sqlx::query_as!(
+            SearchHit,
+            r#"
         select hit.id as "id!: ArticleId",
                hit.title as "title!",
                hit.rank as "rank!",
@@ -424,14 +446,16 @@ pub async fn search(
         ) as hit
         order by hit.rank desc, hit.id
         "#,
-        query,
-        language.as_str(),
-        min_rank,
-        limit,
-        after.map(|id| id.get())
-    )
-    .fetch_all(db)
-    .await?)
+            query,
+            language.as_str(),
+            min_rank,
+            limit,
+            after.map(|id| id.get())
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// The query text as PostgreSQL can take it: U+0000, which text cannot hold and no article

@@ -28,29 +28,33 @@ pub async fn insert_many(
     documents: &[Value],
     options: BulkOptions,
 ) -> Result<BulkInserted<Payment>> {
-    bulk::validate_all(documents, check_payload)?;
-    let chunk_size = options.checked_chunk_size()?;
-    let mut tx = conn.begin().await?;
-    let ids = reserve_ids(&mut tx, documents.len()).await?;
-    let mut rows = Vec::with_capacity(documents.len());
-    for (chunk, chunk_ids) in documents.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
-        rows.extend(
-            sqlx::query_as!(
-                Payment,
-                r#"
+    let span = crate::telemetry::op_span!("ledger.payments.insert_many", "INSERT", "payments");
+    crate::telemetry::traced(span, async move {
+        bulk::validate_all(documents, check_payload)?;
+        let chunk_size = options.checked_chunk_size()?;
+        let mut tx = conn.begin().await?;
+        let ids = reserve_ids(&mut tx, documents.len()).await?;
+        let mut rows = Vec::with_capacity(documents.len());
+        for (chunk, chunk_ids) in documents.chunks(chunk_size).zip(ids.chunks(chunk_size)) {
+            rows.extend(
+                sqlx::query_as!(
+                    Payment,
+                    r#"
                 insert into payments (id, data)
                 select * from unnest($1::bigint[], $2::jsonb[])
                 returning id, data, created_at
                 "#,
-                chunk_ids,
-                chunk
-            )
-            .fetch_all(&mut *tx)
-            .await?,
-        );
-    }
-    tx.commit().await?;
-    Ok(bulk::align(&ids, rows, |p| p.id.get()))
+                    chunk_ids,
+                    chunk
+                )
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(bulk::align(&ids, rows, |p| p.id.get()))
+    })
+    .await
 }
 
 /// Takes `count` ids from the payments' identity sequence, in one round trip. Ids a rolled-back
@@ -80,27 +84,31 @@ async fn reserve_ids(conn: &mut PgConnection, count: usize) -> Result<Vec<i64>> 
 /// # Errors
 /// As [`insert_many`].
 pub async fn copy_in(conn: &mut PgConnection, documents: &[Value]) -> Result<Vec<PaymentId>> {
-    bulk::validate_all(documents, check_payload)?;
-    let mut tx = conn.begin().await?;
-    let ids: Vec<PaymentId> = reserve_ids(&mut tx, documents.len())
-        .await?
-        .into_iter()
-        .map(PaymentId)
-        .collect();
-    // COPY has no bind parameters and no result columns: no query macro can express it.
-    let mut copy = tx
-        .copy_in_raw("copy payments (id, data) from stdin")
-        .await?;
-    let mut data = CopyText::new();
-    for (id, document) in ids.iter().zip(documents) {
-        data.display(id).text(&document.to_string());
-        data.end_row();
-        if data.len() >= 1 << 20 {
-            copy.send(data.take()).await?;
+    let span = crate::telemetry::op_span!("ledger.payments.copy_in", "COPY", "payments");
+    crate::telemetry::traced(span, async move {
+        bulk::validate_all(documents, check_payload)?;
+        let mut tx = conn.begin().await?;
+        let ids: Vec<PaymentId> = reserve_ids(&mut tx, documents.len())
+            .await?
+            .into_iter()
+            .map(PaymentId)
+            .collect();
+        // COPY has no bind parameters and no result columns: no query macro can express it.
+        let mut copy = tx
+            .copy_in_raw("copy payments (id, data) from stdin")
+            .await?;
+        let mut data = CopyText::new();
+        for (id, document) in ids.iter().zip(documents) {
+            data.display(id).text(&document.to_string());
+            data.end_row();
+            if data.len() >= 1 << 20 {
+                copy.send(data.take()).await?;
+            }
         }
-    }
-    copy.send(data.take()).await?;
-    copy.finish().await?;
-    tx.commit().await?;
-    Ok(ids)
+        copy.send(data.take()).await?;
+        copy.finish().await?;
+        tx.commit().await?;
+        Ok(ids)
+    })
+    .await
 }

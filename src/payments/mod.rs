@@ -219,9 +219,13 @@ fn check_payload(data: &Value) -> Result<()> {
 /// [`Error::InvalidInput`] when the document is larger than [`MAX_PAYLOAD_BYTES`] (nothing is
 /// sent).
 pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payment> {
-    let value = serde_json::to_value(data)
-        .map_err(|e| Error::invalid("data", format!("cannot be serialized: {e}")))?;
-    insert_json(db, &value).await
+    let span = crate::telemetry::op_span!("ledger.payments.insert", "INSERT", "payments");
+    crate::telemetry::traced(span, async move {
+        let value = serde_json::to_value(data)
+            .map_err(|e| Error::invalid("data", format!("cannot be serialized: {e}")))?;
+        insert_json(db, &value).await
+    })
+    .await
 }
 
 /// Stores an untyped document.
@@ -234,18 +238,22 @@ pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payme
 /// [`Error::InvalidInput`] for a document that is not a JSON object or is larger than
 /// [`MAX_PAYLOAD_BYTES`] (nothing is sent).
 pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Payment> {
-    check_payload(data)?;
-    Ok(sqlx::query_as!(
-        Payment,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.payments.insert_json", "INSERT", "payments");
+    crate::telemetry::traced(span, async move {
+        check_payload(data)?;
+        Ok(sqlx::query_as!(
+            Payment,
+            r#"
         insert into payments (data)
         values ($1)
         returning id, data, created_at
         "#,
-        data
-    )
-    .fetch_one(db)
-    .await?)
+            data
+        )
+        .fetch_one(db)
+        .await?)
+    })
+    .await
 }
 
 /// The payment with this id.
@@ -257,14 +265,18 @@ pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Paymen
 /// # Errors
 /// [`Error::NotFound`] when there is no such payment.
 pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
-    sqlx::query_as!(
-        Payment,
-        r#"select id, data, created_at from payments where id = $1"#,
-        id.get()
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "payment" })
+    let span = crate::telemetry::op_span!("ledger.payments.get", "SELECT", "payments");
+    crate::telemetry::traced(span, async move {
+        sqlx::query_as!(
+            Payment,
+            r#"select id, data, created_at from payments where id = $1"#,
+            id.get()
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "payment" })
+    })
+    .await
 }
 
 /// Payments whose document contains `fragment` (every key and value of it, at any depth):
@@ -290,12 +302,14 @@ pub async fn list_containing(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    check_payload(fragment)?;
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    Ok(sqlx::query_as!(
-        Payment,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.payments.list_containing", "SELECT", "payments");
+    crate::telemetry::traced(span, async move {
+        check_payload(fragment)?;
+        let limit = page::check_limit(limit)?;
+        let (after_at, after_id) = page::resume_after(after)?;
+        Ok(sqlx::query_as!(
+            Payment,
+            r#"
         select id, data, created_at
         from payments
         where data @> $1
@@ -304,13 +318,15 @@ pub async fn list_containing(
         order by created_at, id
         limit $2
         "#,
-        fragment,
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?)
+            fragment,
+            limit,
+            after_at,
+            after_id
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Payments made with this method.
@@ -327,8 +343,12 @@ pub async fn list_by_method(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    Error::check_text("method", method)?;
-    list_containing(db, &json!({ "method": method }), after, limit).await
+    let span = crate::telemetry::op_span!("ledger.payments.list_by_method", "SELECT", "payments");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("method", method)?;
+        list_containing(db, &json!({ "method": method }), after, limit).await
+    })
+    .await
 }
 
 /// Payments with this card brand.
@@ -345,8 +365,12 @@ pub async fn list_by_brand(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    Error::check_text("brand", brand)?;
-    list_containing(db, &json!({ "brand": brand }), after, limit).await
+    let span = crate::telemetry::op_span!("ledger.payments.list_by_brand", "SELECT", "payments");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("brand", brand)?;
+        list_containing(db, &json!({ "brand": brand }), after, limit).await
+    })
+    .await
 }
 
 /// Payments shipping to this country (a nested key).
@@ -363,13 +387,21 @@ pub async fn list_by_shipping_country(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    Error::check_text("country", country)?;
-    list_containing(
-        db,
-        &json!({ "shipping": { "country": country } }),
-        after,
-        limit,
-    )
+    let span = crate::telemetry::op_span!(
+        "ledger.payments.list_by_shipping_country",
+        "SELECT",
+        "payments"
+    );
+    crate::telemetry::traced(span, async move {
+        Error::check_text("country", country)?;
+        list_containing(
+            db,
+            &json!({ "shipping": { "country": country } }),
+            after,
+            limit,
+        )
+        .await
+    })
     .await
 }
 
@@ -392,12 +424,14 @@ pub async fn list_with_key(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    Error::check_text("key", key)?;
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    Ok(sqlx::query_as!(
-        Payment,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.payments.list_with_key", "SELECT", "payments");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("key", key)?;
+        let limit = page::check_limit(limit)?;
+        let (after_at, after_id) = page::resume_after(after)?;
+        Ok(sqlx::query_as!(
+            Payment,
+            r#"
         select id, data, created_at
         from payments
         where data ? $1
@@ -406,13 +440,15 @@ pub async fn list_with_key(
         order by created_at, id
         limit $2
         "#,
-        key,
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?)
+            key,
+            limit,
+            after_at,
+            after_id
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Payments whose `amount` is a JSON number of at least `min`.
@@ -433,6 +469,9 @@ pub async fn list_amount_at_least(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
+    let span =
+        crate::telemetry::op_span!("ledger.payments.list_amount_at_least", "SELECT", "payments");
+    crate::telemetry::traced(span, async move {
     let limit = page::check_limit(limit)?;
     let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(
@@ -453,4 +492,6 @@ pub async fn list_amount_at_least(
     )
     .fetch_all(db)
     .await?)
+})
+    .await
 }

@@ -61,9 +61,18 @@ impl BatchItem {
 /// [`Error::InvalidItem`] naming the first item refused, with the reason the single movement
 /// would give as its source (`InvalidInput`, `NotFound`, `AccountNotActive`, `CurrencyMismatch`,
 /// `InsufficientFunds`). Nothing is written on any error.
-#[tracing::instrument(name = "ledger.post_batch", skip_all, fields(items = items.len()))]
 pub async fn post_batch(conn: &mut PgConnection, items: &[BatchItem]) -> Result<Vec<EntryId>> {
-    post_batch_at(conn, items, None, None).await
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.post_batch",
+        "post_batch",
+        "transactions",
+        ledger.rows = items.len()
+    );
+    crate::telemetry::traced(
+        span,
+        async move { post_batch_at(conn, items, None, None).await },
+    )
+    .await
 }
 
 /// [`post_batch`] under one idempotency key for the whole batch: the batch is applied at most
@@ -107,14 +116,22 @@ pub async fn post_batch(conn: &mut PgConnection, items: &[BatchItem]) -> Result<
 ///
 /// # Errors
 /// As [`post_batch`]; [`Error::InvalidInput`] for a bad key; [`Error::IdempotencyConflict`].
-#[tracing::instrument(name = "ledger.post_batch_with_key", skip_all, fields(items = items.len()))]
 pub async fn post_batch_with_key(
     conn: &mut PgConnection,
     key: &str,
     items: &[BatchItem],
 ) -> Result<Vec<EntryId>> {
-    validate_key(key)?;
-    post_batch_at(conn, items, None, Some(key)).await
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.post_batch_with_key",
+        "post_batch",
+        "transactions",
+        ledger.rows = items.len()
+    );
+    crate::telemetry::traced(span, async move {
+        validate_key(key)?;
+        post_batch_at(conn, items, None, Some(key)).await
+    })
+    .await
 }
 
 /// [`post_batch`] with an explicit `created_at` for each item (demo data spread over months).
@@ -162,9 +179,15 @@ async fn post_batch_once(
 
     let ids: Vec<Uuid> = items.iter().map(|_| Uuid::new_v4()).collect();
     let mut tx = conn.begin().await?;
-    if let Some(key) = key
-        && !idempotency::claim(&mut tx, key, &ids).await?
-    {
+    let claimed = match key {
+        Some(key) => Some(idempotency::claim(&mut tx, key, &ids).await?),
+        None => None,
+    };
+    if let Some(claimed) = claimed {
+        // On the operation's span (`crate::telemetry`).
+        tracing::Span::current().record("ledger.idempotency.replayed", !claimed);
+    }
+    if let (Some(key), Some(false)) = (key, claimed) {
         let first = idempotency::replay(&mut tx, key).await?;
         tx.rollback().await?;
         let same = first.len() == items.len()

@@ -164,9 +164,12 @@ request_options!(Movement, Transfer);
 /// [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS); [`Error::Transient`] when the connection, the statement
 /// or the server failed. Nothing is written on any error, except perhaps on a transient one whose
 /// outcome is unknown ([`Error::outcome_unknown`]).
-#[tracing::instrument(name = "ledger.deposit", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    post(conn, &Posting::deposit(movement)).await
+    let span = crate::telemetry::op_span!("ledger.transactions.deposit", "deposit", "transactions");
+    crate::telemetry::traced(span, async move {
+        post(conn, &Posting::deposit(movement)).await
+    })
+    .await
 }
 
 /// Takes money out of an account.
@@ -184,9 +187,13 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 ///
 /// # Errors
 /// As [`deposit`], and [`Error::InsufficientFunds`] when the balance is below the amount.
-#[tracing::instrument(name = "ledger.withdraw", skip_all, fields(account = %movement.account, amount = %movement.amount))]
 pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    post(conn, &Posting::withdrawal(movement)).await
+    let span =
+        crate::telemetry::op_span!("ledger.transactions.withdraw", "withdraw", "transactions");
+    crate::telemetry::traced(span, async move {
+        post(conn, &Posting::withdrawal(movement)).await
+    })
+    .await
 }
 
 /// Moves money between two active accounts of the same currency.
@@ -227,9 +234,13 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 /// # Errors
 /// As [`withdraw`], and [`Error::InvalidInput`] when `from == to`, [`Error::CurrencyMismatch`]
 /// when the currencies differ.
-#[tracing::instrument(name = "ledger.transfer", skip_all, fields(from = %transfer.from, to = %transfer.to, amount = %transfer.amount))]
 pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<LedgerEntry> {
-    post(conn, &Posting::transfer(transfer)).await
+    let span =
+        crate::telemetry::op_span!("ledger.transactions.transfer", "transfer", "transactions");
+    crate::telemetry::traced(span, async move {
+        post(conn, &Posting::transfer(transfer)).await
+    })
+    .await
 }
 
 /// One movement, as the `transactions` row it will write.
@@ -338,7 +349,10 @@ async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEn
         Err(err) if err.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) => {
             let key = posting.key.unwrap_or_default();
             match find_by_key(&mut *conn, key).await? {
-                Some(entry) if posting.is_same_as(&entry) => Ok(entry),
+                Some(entry) if posting.is_same_as(&entry) => {
+                    tracing::Span::current().record("ledger.idempotency.replayed", true);
+                    Ok(entry)
+                }
                 _ => Err(Error::IdempotencyConflict {
                     key: key.to_owned(),
                 }),
@@ -388,15 +402,18 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
         return apply(conn, posting, id).await;
     }
     let mut tx = Acquire::begin(conn).await?;
-    if let Some(key) = posting.key
-        && !idempotency::claim(&mut tx, key, &[id]).await?
-    {
-        let mut first = idempotency::replay(&mut tx, key).await?;
-        tx.rollback().await?;
-        return match first.pop() {
-            Some(entry) if first.is_empty() && posting.is_same_as(&entry) => Ok(entry),
-            _ => Err(idempotency::conflict(key)),
-        };
+    if let Some(key) = posting.key {
+        let claimed = idempotency::claim(&mut tx, key, &[id]).await?;
+        // On the operation's span (`crate::telemetry`).
+        tracing::Span::current().record("ledger.idempotency.replayed", !claimed);
+        if !claimed {
+            let mut first = idempotency::replay(&mut tx, key).await?;
+            tx.rollback().await?;
+            return match first.pop() {
+                Some(entry) if first.is_empty() && posting.is_same_as(&entry) => Ok(entry),
+                _ => Err(idempotency::conflict(key)),
+            };
+        }
     }
     // A refusal returns here and dropping `tx` rolls the claim back.
     let entry = apply(&mut tx, posting, id).await?;

@@ -184,7 +184,16 @@ impl Poster {
     /// # Errors
     /// As [`deposit`](super::deposit); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn deposit(&self, movement: Movement) -> Result<LedgerEntry> {
-        self.submit(Owned::Deposit(movement)).await
+        let span = crate::telemetry::op_span!(
+            "ledger.transactions.Poster.deposit",
+            "deposit",
+            "transactions"
+        );
+        crate::telemetry::traced(
+            span,
+            async move { self.submit(Owned::Deposit(movement)).await },
+        )
+        .await
     }
 
     /// [`withdraw`](super::withdraw), in a shared transaction.
@@ -197,7 +206,16 @@ impl Poster {
     /// # Errors
     /// As [`withdraw`](super::withdraw); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn withdraw(&self, movement: Movement) -> Result<LedgerEntry> {
-        self.submit(Owned::Withdraw(movement)).await
+        let span = crate::telemetry::op_span!(
+            "ledger.transactions.Poster.withdraw",
+            "withdraw",
+            "transactions"
+        );
+        crate::telemetry::traced(
+            span,
+            async move { self.submit(Owned::Withdraw(movement)).await },
+        )
+        .await
     }
 
     /// [`transfer`](super::transfer), in a shared transaction.
@@ -209,7 +227,16 @@ impl Poster {
     /// # Errors
     /// As [`transfer`](super::transfer); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn transfer(&self, transfer: Transfer) -> Result<LedgerEntry> {
-        self.submit(Owned::Transfer(transfer)).await
+        let span = crate::telemetry::op_span!(
+            "ledger.transactions.Poster.transfer",
+            "transfer",
+            "transactions"
+        );
+        crate::telemetry::traced(
+            span,
+            async move { self.submit(Owned::Transfer(transfer)).await },
+        )
+        .await
     }
 
     /// Stops taking movements, posts every one already queued, and waits for the flusher to
@@ -270,11 +297,16 @@ async fn run(pool: PgPool, mut receiver: mpsc::Receiver<Request>, options: Poste
                 }
             }
         }
-        flush(&pool, batch).await;
+        let span = crate::telemetry::op_span!(
+            "ledger.transactions.Poster.flush",
+            "post_batch",
+            "transactions",
+            ledger.rows = batch.len()
+        );
+        tracing::Instrument::instrument(flush(&pool, batch), span).await;
     }
 }
 
-#[tracing::instrument(name = "ledger.poster.flush", skip_all, fields(movements = batch.len()))]
 async fn flush(pool: &PgPool, batch: Vec<Request>) {
     let (movements, replies): (Vec<Owned>, Vec<_>) =
         batch.into_iter().map(|r| (r.movement, r.reply)).unzip();

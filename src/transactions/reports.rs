@@ -25,18 +25,22 @@ use crate::{Error, Result};
 /// # Errors
 /// [`Error::NotFound`] when there is no such entry.
 pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
-    query_entries!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.transactions.get", "SELECT", "transactions");
+    crate::telemetry::traced(span, async move {
+        query_entries!(
+            select r#"
         from transactions
         where id = $1
         "#,
-        id.as_uuid()
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound {
-        what: "transaction",
+            id.as_uuid()
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound {
+            what: "transaction",
+        })
     })
+    .await
 }
 
 /// An account's movements in and out, newest first.
@@ -61,11 +65,17 @@ pub async fn list_for_account(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    Ok(sqlx::query_as!(
-        LedgerEntry,
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.list_for_account",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        let limit = page::check_limit(limit)?;
+        let (after_at, after_id) = page::resume_after(after)?;
+        Ok(sqlx::query_as!(
+            LedgerEntry,
+            r#"
         select id as "id!: EntryId",
                from_account_id as "from_account_id: AccountId",
                to_account_id as "to_account_id: AccountId",
@@ -81,13 +91,15 @@ pub async fn list_for_account(
         order by created_at desc, id desc
         limit $2
         "#,
-        account.as_uuid(),
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?)
+            account.as_uuid(),
+            limit,
+            after_at,
+            after_id
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// The sum of every applied movement (`completed` or Django's `success`, [`APPLIED`](super::APPLIED)); zero
@@ -103,16 +115,24 @@ pub async fn list_for_account(
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
-    Ok(sqlx::query_scalar!(
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.total_completed",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_scalar!(
+            r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric"
         from transactions
         where status in ('completed', 'success')
         "#
-    )
-    .fetch_one(db)
-    .await?
-    .into())
+        )
+        .fetch_one(db)
+        .await?
+        .into())
+    })
+    .await
 }
 
 /// The sum of the movements whose status is exactly `status`; zero (never NULL) when there is
@@ -125,17 +145,25 @@ pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn total_with_status(db: impl PgExecutor<'_>, status: &EntryStatus) -> Result<Decimal> {
-    Ok(sqlx::query_scalar!(
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.total_with_status",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_scalar!(
+            r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric"
         from transactions
         where status = $1
         "#,
-        status as &EntryStatus
-    )
-    .fetch_one(db)
-    .await?
-    .into())
+            status as &EntryStatus
+        )
+        .fetch_one(db)
+        .await?
+        .into())
+    })
+    .await
 }
 
 /// Sum, count, average, maximum and minimum of the amounts, in one query.
@@ -164,9 +192,11 @@ pub struct Stats {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn stats(db: impl PgExecutor<'_>) -> Result<Stats> {
-    Ok(sqlx::query_as!(
-        Stats,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.transactions.stats", "SELECT", "transactions");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            Stats,
+            r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric",
                count(*) as "count!",
                round(avg(amount), 2) as average,
@@ -174,9 +204,11 @@ pub async fn stats(db: impl PgExecutor<'_>) -> Result<Stats> {
                min(amount) as minimum
         from transactions
         "#
-    )
-    .fetch_one(db)
-    .await?)
+        )
+        .fetch_one(db)
+        .await?)
+    })
+    .await
 }
 
 /// One month of movements.
@@ -204,10 +236,16 @@ pub async fn monthly_revenue(
     db: impl PgExecutor<'_>,
     time_zone: &str,
 ) -> Result<Vec<MonthlyRevenue>> {
-    Error::check_text("time_zone", time_zone)?;
-    sqlx::query_as!(
-        MonthlyRevenue,
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.monthly_revenue",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        Error::check_text("time_zone", time_zone)?;
+        sqlx::query_as!(
+            MonthlyRevenue,
+            r#"
         select date_trunc('month', created_at at time zone $1)::date as "month!",
                sum(amount) as "revenue!",
                count(*) as "count!"
@@ -215,11 +253,13 @@ pub async fn monthly_revenue(
         group by 1
         order by 1
         "#,
-        time_zone
-    )
-    .fetch_all(db)
+            time_zone
+        )
+        .fetch_all(db)
+        .await
+        .map_err(|e| Error::from_time_zone(e, time_zone))
+    })
     .await
-    .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
 /// An entry with both its accounts, read in one query.
@@ -290,11 +330,17 @@ pub async fn list_with_accounts(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<EntryWithAccounts>> {
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    let rows = sqlx::query_as!(
-        JoinedRow,
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.list_with_accounts",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        let limit = page::check_limit(limit)?;
+        let (after_at, after_id) = page::resume_after(after)?;
+        let rows = sqlx::query_as!(
+            JoinedRow,
+            r#"
         select t.id,
                t.from_account_id,
                t.to_account_id,
@@ -311,42 +357,44 @@ pub async fn list_with_accounts(
         order by t.created_at desc, t.id desc
         limit $1
         "#,
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| EntryWithAccounts {
-            from_account: joined_account(
-                r.from_account_id,
-                r.from_user_id,
-                r.from_balance.map(Decimal::from),
-                r.from_currency,
-                r.from_status,
-            ),
-            to_account: joined_account(
-                r.to_account_id,
-                r.to_user_id,
-                r.to_balance.map(Decimal::from),
-                r.to_currency,
-                r.to_status,
-            ),
-            entry: LedgerEntry {
-                id: r.id,
-                from_account_id: r.from_account_id,
-                to_account_id: r.to_account_id,
-                amount: r.amount,
-                kind: r.kind.into(),
-                status: r.status.into(),
-                metadata: r.metadata,
-                created_at: r.created_at,
-                idempotency_key: r.idempotency_key,
-            },
-        })
-        .collect())
+            limit,
+            after_at,
+            after_id
+        )
+        .fetch_all(db)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EntryWithAccounts {
+                from_account: joined_account(
+                    r.from_account_id,
+                    r.from_user_id,
+                    r.from_balance.map(Decimal::from),
+                    r.from_currency,
+                    r.from_status,
+                ),
+                to_account: joined_account(
+                    r.to_account_id,
+                    r.to_user_id,
+                    r.to_balance.map(Decimal::from),
+                    r.to_currency,
+                    r.to_status,
+                ),
+                entry: LedgerEntry {
+                    id: r.id,
+                    from_account_id: r.from_account_id,
+                    to_account_id: r.to_account_id,
+                    amount: r.amount,
+                    kind: r.kind.into(),
+                    status: r.status.into(),
+                    metadata: r.metadata,
+                    created_at: r.created_at,
+                    idempotency_key: r.idempotency_key,
+                },
+            })
+            .collect())
+    })
+    .await
 }
 
 /// An outgoing movement with its owner's running total.
@@ -378,9 +426,15 @@ pub struct RunningTotal {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>> {
-    Ok(sqlx::query_as!(
-        RunningTotal,
-        r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.running_totals",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            RunningTotal,
+            r#"
         select t.id,
                a.user_id,
                t.amount,
@@ -394,9 +448,11 @@ pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>
         join accounts a on a.id = t.from_account_id
         order by a.user_id, t.created_at, t.id
         "#
-    )
-    .fetch_all(db)
-    .await?)
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// A user's outgoing total over a window of days.
@@ -436,7 +492,9 @@ pub const MAX_DAYS: i32 = 1_000_000;
 /// [`Error::InvalidInput`] for `days` outside `1..=MAX_DAYS` or a limit outside
 /// `1..=MAX_PER_PAGE`.
 pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Result<Vec<Spender>> {
-    spenders(db, None, days, limit).await
+    let span =
+        crate::telemetry::op_span!("ledger.transactions.top_spenders", "SELECT", "transactions");
+    crate::telemetry::traced(span, async move { spenders(db, None, days, limit).await }).await
 }
 
 /// [`top_spenders`] as of a given time: the window is the `days` days up to and including
@@ -457,7 +515,16 @@ pub async fn top_spenders_as_of(
     days: i32,
     limit: i64,
 ) -> Result<Vec<Spender>> {
-    spenders(db, Some(as_of), days, limit).await
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.top_spenders_as_of",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(
+        span,
+        async move { spenders(db, Some(as_of), days, limit).await },
+    )
+    .await
 }
 
 async fn spenders(
@@ -530,9 +597,12 @@ pub struct Discrepancy {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
-    Ok(sqlx::query_as!(
-        Discrepancy,
-        r#"
+    let span =
+        crate::telemetry::op_span!("ledger.transactions.reconcile", "SELECT", "transactions");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            Discrepancy,
+            r#"
         select account_id as "account_id!: AccountId", balance as "balance!",
                expected as "expected!: Numeric"
         from (
@@ -550,9 +620,11 @@ pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
         where balance <> expected
         order by account_id
         "#
-    )
-    .fetch_all(db)
-    .await?)
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Entries whose metadata contains `fragment` (every key and value of it, at any depth), newest
@@ -580,14 +652,20 @@ pub async fn list_metadata_containing(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
-    if !fragment.is_object() {
-        return Err(Error::invalid("metadata", "must be a JSON object"));
-    }
-    crate::document::check("metadata", fragment, super::MAX_METADATA_BYTES)?;
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    Ok(query_entries!(
-        select r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.list_metadata_containing",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        if !fragment.is_object() {
+            return Err(Error::invalid("metadata", "must be a JSON object"));
+        }
+        crate::document::check("metadata", fragment, super::MAX_METADATA_BYTES)?;
+        let limit = page::check_limit(limit)?;
+        let (after_at, after_id) = page::resume_after(after)?;
+        Ok(query_entries!(
+            select r#"
         from transactions
         where metadata @> $1
           and (created_at, id) < (coalesce($3::timestamptz, 'infinity'),
@@ -595,13 +673,15 @@ pub async fn list_metadata_containing(
         order by created_at desc, id desc
         limit $2
         "#,
-        fragment,
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?)
+            fragment,
+            limit,
+            after_at,
+            after_id
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Entries whose metadata has this top-level key, newest first.
@@ -620,11 +700,17 @@ pub async fn list_with_metadata_key(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
-    Error::check_text("key", key)?;
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    Ok(query_entries!(
-        select r#"
+    let span = crate::telemetry::op_span!(
+        "ledger.transactions.list_with_metadata_key",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced(span, async move {
+        Error::check_text("key", key)?;
+        let limit = page::check_limit(limit)?;
+        let (after_at, after_id) = page::resume_after(after)?;
+        Ok(query_entries!(
+            select r#"
         from transactions
         where metadata ? $1
           and (created_at, id) < (coalesce($3::timestamptz, 'infinity'),
@@ -632,11 +718,13 @@ pub async fn list_with_metadata_key(
         order by created_at desc, id desc
         limit $2
         "#,
-        key,
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?)
+            key,
+            limit,
+            after_at,
+            after_id
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }

@@ -28,7 +28,11 @@ macro_rules! retrying {
                     tokio::time::sleep($crate::transactions::retry::backoff(attempt)).await;
                     attempt += 1;
                 }
-                result => break result,
+                result => {
+                    // On the operation's span (`crate::telemetry`): attempts beyond the first.
+                    tracing::Span::current().record("ledger.retries", attempt - 1);
+                    break result;
+                }
             }
         }
     }};

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::LedgerEntry;
 use crate::bulk::MAX_CHUNK_SIZE;
 use crate::cursor::Cursor;
+use crate::telemetry::{self, op_span};
 use crate::{Error, Result};
 
 /// The `fetch` statements of the two cursors, [`FETCH_ROWS`](crate::cursor::FETCH_ROWS) rows each.
@@ -47,13 +48,12 @@ where
         order by created_at, id
         "#
     );
-    crate::cursor::stream(
-        db,
-        Cursor {
-            declare,
-            fetch: FETCH_ORDERED,
-        },
-    )
+    let span = op_span!("ledger.transactions.stream_all", "SELECT", "transactions");
+    let cursor = Cursor {
+        declare,
+        fetch: FETCH_ORDERED,
+    };
+    telemetry::traced_stream(span, crate::cursor::stream(db, cursor))
 }
 
 /// Every entry in the order the server finds them (no `order by`: physical order, no sort), as
@@ -80,13 +80,16 @@ where
         from transactions
         "#
     );
-    crate::cursor::stream(
-        db,
-        Cursor {
-            declare,
-            fetch: FETCH_UNORDERED,
-        },
-    )
+    let span = op_span!(
+        "ledger.transactions.stream_unordered",
+        "SELECT",
+        "transactions"
+    );
+    let cursor = Cursor {
+        declare,
+        fetch: FETCH_UNORDERED,
+    };
+    telemetry::traced_stream(span, crate::cursor::stream(db, cursor))
 }
 
 /// [`stream_all`] as it was before 0.2: one `select`, on any executor. Dropped early, it costs
@@ -157,12 +160,15 @@ const COPY_ALL: &str = "copy (select id, from_account_id, to_account_id, amount,
 pub fn copy_all(
     conn: &mut sqlx::PgConnection,
 ) -> impl Stream<Item = Result<LedgerEntry>> + Send + '_ {
-    futures::stream::once(async move {
+    let span = op_span!("ledger.transactions.copy_all", "COPY", "transactions");
+    let rows = futures::stream::once(async move {
         // COPY has no bind parameters and no result columns: no query macro can express it.
         let bytes = conn.copy_out_raw(COPY_ALL).await?;
         Ok::<_, Error>(copy_rows(bytes))
     })
     .try_flatten()
+    .boxed();
+    telemetry::traced_stream(span, rows)
 }
 
 /// [`copy_all`] on a connection of its own from `pool`, which a drop half-read leaves usable:
@@ -186,7 +192,7 @@ pub fn copy_all_pooled(
     pool: &PgPool,
 ) -> impl Stream<Item = Result<LedgerEntry>> + Send + Unpin + use<> {
     let pool = pool.clone();
-    futures::stream::once(async move {
+    let rows = futures::stream::once(async move {
         let tag = format!("ledger copy_all {}", Uuid::new_v4());
         let statement = format!("{COPY_ALL} /* {tag} */");
         let bytes = pool.copy_out_raw(&statement).await?;
@@ -197,7 +203,13 @@ pub fn copy_all_pooled(
         }))
     })
     .try_flatten()
-    .boxed()
+    .boxed();
+    let span = op_span!(
+        "ledger.transactions.copy_all_pooled",
+        "COPY",
+        "transactions"
+    );
+    telemetry::traced_stream(span, rows)
 }
 
 /// A `COPY ... TO STDOUT` in progress on a pooled connection; cancelled and read to its end by
@@ -427,7 +439,7 @@ pub fn chunks(
     size: usize,
 ) -> impl Stream<Item = Result<Vec<LedgerEntry>>> + Send + use<> {
     let pool = pool.clone();
-    futures::stream::try_unfold(
+    let chunks = futures::stream::try_unfold(
         Some(None),
         move |state: Option<Option<(DateTime<Utc>, Uuid)>>| {
             let pool = pool.clone();
@@ -483,6 +495,9 @@ pub fn chunks(
             }
         },
     )
+    .boxed();
+    let span = op_span!("ledger.transactions.chunks", "SELECT", "transactions");
+    telemetry::traced_stream(span, chunks)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::page::{Cursor, KeysetPage, Page};
 /// # Errors
 /// As [`UserQuery::get_page`].
 #[deprecated(
+    since = "0.2.0",
     note = "use `UserQuery::new().visibility(v).order(o).per_page(n).get_page(conn, page)`"
 )]
 pub async fn get_page(
@@ -42,7 +43,10 @@ pub async fn get_page(
 ///
 /// # Errors
 /// As [`UserQuery::page`].
-#[deprecated(note = "use `UserQuery::new().visibility(v).order(o).per_page(n).page(conn, number)`")]
+#[deprecated(
+    since = "0.2.0",
+    note = "use `UserQuery::new().visibility(v).order(o).per_page(n).page(conn, number)`"
+)]
 pub async fn page(
     conn: &mut PgConnection,
     visibility: Visibility,
@@ -61,7 +65,10 @@ pub async fn page(
 ///
 /// # Errors
 /// As [`UserQuery::slice`].
-#[deprecated(note = "use `UserQuery::new().visibility(v).order(o).slice(db, range)`")]
+#[deprecated(
+    since = "0.2.0",
+    note = "use `UserQuery::new().visibility(v).order(o).slice(db, range)`"
+)]
 pub async fn list_slice(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
@@ -83,7 +90,10 @@ pub async fn list_slice(
 ///
 /// # Errors
 /// As [`UserQuery::keyset`].
-#[deprecated(note = "use `UserQuery::new().visibility(v).per_page(limit).keyset(db, cursor)`")]
+#[deprecated(
+    since = "0.2.0",
+    note = "use `UserQuery::new().visibility(v).per_page(limit).keyset(db, cursor)`"
+)]
 pub async fn list_keyset(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
@@ -107,6 +117,7 @@ impl UserPaginator {
     /// # Errors
     /// As [`UserQuery::paginator`].
     #[deprecated(
+        since = "0.2.0",
         note = "use `UserQuery::new().visibility(v).order(o).per_page(n).paginator(conn, counting)`"
     )]
     pub async fn new(

@@ -37,18 +37,22 @@ pub async fn list_by_name(
     visibility: Visibility,
     name: &str,
 ) -> Result<Vec<User>> {
-    Error::check_text("name", name)?;
-    Ok(query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_by_name", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("name", name)?;
+        Ok(query_users!(
+            select r#"
         from users
         where name = $1 and ($2::bool or deleted_at is null)
         order by name, id
         "#,
-        name,
-        visibility.shows_deleted()
-    )
-    .fetch_all(db)
-    .await?)
+            name,
+            visibility.shows_deleted()
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Users (live ones, or all: [`Visibility`]) whose name contains `fragment`, ignoring case; `%`,
@@ -65,19 +69,23 @@ pub async fn list_name_contains(
     visibility: Visibility,
     fragment: &str,
 ) -> Result<Vec<User>> {
-    Error::check_text("fragment", fragment)?;
-    let pattern = format!("%{}%", escape_like(fragment));
-    Ok(query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_name_contains", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("fragment", fragment)?;
+        let pattern = format!("%{}%", escape_like(fragment));
+        Ok(query_users!(
+            select r#"
         from users
         where name ilike $1 escape '\' and ($2::bool or deleted_at is null)
         order by name, id
         "#,
-        pattern,
-        visibility.shows_deleted()
-    )
-    .fetch_all(db)
-    .await?)
+            pattern,
+            visibility.shows_deleted()
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Users (live ones, or all: [`Visibility`]) whose name starts with `prefix`, case-sensitively;
@@ -99,19 +107,23 @@ pub async fn list_name_starts_with(
     visibility: Visibility,
     prefix: &str,
 ) -> Result<Vec<User>> {
-    Error::check_text("prefix", prefix)?;
-    let pattern = format!("{}%", escape_like(prefix));
-    Ok(query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_name_starts_with", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("prefix", prefix)?;
+        let pattern = format!("{}%", escape_like(prefix));
+        Ok(query_users!(
+            select r#"
         from users
         where name like $1 escape '\' and ($2::bool or deleted_at is null)
         order by name, id
         "#,
-        pattern,
-        visibility.shows_deleted()
-    )
-    .fetch_all(db)
-    .await?)
+            pattern,
+            visibility.shows_deleted()
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Users (live ones, or all: [`Visibility`]) created on `date` as a calendar in `time_zone` sees it
@@ -135,23 +147,27 @@ pub async fn list_created_on(
     date: NaiveDate,
     time_zone: &str,
 ) -> Result<Vec<User>> {
-    Error::check_text("time_zone", time_zone)?;
-    page::check_date("date", date)?;
-    query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_created_on", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("time_zone", time_zone)?;
+        page::check_date("date", date)?;
+        query_users!(
+            select r#"
         from users
         where created_at >= $1::date::timestamp at time zone $2
           and created_at < ($1::date + 1)::timestamp at time zone $2
           and ($3::bool or deleted_at is null)
         order by created_at, id
         "#,
-        date,
-        time_zone,
-        visibility.shows_deleted()
-    )
-    .fetch_all(db)
+            date,
+            time_zone,
+            visibility.shows_deleted()
+        )
+        .fetch_all(db)
+        .await
+        .map_err(|e| Error::from_time_zone(e, time_zone))
+    })
     .await
-    .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
 /// Criteria for [`filter`], each optional; set ones are combined with AND.
@@ -209,32 +225,34 @@ impl NameKey {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad limit or an unknown time zone.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<User>> {
-    for (field, text) in [
-        ("name", filter.name.as_deref()),
-        ("name_contains", filter.name_contains.as_deref()),
-        ("name_starts_with", filter.name_starts_with.as_deref()),
-        ("time_zone", filter.time_zone.as_deref()),
-        ("after", filter.after.as_ref().map(|key| key.name.as_str())),
-    ] {
-        if let Some(text) = text {
-            Error::check_text(field, text)?;
+    let span = crate::telemetry::op_span!("ledger.users.filter", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        for (field, text) in [
+            ("name", filter.name.as_deref()),
+            ("name_contains", filter.name_contains.as_deref()),
+            ("name_starts_with", filter.name_starts_with.as_deref()),
+            ("time_zone", filter.time_zone.as_deref()),
+            ("after", filter.after.as_ref().map(|key| key.name.as_str())),
+        ] {
+            if let Some(text) = text {
+                Error::check_text(field, text)?;
+            }
         }
-    }
-    if let Some(date) = filter.created_on {
-        page::check_date("created_on", date)?;
-    }
-    let limit = page::check_limit(filter.limit.unwrap_or(page::MAX_PER_PAGE))?;
-    let contains = filter
-        .name_contains
-        .as_deref()
-        .map(|s| format!("%{}%", escape_like(s)));
-    let starts = filter
-        .name_starts_with
-        .as_deref()
-        .map(|s| format!("{}%", escape_like(s)));
-    let time_zone = filter.time_zone.as_deref().unwrap_or("UTC");
-    query_users!(
-        select r#"
+        if let Some(date) = filter.created_on {
+            page::check_date("created_on", date)?;
+        }
+        let limit = page::check_limit(filter.limit.unwrap_or(page::MAX_PER_PAGE))?;
+        let contains = filter
+            .name_contains
+            .as_deref()
+            .map(|s| format!("%{}%", escape_like(s)));
+        let starts = filter
+            .name_starts_with
+            .as_deref()
+            .map(|s| format!("{}%", escape_like(s)));
+        let time_zone = filter.time_zone.as_deref().unwrap_or("UTC");
+        query_users!(
+            select r#"
         from users
         where ($1::text is null or name = $1)
           and ($2::text is null or name ilike $2 escape '\')
@@ -246,19 +264,21 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<
         order by name, id
         limit $7
         "#,
-        filter.name,
-        contains,
-        starts,
-        filter.created_on,
-        time_zone,
-        filter.include_deleted,
-        limit,
-        filter.after.as_ref().map(|k| k.name.as_str()),
-        filter.after.as_ref().map(|k| k.id.as_uuid())
-    )
-    .fetch_all(db)
+            filter.name,
+            contains,
+            starts,
+            filter.created_on,
+            time_zone,
+            filter.include_deleted,
+            limit,
+            filter.after.as_ref().map(|k| k.name.as_str()),
+            filter.after.as_ref().map(|k| k.id.as_uuid())
+        )
+        .fetch_all(db)
+        .await
+        .map_err(|e| Error::from_time_zone(e, time_zone))
+    })
     .await
-    .map_err(|e| Error::from_time_zone(e, time_zone))
 }
 
 /// See [`UserQuery::slice`](super::UserQuery::slice).
@@ -415,18 +435,22 @@ pub async fn list_id_email(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
 ) -> Result<Vec<IdEmail>> {
-    Ok(sqlx::query_as!(
-        IdEmail,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_id_email", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            IdEmail,
+            r#"
         select id, email
         from users
         where ($1::bool or deleted_at is null)
         order by created_at, id
         "#,
-        visibility.shows_deleted()
-    )
-    .fetch_all(db)
-    .await?)
+            visibility.shows_deleted()
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// The ids of every user (live ones, or all), oldest first.
@@ -438,17 +462,21 @@ pub async fn list_id_email(
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<Vec<UserId>> {
-    Ok(sqlx::query_scalar!(
-        r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_ids", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_scalar!(
+            r#"
         select id
         from users
         where ($1::bool or deleted_at is null)
         order by created_at, id
         "#,
-        visibility.shows_deleted()
-    )
-    .fetch_all(db)
-    .await?)
+            visibility.shows_deleted()
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Whether any user, live or soft-deleted, has this email — without fetching the row.
@@ -460,13 +488,17 @@ pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<bool> {
-    Error::check_text("email", email)?;
-    Ok(sqlx::query_scalar!(
-        r#"select exists (select 1 from users where email = $1) as "exists!""#,
-        email
-    )
-    .fetch_one(db)
-    .await?)
+    let span = crate::telemetry::op_span!("ledger.users.exists_with_email", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("email", email)?;
+        Ok(sqlx::query_scalar!(
+            r#"select exists (select 1 from users where email = $1) as "exists!""#,
+            email
+        )
+        .fetch_one(db)
+        .await?)
+    })
+    .await
 }
 
 /// How many live users there are, counted by the server.
@@ -479,11 +511,15 @@ pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<b
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar!(r#"select count(*) as "count!" from users where deleted_at is null"#)
-            .fetch_one(db)
-            .await?,
-    )
+    let span = crate::telemetry::op_span!("ledger.users.count_active", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_scalar!(
+            r#"select count(*) as "count!" from users where deleted_at is null"#
+        )
+        .fetch_one(db)
+        .await?)
+    })
+    .await
 }
 
 /// How many users a listing of this visibility shows, counted by the server.
@@ -497,12 +533,16 @@ pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn count(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<i64> {
-    Ok(sqlx::query_scalar!(
-        r#"select count(*) as "count!" from users where ($1::bool or deleted_at is null)"#,
-        visibility.shows_deleted()
-    )
-    .fetch_one(db)
-    .await?)
+    let span = crate::telemetry::op_span!("ledger.users.count", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_scalar!(
+            r#"select count(*) as "count!" from users where ($1::bool or deleted_at is null)"#,
+            visibility.shows_deleted()
+        )
+        .fetch_one(db)
+        .await?)
+    })
+    .await
 }
 
 /// A user with all their accounts.
@@ -529,40 +569,44 @@ pub async fn list_with_accounts(
     conn: &mut PgConnection,
     visibility: Visibility,
 ) -> Result<Vec<UserWithAccounts>> {
-    let users = query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_with_accounts", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        let users = query_users!(
+            select r#"
         from users
         where ($1::bool or deleted_at is null)
         order by created_at, id
         "#,
-        visibility.shows_deleted()
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.id.as_uuid()).collect();
-    let accounts = sqlx::query_as!(
-        Account,
-        r#"
+            visibility.shows_deleted()
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.id.as_uuid()).collect();
+        let accounts = sqlx::query_as!(
+            Account,
+            r#"
         select id, user_id, balance, currency, status
         from accounts
         where user_id = any($1)
         order by currency, id
         "#,
-        &ids
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut by_user: HashMap<UserId, Vec<Account>> = HashMap::with_capacity(users.len());
-    for account in accounts {
-        by_user.entry(account.user_id).or_default().push(account);
-    }
-    Ok(users
-        .into_iter()
-        .map(|user| UserWithAccounts {
-            accounts: by_user.remove(&user.id).unwrap_or_default(),
-            user,
-        })
-        .collect())
+            &ids
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut by_user: HashMap<UserId, Vec<Account>> = HashMap::with_capacity(users.len());
+        for account in accounts {
+            by_user.entry(account.user_id).or_default().push(account);
+        }
+        Ok(users
+            .into_iter()
+            .map(|user| UserWithAccounts {
+                accounts: by_user.remove(&user.id).unwrap_or_default(),
+                user,
+            })
+            .collect())
+    })
+    .await
 }
 
 /// Users (live ones, or all: [`Visibility`]) who hold more than `min` in at least one account,
@@ -582,18 +626,22 @@ pub async fn list_with_balance_over(
     visibility: Visibility,
     min: Decimal,
 ) -> Result<Vec<User>> {
-    Ok(sqlx::query_as!(
-        User,
-        r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_with_balance_over", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Ok(sqlx::query_as!(
+            User,
+            r#"
         select u.id, u.email, u.name, u.created_at, u.deleted_at
         from users u
         where ($2::bool or u.deleted_at is null)
           and exists (select 1 from accounts a where a.user_id = u.id and a.balance > $1)
         order by u.created_at, u.id
         "#,
-        min,
-        visibility.shows_deleted()
-    )
-    .fetch_all(db)
-    .await?)
+            min,
+            visibility.shows_deleted()
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }

@@ -237,17 +237,21 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// [`Error::InvalidInput`] for a bad email or name (nothing is sent);
 /// [`Error::UniqueViolation`] with [`EMAIL_UNIQUE`] when the email is taken.
 pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
-    user.validate()?;
-    Ok(query_users!(
-        returning r#"
+    let span = crate::telemetry::op_span!("ledger.users.insert", "INSERT", "users");
+    crate::telemetry::traced(span, async move {
+        user.validate()?;
+        Ok(query_users!(
+            returning r#"
         insert into users (email, name)
         values ($1, $2)
         "#,
-        user.email,
-        user.name
-    )
-    .fetch_one(db)
-    .await?)
+            user.email,
+            user.name
+        )
+        .fetch_one(db)
+        .await?)
+    })
+    .await
 }
 
 /// The user with this id, live or soft-deleted.
@@ -261,16 +265,20 @@ pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
 /// # Errors
 /// [`Error::NotFound`] when there is no such user.
 pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
-    query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.get", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        query_users!(
+            select r#"
         from users
         where id = $1
         "#,
-        id.as_uuid()
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "user" })
+            id.as_uuid()
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "user" })
+    })
+    .await
 }
 
 /// The user with this email, if any, live or soft-deleted.
@@ -284,16 +292,20 @@ pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>> {
-    Error::check_text("email", email)?;
-    Ok(query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.find_by_email", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Error::check_text("email", email)?;
+        Ok(query_users!(
+            select r#"
         from users
         where email = $1
         "#,
-        email
-    )
-    .fetch_optional(db)
-    .await?)
+            email
+        )
+        .fetch_optional(db)
+        .await?)
+    })
+    .await
 }
 
 /// Every live user, oldest first.
@@ -306,15 +318,19 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Optio
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
-    Ok(query_users!(
-        select r#"
+    let span = crate::telemetry::op_span!("ledger.users.list_active", "SELECT", "users");
+    crate::telemetry::traced(span, async move {
+        Ok(query_users!(
+            select r#"
         from users
         where deleted_at is null
         order by created_at, id
         "#
-    )
-    .fetch_all(db)
-    .await?)
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
 }
 
 /// Renames a user and returns the updated row.
@@ -326,19 +342,23 @@ pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad name (nothing is sent); [`Error::NotFound`] for an unknown id.
 pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Result<User> {
-    validate_name(name)?;
-    query_users!(
-        returning r#"
+    let span = crate::telemetry::op_span!("ledger.users.update_name", "UPDATE", "users");
+    crate::telemetry::traced(span, async move {
+        validate_name(name)?;
+        query_users!(
+            returning r#"
         update users
         set name = $2
         where id = $1
         "#,
-        id.as_uuid(),
-        name
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "user" })
+            id.as_uuid(),
+            name
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "user" })
+    })
+    .await
 }
 
 /// Writes every editable column of `user` (email, name, deleted_at) and returns the stored row.
@@ -352,22 +372,26 @@ pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Res
 /// [`Error::InvalidInput`] for a bad email or name; [`Error::NotFound`] for an unknown id;
 /// [`Error::UniqueViolation`] with [`EMAIL_UNIQUE`] when the new email is taken.
 pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
-    validate_email(&user.email)?;
-    validate_name(&user.name)?;
-    query_users!(
-        returning r#"
+    let span = crate::telemetry::op_span!("ledger.users.save", "UPDATE", "users");
+    crate::telemetry::traced(span, async move {
+        validate_email(&user.email)?;
+        validate_name(&user.name)?;
+        query_users!(
+            returning r#"
         update users
         set email = $2, name = $3, deleted_at = $4
         where id = $1
         "#,
-        user.id.as_uuid(),
-        user.email,
-        user.name,
-        user.deleted_at
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "user" })
+            user.id.as_uuid(),
+            user.email,
+            user.name,
+            user.deleted_at
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "user" })
+    })
+    .await
 }
 
 /// Deletes a user for good, unless accounts still refer to them.
@@ -389,8 +413,10 @@ pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
 /// [`Error::NotFound`] for an unknown id; [`Error::Protected`] when the user owns accounts
 /// (nothing deleted).
 pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
-    let outcome = sqlx::query!(
-        r#"
+    let span = crate::telemetry::op_span!("ledger.users.delete", "DELETE", "users");
+    crate::telemetry::traced(span, async move {
+        let outcome = sqlx::query!(
+            r#"
         with gone as (
             delete from users
             where id = $1 and not exists (select from accounts where user_id = $1)
@@ -400,19 +426,21 @@ pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
                (select count(*) from accounts where user_id = $1) as "accounts!",
                (select count(*) from gone) as "deleted!"
         "#,
-        id.as_uuid()
-    )
-    .fetch_one(db)
-    .await?;
-    match outcome {
-        o if o.deleted > 0 => Ok(()),
-        o if !o.found => Err(Error::NotFound { what: "user" }),
-        o => Err(Error::Protected {
-            what: "user",
-            referenced_by: "accounts",
-            count: o.accounts,
-        }),
-    }
+            id.as_uuid()
+        )
+        .fetch_one(db)
+        .await?;
+        match outcome {
+            o if o.deleted > 0 => Ok(()),
+            o if !o.found => Err(Error::NotFound { what: "user" }),
+            o => Err(Error::Protected {
+                what: "user",
+                referenced_by: "accounts",
+                count: o.accounts,
+            }),
+        }
+    })
+    .await
 }
 
 /// Soft-deletes a user and returns when it happened. Idempotent: a second call keeps the first
@@ -426,18 +454,22 @@ pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
 /// # Errors
 /// [`Error::NotFound`] for an unknown id.
 pub async fn soft_delete(db: impl PgExecutor<'_>, id: UserId) -> Result<DateTime<Utc>> {
-    sqlx::query_scalar!(
-        r#"
+    let span = crate::telemetry::op_span!("ledger.users.soft_delete", "UPDATE", "users");
+    crate::telemetry::traced(span, async move {
+        sqlx::query_scalar!(
+            r#"
         update users
         set deleted_at = coalesce(deleted_at, now())
         where id = $1
         returning deleted_at as "deleted_at!"
         "#,
-        id.as_uuid()
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound { what: "user" })
+            id.as_uuid()
+        )
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound { what: "user" })
+    })
+    .await
 }
 
 /// Undoes a soft delete (a no-op for a live user).
@@ -449,16 +481,20 @@ pub async fn soft_delete(db: impl PgExecutor<'_>, id: UserId) -> Result<DateTime
 /// # Errors
 /// [`Error::NotFound`] for an unknown id.
 pub async fn restore(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
-    let done = sqlx::query!(
-        "update users set deleted_at = null where id = $1",
-        id.as_uuid()
-    )
-    .execute(db)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(Error::NotFound { what: "user" });
-    }
-    Ok(())
+    let span = crate::telemetry::op_span!("ledger.users.restore", "UPDATE", "users");
+    crate::telemetry::traced(span, async move {
+        let done = sqlx::query!(
+            "update users set deleted_at = null where id = $1",
+            id.as_uuid()
+        )
+        .execute(db)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound { what: "user" });
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Escapes `\`, `%` and `_` so that they match themselves in a `like ... escape '\'` pattern.

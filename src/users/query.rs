@@ -100,17 +100,22 @@ impl UserQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a page below 1 or past the last page, or a bad `per_page`.
     pub async fn page(self, conn: &mut PgConnection, number: i64) -> Result<Page<User>> {
-        let paginator = Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
-        let spec = paginator.page(number)?;
-        let items = list_ordered(
-            conn,
-            self.visibility,
-            self.order,
-            spec.limit(),
-            spec.offset(),
-        )
-        .await?;
-        Ok(Page { items, spec })
+        let span = crate::telemetry::op_span!("ledger.users.UserQuery.page", "SELECT", "users");
+        crate::telemetry::traced(span, async move {
+            let paginator =
+                Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
+            let spec = paginator.page(number)?;
+            let items = list_ordered(
+                conn,
+                self.visibility,
+                self.order,
+                spec.limit(),
+                spec.offset(),
+            )
+            .await?;
+            Ok(Page { items, spec })
+        })
+        .await
     }
 
     /// A page read leniently, as Django's `get_page` does: `input` is user input (not a number
@@ -125,17 +130,22 @@ impl UserQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
     pub async fn get_page(self, conn: &mut PgConnection, input: &str) -> Result<Page<User>> {
-        let paginator = Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
-        let spec = paginator.get_page(input);
-        let items = list_ordered(
-            conn,
-            self.visibility,
-            self.order,
-            spec.limit(),
-            spec.offset(),
-        )
-        .await?;
-        Ok(Page { items, spec })
+        let span = crate::telemetry::op_span!("ledger.users.UserQuery.get_page", "SELECT", "users");
+        crate::telemetry::traced(span, async move {
+            let paginator =
+                Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
+            let spec = paginator.get_page(input);
+            let items = list_ordered(
+                conn,
+                self.visibility,
+                self.order,
+                spec.limit(),
+                spec.offset(),
+            )
+            .await?;
+            Ok(Page { items, spec })
+        })
+        .await
     }
 
     /// A slice of the users in this order: `0..10` is `[:10]`, `20..30` is `[20:30]`
@@ -155,7 +165,11 @@ impl UserQuery {
     /// [`Error::InvalidInput`] for a negative start, an end before the start, or a slice longer
     /// than [`MAX_PER_PAGE`](crate::page::MAX_PER_PAGE).
     pub async fn slice(self, db: impl PgExecutor<'_>, range: Range<i64>) -> Result<Vec<User>> {
-        slice(db, self.visibility, self.order, range).await
+        let span = crate::telemetry::op_span!("ledger.users.UserQuery.slice", "SELECT", "users");
+        crate::telemetry::traced(span, async move {
+            slice(db, self.visibility, self.order, range).await
+        })
+        .await
     }
 
     /// A keyset page of `per_page` users, newest first: the first page when `cursor` is `None`,
@@ -197,13 +211,17 @@ impl UserQuery {
         db: impl PgExecutor<'_>,
         cursor: Option<&Cursor>,
     ) -> Result<KeysetPage<User>> {
-        if self.order != UserOrder::NewestFirst {
-            return Err(Error::invalid(
-                "order",
-                "keyset pages of users read newest first only (UserOrder::NewestFirst)",
-            ));
-        }
-        keyset(db, self.visibility, cursor, self.per_page).await
+        let span = crate::telemetry::op_span!("ledger.users.UserQuery.keyset", "SELECT", "users");
+        crate::telemetry::traced(span, async move {
+            if self.order != UserOrder::NewestFirst {
+                return Err(Error::invalid(
+                    "order",
+                    "keyset pages of users read newest first only (UserOrder::NewestFirst)",
+                ));
+            }
+            keyset(db, self.visibility, cursor, self.per_page).await
+        })
+        .await
     }
 
     /// A [`UserPaginator`]: counts the users once (see [`Counting`]) and serves every page
@@ -223,6 +241,11 @@ impl UserQuery {
         conn: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
         counting: Counting,
     ) -> Result<UserPaginator> {
-        UserPaginator::counted(conn, self.visibility, self.order, self.per_page, counting).await
+        let span =
+            crate::telemetry::op_span!("ledger.users.UserQuery.paginator", "SELECT", "users");
+        crate::telemetry::traced(span, async move {
+            UserPaginator::counted(conn, self.visibility, self.order, self.per_page, counting).await
+        })
+        .await
     }
 }

@@ -33,6 +33,7 @@ mod roles;
 mod schema;
 mod secrets;
 mod support;
+mod telemetry;
 mod tls;
 mod users;
 

@@ -130,6 +130,15 @@ impl tracing::Subscriber for CountingSubscriber {
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
         metadata.target() == "sqlx::query"
     }
+    // "Ask me each time", not "never": a callsite's interest is cached the first time any
+    // thread hits it, and a thread with a capture of its own (tests/db/telemetry.rs) would then
+    // miss a span that a test on another thread had reached first.
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
     fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
         tracing::span::Id::from_u64(1)
     }

@@ -1,0 +1,407 @@
+//! Every operation opens one span with OpenTelemetry's database attributes (`ledger::telemetry`):
+//! captured here by a `tracing` layer, per module, with the failures' `error.type`, the
+//! movements' `ledger.idempotency.replayed` and `ledger.retries`, and no parameter's value in
+//! any field. A static check then holds every public operation of the table and money modules
+//! to the same: its body opens a span.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt;
+use ledger::transactions::{self, Movement, Poster, PosterOptions, Transfer};
+use ledger::users::{self, NewUser, UserQuery};
+use ledger::{Config, Error, accounts, articles, payments};
+use sqlx::PgPool;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::support;
+
+/// One span as a subscriber saw it: its name and every field recorded on it.
+#[derive(Debug, Clone)]
+struct Captured {
+    name: &'static str,
+    fields: BTreeMap<String, String>,
+}
+
+/// Captures every span of the thread while installed.
+#[derive(Clone, Default)]
+struct Spans(Arc<Mutex<Vec<Captured>>>);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+/// Where a span's entry is in the list (kept in the span's extensions).
+struct Index(usize);
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        let mut all = self.0.lock().unwrap();
+        all.push(Captured {
+            name: attrs.metadata().name(),
+            fields,
+        });
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Index(all.len() - 1));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let extensions = span.extensions();
+        let Some(Index(i)) = extensions.get::<Index>() else {
+            return;
+        };
+        values.record(&mut Fields(&mut self.0.lock().unwrap()[*i].fields));
+    }
+}
+
+impl Spans {
+    /// Installs the capture on this thread (the tests' runtime runs every task on it).
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::registry().with(self.clone());
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn all(&self) -> Vec<Captured> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The spans named `name`, in the order they opened.
+    fn named(&self, name: &str) -> Vec<Captured> {
+        self.all().into_iter().filter(|s| s.name == name).collect()
+    }
+
+    /// The one span named `name`; panics unless there is exactly one.
+    fn one(&self, name: &str) -> Captured {
+        let found = self.named(name);
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        found.into_iter().next().unwrap()
+    }
+}
+
+impl Captured {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// OpenTelemetry's database attributes, as `ledger::telemetry` documents them.
+    fn assert_db(&self, operation: &str, collection: &str) {
+        assert_eq!(self.field("db.system.name"), Some("postgresql"), "{self:?}");
+        assert_eq!(self.field("db.operation.name"), Some(operation), "{self:?}");
+        assert_eq!(
+            self.field("db.collection.name"),
+            Some(collection),
+            "{self:?}"
+        );
+        let otel_name = format!("{operation} {collection}");
+        assert_eq!(
+            self.field("otel.name"),
+            Some(otel_name.as_str()),
+            "{self:?}"
+        );
+        assert_eq!(self.field("otel.kind"), Some("client"), "{self:?}");
+    }
+
+    fn assert_ok(&self) {
+        assert_eq!(self.field("error.type"), None, "{self:?}");
+    }
+}
+
+const SECRET_EMAIL: &str = "telemetry-secret@example.com";
+const SECRET_NAME: &str = "Telemetry Secret Name";
+
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn every_module_s_operations_open_one_span_with_the_database_attributes(pool: PgPool) {
+    let spans = Spans::default();
+    let _installed = spans.install();
+
+    // users
+    let ana = users::insert(&pool, &NewUser::new(SECRET_EMAIL, SECRET_NAME))
+        .await
+        .unwrap();
+    users::get(&pool, ana.id).await.unwrap();
+    let again = users::insert(&pool, &NewUser::new(SECRET_EMAIL, "Other")).await;
+    assert!(
+        matches!(again, Err(Error::UniqueViolation { .. })),
+        "{again:?}"
+    );
+    let mut conn = pool.acquire().await.unwrap();
+    UserQuery::new().page(&mut conn, 1).await.unwrap();
+    drop(conn);
+    let inserts = spans.named("ledger.users.insert");
+    assert_eq!(inserts.len(), 2);
+    inserts[0].assert_db("INSERT", "users");
+    inserts[0].assert_ok();
+    assert_eq!(
+        inserts[1].field("error.type"),
+        Some("23505"),
+        "the SQLSTATE"
+    );
+    spans.one("ledger.users.get").assert_db("SELECT", "users");
+    spans
+        .one("ledger.users.UserQuery.page")
+        .assert_db("SELECT", "users");
+
+    // accounts, with a refusal before the server: the error's kind, no SQLSTATE.
+    let account = accounts::open(&pool, ana.id, None).await.unwrap();
+    let refused = accounts::set_status(&pool, account.id, "").await;
+    assert!(matches!(refused, Err(Error::InvalidInput { .. })));
+    spans
+        .one("ledger.accounts.open")
+        .assert_db("INSERT", "accounts");
+    let set = spans.one("ledger.accounts.set_status");
+    set.assert_db("UPDATE", "accounts");
+    assert_eq!(set.field("error.type"), Some("InvalidInput"));
+
+    // payments and articles
+    let card = serde_json::json!({"method": "card", "card": {"brand": "visa"}, "amount": 10});
+    payments::insert_json(&pool, &card).await.unwrap();
+    payments::list_by_method(&pool, "card", None, 5)
+        .await
+        .unwrap();
+    spans
+        .one("ledger.payments.insert_json")
+        .assert_db("INSERT", "payments");
+    spans
+        .one("ledger.payments.list_by_method")
+        .assert_db("SELECT", "payments");
+    articles::insert(&pool, &articles::NewArticle::new("Postgres", "Full text"))
+        .await
+        .unwrap();
+    articles::search(&pool, "postgres", articles::Language::English, 0.0, None, 5)
+        .await
+        .unwrap();
+    spans
+        .one("ledger.articles.insert")
+        .assert_db("INSERT", "articles");
+    spans
+        .one("ledger.articles.search")
+        .assert_db("SELECT", "articles");
+
+    // transactions: a keyed deposit and its replay, a refused withdrawal, a transfer, reports.
+    let mut conn = pool.acquire().await.unwrap();
+    let keyed = Movement::new(account.id, support::dec("50.00")).idempotency_key("tele-1");
+    transactions::deposit(&mut conn, &keyed).await.unwrap();
+    transactions::deposit(&mut conn, &keyed).await.unwrap();
+    let deposits = spans.named("ledger.transactions.deposit");
+    assert_eq!(deposits.len(), 2);
+    deposits[0].assert_db("deposit", "transactions");
+    assert_eq!(
+        deposits[0].field("ledger.idempotency.replayed"),
+        Some("false")
+    );
+    assert_eq!(
+        deposits[1].field("ledger.idempotency.replayed"),
+        Some("true")
+    );
+    assert_eq!(deposits[0].field("ledger.retries"), Some("0"));
+    let too_much = Movement::new(account.id, support::dec("1000.00"));
+    let refused = transactions::withdraw(&mut conn, &too_much).await;
+    assert!(matches!(refused, Err(Error::InsufficientFunds { .. })));
+    assert_eq!(
+        spans
+            .one("ledger.transactions.withdraw")
+            .field("error.type"),
+        Some("InsufficientFunds")
+    );
+    let other = accounts::open(&pool, ana.id, None).await.unwrap();
+    let transfer = Transfer::new(account.id, other.id, support::dec("5.00"));
+    transactions::transfer(&mut conn, &transfer).await.unwrap();
+    spans
+        .one("ledger.transactions.transfer")
+        .assert_db("transfer", "transactions");
+    transactions::stats(&pool).await.unwrap();
+    spans
+        .one("ledger.transactions.stats")
+        .assert_db("SELECT", "transactions");
+    drop(conn);
+
+    // streams: the span covers the whole read, and closes with the stream.
+    let read: Vec<_> = transactions::stream_all(&pool).try_collect().await.unwrap();
+    assert_eq!(read.len(), 2);
+    spans
+        .one("ledger.transactions.stream_all")
+        .assert_db("SELECT", "transactions");
+    let copied: Vec<_> = transactions::copy_all_pooled(&pool)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(copied.len(), 2);
+    spans
+        .one("ledger.transactions.copy_all_pooled")
+        .assert_db("COPY", "transactions");
+
+    // The poster: one span per movement, and one per shared flush with its size.
+    let poster = Poster::new(pool.clone(), PosterOptions::default());
+    poster
+        .deposit(Movement::new(other.id, support::dec("1.00")))
+        .await
+        .unwrap();
+    poster.close().await;
+    spans
+        .one("ledger.transactions.Poster.deposit")
+        .assert_db("deposit", "transactions");
+    let flush = spans.one("ledger.transactions.Poster.flush");
+    flush.assert_db("post_batch", "transactions");
+    assert_eq!(flush.field("ledger.rows"), Some("1"));
+
+    // Connecting: OpenTelemetry's connection attributes, never the user or the password.
+    let config = Config::from_url(&support::url_of(&pool)).unwrap();
+    let connected = config.connect().await.unwrap();
+    connected.close().await;
+    let connect = spans.one("ledger.Config.connect");
+    assert_eq!(connect.field("db.system.name"), Some("postgresql"));
+    let namespace = config.connect_options().get_database().unwrap();
+    assert_eq!(connect.field("db.namespace"), Some(namespace));
+    assert!(connect.field("server.address").is_some(), "{connect:?}");
+    assert_eq!(
+        connect.field("server.port"),
+        Some(config.connect_options().get_port().to_string().as_str())
+    );
+
+    // No span holds a parameter's value: not the email, the name, the key or an amount.
+    for span in spans.all() {
+        for (field, value) in &span.fields {
+            for secret in [SECRET_EMAIL, SECRET_NAME, "tele-1", "50.00", "1000.00"] {
+                assert!(
+                    !value.contains(secret),
+                    "{}: {field} = {value} holds a parameter",
+                    span.name
+                );
+            }
+            assert!(
+                !field.contains("user") && !field.contains("password"),
+                "{}: {field}",
+                span.name
+            );
+        }
+    }
+}
+
+/// A deadlock retried inside a unit of work is counted on its span: a transaction holds the
+/// transfer's second account, the transfer locks its first and waits for the second, then the
+/// transaction asks for the first. PostgreSQL's detector (in the transfer's backend, which waited
+/// longest) aborts the transfer's statement; the unit retries once the transaction has ended.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_unit_of_work_retried_after_a_deadlock_counts_its_retry(pool: PgPool) {
+    let owner = support::user(&pool, "retry@example.com", "R").await;
+    let x = support::account_with(&pool, owner.id, support::dec("10.00"), "active").await;
+    let y = support::account_with(&pool, owner.id, support::dec("10.00"), "active").await;
+    let (first, second) = if x.id < y.id {
+        (x.id, y.id)
+    } else {
+        (y.id, x.id)
+    };
+
+    let spans = Spans::default();
+    let _installed = spans.install();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query!(
+        "select id from accounts where id = $1 for update",
+        second.as_uuid()
+    )
+    .fetch_one(&mut *holder)
+    .await
+    .unwrap();
+    let mover = pool.clone();
+    let transfer = tokio::spawn(async move {
+        let mut conn = mover.acquire().await.unwrap();
+        let transfer = Transfer::new(first, second, support::dec("1.00"));
+        transactions::transfer(&mut conn, &transfer).await
+    });
+    // The transfer holds `first` and waits for `second`.
+    loop {
+        let waiting = sqlx::query_scalar!(
+            r#"select count(*) as "n!" from pg_stat_activity
+               where wait_event_type = 'Lock' and datname = current_database()"#
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Now the cycle: this waits until the detector aborts the transfer's statement.
+    sqlx::query!(
+        "select id from accounts where id = $1 for update",
+        first.as_uuid()
+    )
+    .fetch_one(&mut *holder)
+    .await
+    .unwrap();
+    holder.commit().await.unwrap();
+    transfer.await.unwrap().unwrap();
+    let span = spans.one("ledger.transactions.transfer");
+    span.assert_ok();
+    assert_eq!(span.field("ledger.retries"), Some("1"), "{span:?}");
+}
+
+/// Every public `async fn` of the table and money modules opens its operation's span (the
+/// deprecated bridges call the operation that does).
+#[test]
+fn every_public_operation_of_the_tables_and_money_opens_a_span() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = [
+        "users/mod.rs",
+        "users/listing.rs",
+        "users/query.rs",
+        "users/paginate.rs",
+        "users/bulk.rs",
+        "accounts/mod.rs",
+        "accounts/bulk.rs",
+        "payments/mod.rs",
+        "payments/bulk.rs",
+        "articles/mod.rs",
+        "articles/bulk.rs",
+        "transactions/movements.rs",
+        "transactions/reports.rs",
+        "transactions/batch.rs",
+        "transactions/poster.rs",
+        "atomic.rs",
+    ];
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("pub async fn ") {
+            let after = &rest[at + "pub async fn ".len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            // The body's first lines: the signature, then `let span = ...op_span!`.
+            let head: String = after.chars().take(600).collect();
+            let body_start = head.find(") -> ").map(|i| &head[i..]).unwrap_or(&head);
+            let opens = body_start.contains("op_span!(");
+            // `Poster::close` returns nothing to record: it waits for the flusher, whose
+            // flushes have spans of their own.
+            if !opens && name != "close" {
+                missing.push(format!("{file}: {name}"));
+            }
+            checked += 1;
+            rest = after;
+        }
+    }
+    assert!(checked > 80, "found only {checked} operations");
+    assert!(
+        missing.is_empty(),
+        "operations without a span: {missing:#?}"
+    );
+}
