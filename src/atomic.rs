@@ -71,12 +71,12 @@ pub async fn create_user_then_try_account(
     user: &NewUser,
     opening_balance: Decimal,
 ) -> Result<SavepointOutcome> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.atomic.create_user_then_try_account",
         "atomic",
         "users"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         let mut outer = conn.begin().await?;
         let user = users::insert(&mut *outer, user).await?;
         let account = {

@@ -639,14 +639,14 @@ impl Config {
     /// [`Error::Transient`] when no server of a list answers, or none has the session asked for
     /// ([`Transient::NoMatchingServer`](crate::Transient::NoMatchingServer)).
     pub async fn connect(&self) -> Result<PgPool> {
-        let span = self.connect_span("ledger.Config.connect");
-        crate::telemetry::traced(span, self.connect_pool()).await
+        let op = self.connect_op("ledger.Config.connect");
+        crate::telemetry::traced(op, self.connect_pool()).await
     }
 
     /// The span of opening a pool or a connection: OpenTelemetry's connection attributes
     /// (`db.namespace`, `server.address`, `server.port`: of the server that answered, for a
     /// host list), never the user or the password.
-    fn connect_span(&self, name: &'static str) -> tracing::Span {
+    fn connect_op(&self, name: &'static str) -> crate::telemetry::Op {
         let span = match name {
             "ledger.Config.connect_one" => tracing::info_span!(
                 "ledger.Config.connect_one",
@@ -672,7 +672,12 @@ impl Config {
         if self.hosts.is_none() {
             record_server(&span, &self.options);
         }
-        span
+        crate::telemetry::Op {
+            span,
+            name,
+            operation: "connect",
+            collection: "",
+        }
     }
 
     async fn connect_pool(&self) -> Result<PgPool> {
@@ -744,8 +749,8 @@ impl Config {
     /// # Errors
     /// [`Error::Database`] when the server cannot be reached.
     pub async fn connect_one(&self) -> Result<PgConnection> {
-        let span = self.connect_span("ledger.Config.connect_one");
-        crate::telemetry::traced(span, async {
+        let op = self.connect_op("ledger.Config.connect_one");
+        crate::telemetry::traced(op, async {
             if let Some(hosts) = &self.hosts {
                 let (conn, index) = hosts.connect(&self.options).await?;
                 let server = hosts.endpoints()[index].apply_to(&self.options);

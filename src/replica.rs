@@ -542,7 +542,9 @@ impl Router {
         }
         let reused = reader.cached(now, self.health_ttl).filter(|h| enough(h));
         let health = async {
+            let waited = std::time::Instant::now();
             let mut conn = reader.pool.acquire().await?;
+            crate::telemetry::metered::connection_wait("replica.reader", waited.elapsed());
             let health = match reused {
                 Some(health) => health,
                 None => {
@@ -570,6 +572,7 @@ impl Router {
 
     fn on_replica(&self, index: usize, conn: PoolConnection<Postgres>) -> Read {
         self.counters.replica.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::metered::replica_read("replica", None);
         Read {
             conn,
             route: Route::Replica(index),
@@ -585,11 +588,21 @@ impl Router {
             Fallback::NotCaughtUp(_) => &c.not_caught_up,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        let fallback = match reason {
+            Fallback::NoReplicas => None,
+            Fallback::Unavailable => Some("unavailable"),
+            Fallback::Lagging => Some("lagging"),
+            Fallback::NotCaughtUp(_) => Some("not_caught_up"),
+        };
+        crate::telemetry::metered::replica_read("writer", fallback);
         if reason != Fallback::NoReplicas {
             tracing::warn!(%reason, "read on the writer");
         }
+        let waited = std::time::Instant::now();
+        let conn = self.writer.acquire().await?;
+        crate::telemetry::metered::connection_wait("replica.writer", waited.elapsed());
         Ok(Read {
-            conn: self.writer.acquire().await?,
+            conn,
             route: Route::Writer(reason),
         })
     }

@@ -22,7 +22,7 @@
 //! `server.address` and `server.port` are left out of the operation spans: a read takes the
 //! caller's executor (a pool, a connection, a transaction), which does not say which server it
 //! is on without another round trip, and OpenTelemetry asks for them only when they are known
-//! for free. The connection spans (`ledger.connect`) carry them.
+//! for free. The connection spans (`ledger.Config.connect`, `ledger.Config.connect_one`) carry them.
 //!
 //! With no subscriber, or one that does not want `INFO` spans of `ledger`, a span is `tracing`'s
 //! disabled-callsite check and allocates nothing (not yet measured by a bench here). An operation
@@ -30,6 +30,24 @@
 //! that one's span in its own. The [`Poster`](crate::transactions::Poster)'s movements each have
 //! a span that lasts until their shared flush answers; each flush has its own
 //! (`ledger.transactions.Poster.flush`, with `ledger.rows`), in the flusher's task.
+//!
+//! ## Metrics
+//!
+//! With the `metrics` feature, the operations also record through the `metrics` facade (install any
+//! recorder: Prometheus, OpenTelemetry, StatsD). Names and labels follow OpenTelemetry's
+//! database metrics where it has one:
+//!
+//! | metric | kind | labels |
+//! | :--- | :--- | :--- |
+//! | `db.client.operation.duration` | histogram, seconds | `db.system.name`, `db.operation.name`, `db.collection.name`, `ledger.operation` (the span's name), `error.type` on failure |
+//! | `db.client.connection.wait_time` | histogram, seconds | `db.client.connection.pool.name` (`poster`, `replica.writer`, `replica.reader`): the pool waits of the connections ledger acquires itself |
+//! | `ledger.retries` | counter | `db.response.status_code` (40001, 40P01): a unit of work retried |
+//! | `ledger.transient_failures` | counter | `ledger.transient.kind` (`ConnectionLost`, `PoolTimedOut`, ...) |
+//! | `ledger.idempotency.replays` | counter | `db.collection.name`: a keyed call that returned its stored result |
+//! | `ledger.replica.reads` | counter | `ledger.replica.route` (`replica`, `writer`) |
+//! | `ledger.replica.fallbacks` | counter | `ledger.replica.fallback` (`unavailable`, `lagging`, `not_caught_up`) |
+//!
+//! Without the feature each call is an empty inline function.
 
 use std::future::Future;
 
@@ -37,56 +55,176 @@ use tracing::Instrument;
 
 use crate::{Error, Result};
 
+/// One operation: its span, and the names its metrics are labelled with.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) struct Op {
+    pub(crate) span: tracing::Span,
+    pub(crate) name: &'static str,
+    pub(crate) operation: &'static str,
+    pub(crate) collection: &'static str,
+}
+
 /// Opens the span of one operation: `op_span!("ledger.users.get", "SELECT", "users")`.
 /// More fields may follow (`ledger.rows = items.len()`): counts, never a parameter's value.
 macro_rules! op_span {
     ($name:literal, $operation:literal, $collection:literal $(, $($more:tt)+)?) => {
-        tracing::info_span!(
-            $name,
-            otel.name = concat!($operation, " ", $collection),
-            otel.kind = "client",
-            db.system.name = "postgresql",
-            db.operation.name = $operation,
-            db.collection.name = $collection,
-            error.type = tracing::field::Empty,
-            ledger.retries = tracing::field::Empty,
-            ledger.idempotency.replayed = tracing::field::Empty,
-            $($($more)+)?
-        )
+        $crate::telemetry::Op {
+            span: tracing::info_span!(
+                $name,
+                otel.name = concat!($operation, " ", $collection),
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.operation.name = $operation,
+                db.collection.name = $collection,
+                error.type = tracing::field::Empty,
+                ledger.retries = tracing::field::Empty,
+                ledger.idempotency.replayed = tracing::field::Empty,
+                $($($more)+)?
+            ),
+            name: $name,
+            operation: $operation,
+            collection: $collection,
+        }
     };
 }
 pub(crate) use op_span;
 
-/// Runs `operation` inside `span`, and records `error.type` on the span when it fails.
-pub(crate) async fn traced<T>(
-    span: tracing::Span,
-    operation: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    let result = operation.instrument(span.clone()).await;
+/// Runs `operation` inside its span, records `error.type` on the span when it fails, and (with
+/// the `metrics` feature) times it.
+pub(crate) async fn traced<T>(op: Op, operation: impl Future<Output = Result<T>>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let result = operation.instrument(op.span.clone()).await;
     if let Err(err) = &result {
-        record_error(&span, err);
+        record_error(&op.span, err);
     }
+    let failure = result.as_ref().err().map(Failure::of);
+    metered::operation(&op, started.elapsed(), failure.as_ref());
     result
 }
 
 /// Records `error.type`: the SQLSTATE when the server gave one, else the error's kind.
 pub(crate) fn record_error(span: &tracing::Span, err: &Error) {
-    match err.sqlstate() {
-        Some(code) => span.record("error.type", code.as_str()),
-        None => span.record("error.type", err.kind_name()),
-    };
+    span.record("error.type", error_type(err).as_str());
+}
+
+/// OpenTelemetry's `error.type` for an error: the SQLSTATE when the server gave one, else the
+/// error's kind.
+fn error_type(err: &Error) -> String {
+    err.sqlstate().unwrap_or_else(|| err.kind_name().to_owned())
+}
+
+/// How an operation failed, as its metrics label it.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) struct Failure {
+    /// `error.type`.
+    pub(crate) error_type: String,
+    /// The kind of a transient failure.
+    pub(crate) transient: Option<&'static str>,
+}
+
+impl Failure {
+    fn of(err: &Error) -> Self {
+        Self {
+            error_type: error_type(err),
+            transient: matches!(err, Error::Transient { .. }).then(|| err.kind_name()),
+        }
+    }
+}
+
+/// The `metrics` feature's instruments (see the module docs).
+#[cfg(feature = "metrics")]
+pub(crate) mod metered {
+    use std::time::Duration;
+
+    use super::{Failure, Op};
+
+    pub(crate) fn operation(op: &Op, elapsed: Duration, failure: Option<&Failure>) {
+        let mut labels = vec![
+            metrics::Label::new("db.system.name", "postgresql"),
+            metrics::Label::new("db.operation.name", op.operation),
+            metrics::Label::new("db.collection.name", op.collection),
+            metrics::Label::new("ledger.operation", op.name),
+        ];
+        if let Some(failure) = failure {
+            labels.push(metrics::Label::new(
+                "error.type",
+                failure.error_type.clone(),
+            ));
+            if let Some(kind) = failure.transient {
+                metrics::counter!("ledger.transient_failures", "ledger.transient.kind" => kind)
+                    .increment(1);
+            }
+        }
+        metrics::histogram!("db.client.operation.duration", labels).record(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn connection_wait(pool: &'static str, elapsed: Duration) {
+        metrics::histogram!("db.client.connection.wait_time", "db.client.connection.pool.name" => pool)
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn retry(sqlstate: Option<String>) {
+        let code = sqlstate.unwrap_or_default();
+        metrics::counter!("ledger.retries", "db.response.status_code" => code).increment(1);
+    }
+
+    pub(crate) fn replay(collection: &'static str) {
+        metrics::counter!("ledger.idempotency.replays", "db.collection.name" => collection)
+            .increment(1);
+    }
+
+    pub(crate) fn replica_read(route: &'static str, fallback: Option<&'static str>) {
+        metrics::counter!("ledger.replica.reads", "ledger.replica.route" => route).increment(1);
+        if let Some(fallback) = fallback {
+            metrics::counter!("ledger.replica.fallbacks", "ledger.replica.fallback" => fallback)
+                .increment(1);
+        }
+    }
+}
+
+/// Without the `metrics` feature: nothing is recorded.
+#[cfg(not(feature = "metrics"))]
+pub(crate) mod metered {
+    use std::time::Duration;
+
+    use super::{Failure, Op};
+
+    #[inline]
+    pub(crate) fn operation(_: &Op, _: Duration, _: Option<&Failure>) {}
+    #[inline]
+    pub(crate) fn connection_wait(_: &'static str, _: Duration) {}
+    #[inline]
+    pub(crate) fn retry(_: Option<String>) {}
+    #[inline]
+    pub(crate) fn replay(_: &'static str) {}
+    #[inline]
+    pub(crate) fn replica_read(_: &'static str, _: Option<&'static str>) {}
 }
 
 /// A stream whose every poll runs inside its operation's span, which records `error.type` at
-/// the first error item and closes when the stream is dropped.
+/// an error item and closes when the stream is dropped (then, with the `metrics` feature, the
+/// operation is timed from the call to the drop).
 pub(crate) struct Traced<S> {
-    span: tracing::Span,
+    op: Op,
+    started: std::time::Instant,
+    failed: Option<Failure>,
     inner: S,
 }
 
 /// Wraps a stream the crate returns in its operation's span.
-pub(crate) fn traced_stream<S>(span: tracing::Span, inner: S) -> Traced<S> {
-    Traced { span, inner }
+pub(crate) fn traced_stream<S>(op: Op, inner: S) -> Traced<S> {
+    Traced {
+        op,
+        started: std::time::Instant::now(),
+        failed: None,
+        inner,
+    }
+}
+
+impl<S> Drop for Traced<S> {
+    fn drop(&mut self) {
+        metered::operation(&self.op, self.started.elapsed(), self.failed.as_ref());
+    }
 }
 
 impl<S, T> futures::Stream for Traced<S>
@@ -100,10 +238,13 @@ where
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let _entered = this.span.enter();
+        let _entered = this.op.span.enter();
         let next = std::pin::Pin::new(&mut this.inner).poll_next(cx);
         if let std::task::Poll::Ready(Some(Err(err))) = &next {
-            record_error(&this.span, err);
+            record_error(&this.op.span, err);
+            if this.failed.is_none() {
+                this.failed = Some(Failure::of(err));
+            }
         }
         next
     }

@@ -107,8 +107,8 @@ pub async fn open(
     user_id: UserId,
     currency: Option<&str>,
 ) -> Result<Account> {
-    let span = crate::telemetry::op_span!("ledger.accounts.open", "INSERT", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.open", "INSERT", "accounts");
+    crate::telemetry::traced(op, async move {
         let currency = currency.unwrap_or(DEFAULT_CURRENCY);
         validate_currency(currency)?;
         sqlx::query_as!(
@@ -139,8 +139,8 @@ pub async fn open(
 /// # Errors
 /// [`Error::NotFound`] when there is no such account.
 pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
-    let span = crate::telemetry::op_span!("ledger.accounts.get", "SELECT", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.get", "SELECT", "accounts");
+    crate::telemetry::traced(op, async move {
         sqlx::query_as!(
             Account,
             r#"
@@ -170,8 +170,8 @@ pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Vec<Account>> {
-    let span = crate::telemetry::op_span!("ledger.accounts.list_for_user", "SELECT", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.list_for_user", "SELECT", "accounts");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Account,
             r#"
@@ -199,12 +199,12 @@ pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<V
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_balance_at_least(db: impl PgExecutor<'_>, min: Decimal) -> Result<Vec<Account>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.accounts.list_balance_at_least",
         "SELECT",
         "accounts"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Account,
             r#"
@@ -234,9 +234,9 @@ pub async fn list_balance_between(
     lo: Decimal,
     hi: Decimal,
 ) -> Result<Vec<Account>> {
-    let span =
+    let op =
         crate::telemetry::op_span!("ledger.accounts.list_balance_between", "SELECT", "accounts");
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         check_range(lo, hi)?;
         Ok(sqlx::query_as!(
             Account,
@@ -264,8 +264,8 @@ pub async fn list_balance_between(
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Result<Vec<Account>> {
-    let span = crate::telemetry::op_span!("ledger.accounts.list_status_in", "SELECT", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.list_status_in", "SELECT", "accounts");
+    crate::telemetry::traced(op, async move {
         for status in statuses {
             Error::check_text("status", status)?;
         }
@@ -298,12 +298,12 @@ pub async fn list_balance_at_least_and_status(
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.accounts.list_balance_at_least_and_status",
         "SELECT",
         "accounts"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Error::check_text("status", status)?;
         Ok(sqlx::query_as!(
             Account,
@@ -335,12 +335,12 @@ pub async fn list_balance_at_least_or_status(
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.accounts.list_balance_at_least_or_status",
         "SELECT",
         "accounts"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Error::check_text("status", status)?;
         Ok(sqlx::query_as!(
             Account,
@@ -369,8 +369,8 @@ pub async fn list_balance_at_least_or_status(
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
 pub async fn list_status_not(db: impl PgExecutor<'_>, status: &str) -> Result<Vec<Account>> {
-    let span = crate::telemetry::op_span!("ledger.accounts.list_status_not", "SELECT", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.list_status_not", "SELECT", "accounts");
+    crate::telemetry::traced(op, async move {
         Error::check_text("status", status)?;
         Ok(sqlx::query_as!(
             Account,
@@ -421,8 +421,8 @@ pub struct AccountFilter {
 /// # Errors
 /// [`Error::InvalidInput`] when `min_balance > max_balance` or the limit is out of range.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<Vec<Account>> {
-    let span = crate::telemetry::op_span!("ledger.accounts.filter", "SELECT", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.filter", "SELECT", "accounts");
+    crate::telemetry::traced(op, async move {
         if let (Some(lo), Some(hi)) = (filter.min_balance, filter.max_balance) {
             check_range(lo, hi)?;
         }
@@ -467,8 +467,8 @@ pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<V
 /// [`Error::InvalidInput`] for a bad status (nothing is sent); [`Error::NotFound`] for an unknown
 /// id.
 pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) -> Result<Account> {
-    let span = crate::telemetry::op_span!("ledger.accounts.set_status", "UPDATE", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.set_status", "UPDATE", "accounts");
+    crate::telemetry::traced(op, async move {
         validate_status(status)?;
         sqlx::query_as!(
             Account,
@@ -498,9 +498,9 @@ pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) ->
 /// # Errors
 /// [`Error::InvalidInput`] for a bad target status (nothing is sent).
 pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) -> Result<u64> {
-    let span =
+    let op =
         crate::telemetry::op_span!("ledger.accounts.update_status_where", "UPDATE", "accounts");
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Error::check_text("status", from)?;
         validate_status(to)?;
         let done = sqlx::query!(
@@ -524,8 +524,8 @@ pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) 
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn expire_trials(db: impl PgExecutor<'_>) -> Result<u64> {
-    let span = crate::telemetry::op_span!("ledger.accounts.expire_trials", "UPDATE", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.expire_trials", "UPDATE", "accounts");
+    crate::telemetry::traced(op, async move {
         update_status_where(db, "trial", "expired").await
     })
     .await
@@ -555,8 +555,8 @@ pub struct BalanceRank {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn rank_by_balance(db: impl PgExecutor<'_>) -> Result<Vec<BalanceRank>> {
-    let span = crate::telemetry::op_span!("ledger.accounts.rank_by_balance", "SELECT", "accounts");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.accounts.rank_by_balance", "SELECT", "accounts");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             BalanceRank,
             r#"

@@ -26,8 +26,8 @@ pub async fn insert_many(
     articles: &[NewArticle],
     options: BulkOptions,
 ) -> Result<BulkInserted<Article>> {
-    let span = crate::telemetry::op_span!("ledger.articles.insert_many", "INSERT", "articles");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.articles.insert_many", "INSERT", "articles");
+    crate::telemetry::traced(op, async move {
         bulk::validate_all(articles, |a| {
             validate_title(&a.title)?;
             validate_content(&a.content)

@@ -202,8 +202,8 @@ pub fn validate_title(title: &str) -> Result<()> {
 /// # Errors
 /// [`Error::InvalidInput`] for a blank or over-long title (nothing is sent).
 pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Article> {
-    let span = crate::telemetry::op_span!("ledger.articles.insert", "INSERT", "articles");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.articles.insert", "INSERT", "articles");
+    crate::telemetry::traced(op, async move {
         validate_title(&article.title)?;
         validate_content(&article.content)?;
         Ok(sqlx::query_as!(
@@ -233,8 +233,8 @@ pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Art
 /// # Errors
 /// [`Error::NotFound`] when there is no such article.
 pub async fn get(db: impl PgExecutor<'_>, id: ArticleId) -> Result<Article> {
-    let span = crate::telemetry::op_span!("ledger.articles.get", "SELECT", "articles");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.articles.get", "SELECT", "articles");
+    crate::telemetry::traced(op, async move {
         sqlx::query_as!(
             Article,
             r#"
@@ -267,8 +267,8 @@ pub async fn update(
     title: &str,
     content: &str,
 ) -> Result<Article> {
-    let span = crate::telemetry::op_span!("ledger.articles.update", "UPDATE", "articles");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.articles.update", "UPDATE", "articles");
+    crate::telemetry::traced(op, async move {
         validate_title(title)?;
         validate_content(content)?;
         sqlx::query_as!(
@@ -312,8 +312,8 @@ pub async fn list_summaries(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<ArticleSummary>> {
-    let span = crate::telemetry::op_span!("ledger.articles.list_summaries", "SELECT", "articles");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.articles.list_summaries", "SELECT", "articles");
+    crate::telemetry::traced(op, async move {
         let limit = page::check_limit(limit)?;
         let (after_at, after_id) = page::resume_after(after)?;
         Ok(sqlx::query_as!(
@@ -357,8 +357,8 @@ pub async fn search_titles(
     after: Option<ArticleId>,
     limit: i64,
 ) -> Result<Vec<ArticleSummary>> {
-    let span = crate::telemetry::op_span!("ledger.articles.search_titles", "SELECT", "articles");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.articles.search_titles", "SELECT", "articles");
+    crate::telemetry::traced(op, async move {
         let limit = page::check_limit(limit)?;
         let query = searchable(query);
         Ok(sqlx::query_as!(
@@ -413,8 +413,8 @@ pub async fn search(
     after: Option<ArticleId>,
     limit: i64,
 ) -> Result<Vec<SearchHit>> {
-    let span = crate::telemetry::op_span!("ledger.articles.search", "SELECT", "articles");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.articles.search", "SELECT", "articles");
+    crate::telemetry::traced(op, async move {
         let limit = page::check_limit(limit)?;
         if min_rank.is_nan() || min_rank < 0.0 {
             return Err(Error::invalid("min_rank", "must be zero or more"));

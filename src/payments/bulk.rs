@@ -28,8 +28,8 @@ pub async fn insert_many(
     documents: &[Value],
     options: BulkOptions,
 ) -> Result<BulkInserted<Payment>> {
-    let span = crate::telemetry::op_span!("ledger.payments.insert_many", "INSERT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.insert_many", "INSERT", "payments");
+    crate::telemetry::traced(op, async move {
         bulk::validate_all(documents, check_payload)?;
         let chunk_size = options.checked_chunk_size()?;
         let mut tx = conn.begin().await?;
@@ -84,8 +84,8 @@ async fn reserve_ids(conn: &mut PgConnection, count: usize) -> Result<Vec<i64>> 
 /// # Errors
 /// As [`insert_many`].
 pub async fn copy_in(conn: &mut PgConnection, documents: &[Value]) -> Result<Vec<PaymentId>> {
-    let span = crate::telemetry::op_span!("ledger.payments.copy_in", "COPY", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.copy_in", "COPY", "payments");
+    crate::telemetry::traced(op, async move {
         bulk::validate_all(documents, check_payload)?;
         let mut tx = conn.begin().await?;
         let ids: Vec<PaymentId> = reserve_ids(&mut tx, documents.len())

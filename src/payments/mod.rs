@@ -219,8 +219,8 @@ fn check_payload(data: &Value) -> Result<()> {
 /// [`Error::InvalidInput`] when the document is larger than [`MAX_PAYLOAD_BYTES`] (nothing is
 /// sent).
 pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payment> {
-    let span = crate::telemetry::op_span!("ledger.payments.insert", "INSERT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.insert", "INSERT", "payments");
+    crate::telemetry::traced(op, async move {
         let value = serde_json::to_value(data)
             .map_err(|e| Error::invalid("data", format!("cannot be serialized: {e}")))?;
         insert_json(db, &value).await
@@ -238,8 +238,8 @@ pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payme
 /// [`Error::InvalidInput`] for a document that is not a JSON object or is larger than
 /// [`MAX_PAYLOAD_BYTES`] (nothing is sent).
 pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Payment> {
-    let span = crate::telemetry::op_span!("ledger.payments.insert_json", "INSERT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.insert_json", "INSERT", "payments");
+    crate::telemetry::traced(op, async move {
         check_payload(data)?;
         Ok(sqlx::query_as!(
             Payment,
@@ -265,8 +265,8 @@ pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Paymen
 /// # Errors
 /// [`Error::NotFound`] when there is no such payment.
 pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
-    let span = crate::telemetry::op_span!("ledger.payments.get", "SELECT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.get", "SELECT", "payments");
+    crate::telemetry::traced(op, async move {
         sqlx::query_as!(
             Payment,
             r#"select id, data, created_at from payments where id = $1"#,
@@ -302,8 +302,8 @@ pub async fn list_containing(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    let span = crate::telemetry::op_span!("ledger.payments.list_containing", "SELECT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.list_containing", "SELECT", "payments");
+    crate::telemetry::traced(op, async move {
         check_payload(fragment)?;
         let limit = page::check_limit(limit)?;
         let (after_at, after_id) = page::resume_after(after)?;
@@ -343,8 +343,8 @@ pub async fn list_by_method(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    let span = crate::telemetry::op_span!("ledger.payments.list_by_method", "SELECT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.list_by_method", "SELECT", "payments");
+    crate::telemetry::traced(op, async move {
         Error::check_text("method", method)?;
         list_containing(db, &json!({ "method": method }), after, limit).await
     })
@@ -365,8 +365,8 @@ pub async fn list_by_brand(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    let span = crate::telemetry::op_span!("ledger.payments.list_by_brand", "SELECT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.list_by_brand", "SELECT", "payments");
+    crate::telemetry::traced(op, async move {
         Error::check_text("brand", brand)?;
         list_containing(db, &json!({ "brand": brand }), after, limit).await
     })
@@ -387,12 +387,12 @@ pub async fn list_by_shipping_country(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.payments.list_by_shipping_country",
         "SELECT",
         "payments"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Error::check_text("country", country)?;
         list_containing(
             db,
@@ -424,8 +424,8 @@ pub async fn list_with_key(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    let span = crate::telemetry::op_span!("ledger.payments.list_with_key", "SELECT", "payments");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.payments.list_with_key", "SELECT", "payments");
+    crate::telemetry::traced(op, async move {
         Error::check_text("key", key)?;
         let limit = page::check_limit(limit)?;
         let (after_at, after_id) = page::resume_after(after)?;
@@ -469,9 +469,9 @@ pub async fn list_amount_at_least(
     after: Option<&Cursor<i64>>,
     limit: i64,
 ) -> Result<Vec<Payment>> {
-    let span =
+    let op =
         crate::telemetry::op_span!("ledger.payments.list_amount_at_least", "SELECT", "payments");
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
     let limit = page::check_limit(limit)?;
     let (after_at, after_id) = page::resume_after(after)?;
     Ok(sqlx::query_as!(

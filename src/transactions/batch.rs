@@ -62,14 +62,14 @@ impl BatchItem {
 /// would give as its source (`InvalidInput`, `NotFound`, `AccountNotActive`, `CurrencyMismatch`,
 /// `InsufficientFunds`). Nothing is written on any error.
 pub async fn post_batch(conn: &mut PgConnection, items: &[BatchItem]) -> Result<Vec<EntryId>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.post_batch",
         "post_batch",
         "transactions",
         ledger.rows = items.len()
     );
     crate::telemetry::traced(
-        span,
+        op,
         async move { post_batch_at(conn, items, None, None).await },
     )
     .await
@@ -121,13 +121,13 @@ pub async fn post_batch_with_key(
     key: &str,
     items: &[BatchItem],
 ) -> Result<Vec<EntryId>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.post_batch_with_key",
         "post_batch",
         "transactions",
         ledger.rows = items.len()
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         validate_key(key)?;
         post_batch_at(conn, items, None, Some(key)).await
     })
@@ -188,6 +188,7 @@ async fn post_batch_once(
         tracing::Span::current().record("ledger.idempotency.replayed", !claimed);
     }
     if let (Some(key), Some(false)) = (key, claimed) {
+        crate::telemetry::metered::replay("transactions");
         let first = idempotency::replay(&mut tx, key).await?;
         tx.rollback().await?;
         let same = first.len() == items.len()

@@ -165,10 +165,11 @@ request_options!(Movement, Transfer);
 /// or the server failed. Nothing is written on any error, except perhaps on a transient one whose
 /// outcome is unknown ([`Error::outcome_unknown`]).
 pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    let span = crate::telemetry::op_span!("ledger.transactions.deposit", "deposit", "transactions");
-    crate::telemetry::traced(span, async move {
-        post(conn, &Posting::deposit(movement)).await
-    })
+    let op = crate::telemetry::op_span!("ledger.transactions.deposit", "deposit", "transactions");
+    crate::telemetry::traced(
+        op,
+        async move { post(conn, &Posting::deposit(movement)).await },
+    )
     .await
 }
 
@@ -188,9 +189,8 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 /// # Errors
 /// As [`deposit`], and [`Error::InsufficientFunds`] when the balance is below the amount.
 pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    let span =
-        crate::telemetry::op_span!("ledger.transactions.withdraw", "withdraw", "transactions");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.transactions.withdraw", "withdraw", "transactions");
+    crate::telemetry::traced(op, async move {
         post(conn, &Posting::withdrawal(movement)).await
     })
     .await
@@ -235,11 +235,11 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 /// As [`withdraw`], and [`Error::InvalidInput`] when `from == to`, [`Error::CurrencyMismatch`]
 /// when the currencies differ.
 pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<LedgerEntry> {
-    let span =
-        crate::telemetry::op_span!("ledger.transactions.transfer", "transfer", "transactions");
-    crate::telemetry::traced(span, async move {
-        post(conn, &Posting::transfer(transfer)).await
-    })
+    let op = crate::telemetry::op_span!("ledger.transactions.transfer", "transfer", "transactions");
+    crate::telemetry::traced(
+        op,
+        async move { post(conn, &Posting::transfer(transfer)).await },
+    )
     .await
 }
 
@@ -351,6 +351,7 @@ async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEn
             match find_by_key(&mut *conn, key).await? {
                 Some(entry) if posting.is_same_as(&entry) => {
                     tracing::Span::current().record("ledger.idempotency.replayed", true);
+                    crate::telemetry::metered::replay("transactions");
                     Ok(entry)
                 }
                 _ => Err(Error::IdempotencyConflict {
@@ -407,6 +408,7 @@ async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<Led
         // On the operation's span (`crate::telemetry`).
         tracing::Span::current().record("ledger.idempotency.replayed", !claimed);
         if !claimed {
+            crate::telemetry::metered::replay("transactions");
             let mut first = idempotency::replay(&mut tx, key).await?;
             tx.rollback().await?;
             return match first.pop() {

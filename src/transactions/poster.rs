@@ -184,13 +184,13 @@ impl Poster {
     /// # Errors
     /// As [`deposit`](super::deposit); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn deposit(&self, movement: Movement) -> Result<LedgerEntry> {
-        let span = crate::telemetry::op_span!(
+        let op = crate::telemetry::op_span!(
             "ledger.transactions.Poster.deposit",
             "deposit",
             "transactions"
         );
         crate::telemetry::traced(
-            span,
+            op,
             async move { self.submit(Owned::Deposit(movement)).await },
         )
         .await
@@ -206,13 +206,13 @@ impl Poster {
     /// # Errors
     /// As [`withdraw`](super::withdraw); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn withdraw(&self, movement: Movement) -> Result<LedgerEntry> {
-        let span = crate::telemetry::op_span!(
+        let op = crate::telemetry::op_span!(
             "ledger.transactions.Poster.withdraw",
             "withdraw",
             "transactions"
         );
         crate::telemetry::traced(
-            span,
+            op,
             async move { self.submit(Owned::Withdraw(movement)).await },
         )
         .await
@@ -227,13 +227,13 @@ impl Poster {
     /// # Errors
     /// As [`transfer`](super::transfer); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn transfer(&self, transfer: Transfer) -> Result<LedgerEntry> {
-        let span = crate::telemetry::op_span!(
+        let op = crate::telemetry::op_span!(
             "ledger.transactions.Poster.transfer",
             "transfer",
             "transactions"
         );
         crate::telemetry::traced(
-            span,
+            op,
             async move { self.submit(Owned::Transfer(transfer)).await },
         )
         .await
@@ -297,20 +297,23 @@ async fn run(pool: PgPool, mut receiver: mpsc::Receiver<Request>, options: Poste
                 }
             }
         }
-        let span = crate::telemetry::op_span!(
+        let op = crate::telemetry::op_span!(
             "ledger.transactions.Poster.flush",
             "post_batch",
             "transactions",
             ledger.rows = batch.len()
         );
-        tracing::Instrument::instrument(flush(&pool, batch), span).await;
+        tracing::Instrument::instrument(flush(&pool, batch), op.span).await;
     }
 }
 
 async fn flush(pool: &PgPool, batch: Vec<Request>) {
     let (movements, replies): (Vec<Owned>, Vec<_>) =
         batch.into_iter().map(|r| (r.movement, r.reply)).unzip();
-    let results = match pool.acquire().await {
+    let waited = std::time::Instant::now();
+    let acquired = pool.acquire().await;
+    crate::telemetry::metered::connection_wait("poster", waited.elapsed());
+    let results = match acquired {
         Ok(mut conn) => match retrying!(flush_once(&mut conn, &movements).await) {
             Ok(results) => results,
             Err(err) => {

@@ -25,8 +25,8 @@ use crate::{Error, Result};
 /// # Errors
 /// [`Error::NotFound`] when there is no such entry.
 pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
-    let span = crate::telemetry::op_span!("ledger.transactions.get", "SELECT", "transactions");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.transactions.get", "SELECT", "transactions");
+    crate::telemetry::traced(op, async move {
         query_entries!(
             select r#"
         from transactions
@@ -65,12 +65,12 @@ pub async fn list_for_account(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.list_for_account",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         let limit = page::check_limit(limit)?;
         let (after_at, after_id) = page::resume_after(after)?;
         Ok(sqlx::query_as!(
@@ -115,12 +115,12 @@ pub async fn list_for_account(
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.total_completed",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric"
@@ -145,12 +145,12 @@ pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn total_with_status(db: impl PgExecutor<'_>, status: &EntryStatus) -> Result<Decimal> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.total_with_status",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric"
@@ -192,8 +192,8 @@ pub struct Stats {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn stats(db: impl PgExecutor<'_>) -> Result<Stats> {
-    let span = crate::telemetry::op_span!("ledger.transactions.stats", "SELECT", "transactions");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.transactions.stats", "SELECT", "transactions");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Stats,
             r#"
@@ -236,12 +236,12 @@ pub async fn monthly_revenue(
     db: impl PgExecutor<'_>,
     time_zone: &str,
 ) -> Result<Vec<MonthlyRevenue>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.monthly_revenue",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Error::check_text("time_zone", time_zone)?;
         sqlx::query_as!(
             MonthlyRevenue,
@@ -330,12 +330,12 @@ pub async fn list_with_accounts(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<EntryWithAccounts>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.list_with_accounts",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         let limit = page::check_limit(limit)?;
         let (after_at, after_id) = page::resume_after(after)?;
         let rows = sqlx::query_as!(
@@ -426,12 +426,12 @@ pub struct RunningTotal {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.running_totals",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             RunningTotal,
             r#"
@@ -492,9 +492,9 @@ pub const MAX_DAYS: i32 = 1_000_000;
 /// [`Error::InvalidInput`] for `days` outside `1..=MAX_DAYS` or a limit outside
 /// `1..=MAX_PER_PAGE`.
 pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Result<Vec<Spender>> {
-    let span =
+    let op =
         crate::telemetry::op_span!("ledger.transactions.top_spenders", "SELECT", "transactions");
-    crate::telemetry::traced(span, async move { spenders(db, None, days, limit).await }).await
+    crate::telemetry::traced(op, async move { spenders(db, None, days, limit).await }).await
 }
 
 /// [`top_spenders`] as of a given time: the window is the `days` days up to and including
@@ -515,13 +515,13 @@ pub async fn top_spenders_as_of(
     days: i32,
     limit: i64,
 ) -> Result<Vec<Spender>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.top_spenders_as_of",
         "SELECT",
         "transactions"
     );
     crate::telemetry::traced(
-        span,
+        op,
         async move { spenders(db, Some(as_of), days, limit).await },
     )
     .await
@@ -597,9 +597,8 @@ pub struct Discrepancy {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
-    let span =
-        crate::telemetry::op_span!("ledger.transactions.reconcile", "SELECT", "transactions");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.transactions.reconcile", "SELECT", "transactions");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Discrepancy,
             r#"
@@ -652,12 +651,12 @@ pub async fn list_metadata_containing(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.list_metadata_containing",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         if !fragment.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
         }
@@ -700,12 +699,12 @@ pub async fn list_with_metadata_key(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<Vec<LedgerEntry>> {
-    let span = crate::telemetry::op_span!(
+    let op = crate::telemetry::op_span!(
         "ledger.transactions.list_with_metadata_key",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(span, async move {
+    crate::telemetry::traced(op, async move {
         Error::check_text("key", key)?;
         let limit = page::check_limit(limit)?;
         let (after_at, after_id) = page::resume_after(after)?;

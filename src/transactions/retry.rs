@@ -25,6 +25,7 @@ macro_rules! retrying {
             match $unit {
                 Err(err) if err.is_conflict() && attempt < $crate::transactions::MAX_ATTEMPTS => {
                     tracing::debug!(attempt, error = %err, "retrying a unit of work");
+                    $crate::telemetry::metered::retry(err.sqlstate());
                     tokio::time::sleep($crate::transactions::retry::backoff(attempt)).await;
                     attempt += 1;
                 }

@@ -48,12 +48,12 @@ where
         order by created_at, id
         "#
     );
-    let span = op_span!("ledger.transactions.stream_all", "SELECT", "transactions");
+    let op = op_span!("ledger.transactions.stream_all", "SELECT", "transactions");
     let cursor = Cursor {
         declare,
         fetch: FETCH_ORDERED,
     };
-    telemetry::traced_stream(span, crate::cursor::stream(db, cursor))
+    telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
 }
 
 /// Every entry in the order the server finds them (no `order by`: physical order, no sort), as
@@ -80,7 +80,7 @@ where
         from transactions
         "#
     );
-    let span = op_span!(
+    let op = op_span!(
         "ledger.transactions.stream_unordered",
         "SELECT",
         "transactions"
@@ -89,7 +89,7 @@ where
         declare,
         fetch: FETCH_UNORDERED,
     };
-    telemetry::traced_stream(span, crate::cursor::stream(db, cursor))
+    telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
 }
 
 /// [`stream_all`] as it was before 0.2: one `select`, on any executor. Dropped early, it costs
@@ -160,7 +160,7 @@ const COPY_ALL: &str = "copy (select id, from_account_id, to_account_id, amount,
 pub fn copy_all(
     conn: &mut sqlx::PgConnection,
 ) -> impl Stream<Item = Result<LedgerEntry>> + Send + '_ {
-    let span = op_span!("ledger.transactions.copy_all", "COPY", "transactions");
+    let op = op_span!("ledger.transactions.copy_all", "COPY", "transactions");
     let rows = futures::stream::once(async move {
         // COPY has no bind parameters and no result columns: no query macro can express it.
         let bytes = conn.copy_out_raw(COPY_ALL).await?;
@@ -168,7 +168,7 @@ pub fn copy_all(
     })
     .try_flatten()
     .boxed();
-    telemetry::traced_stream(span, rows)
+    telemetry::traced_stream(op, rows)
 }
 
 /// [`copy_all`] on a connection of its own from `pool`, which a drop half-read leaves usable:
@@ -204,12 +204,12 @@ pub fn copy_all_pooled(
     })
     .try_flatten()
     .boxed();
-    let span = op_span!(
+    let op = op_span!(
         "ledger.transactions.copy_all_pooled",
         "COPY",
         "transactions"
     );
-    telemetry::traced_stream(span, rows)
+    telemetry::traced_stream(op, rows)
 }
 
 /// A `COPY ... TO STDOUT` in progress on a pooled connection; cancelled and read to its end by
@@ -496,8 +496,8 @@ pub fn chunks(
         },
     )
     .boxed();
-    let span = op_span!("ledger.transactions.chunks", "SELECT", "transactions");
-    telemetry::traced_stream(span, chunks)
+    let op = op_span!("ledger.transactions.chunks", "SELECT", "transactions");
+    telemetry::traced_stream(op, chunks)
 }
 
 #[cfg(test)]

@@ -37,8 +37,8 @@ pub async fn list_by_name(
     visibility: Visibility,
     name: &str,
 ) -> Result<Vec<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_by_name", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_by_name", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Error::check_text("name", name)?;
         Ok(query_users!(
             select r#"
@@ -69,8 +69,8 @@ pub async fn list_name_contains(
     visibility: Visibility,
     fragment: &str,
 ) -> Result<Vec<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_name_contains", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_name_contains", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Error::check_text("fragment", fragment)?;
         let pattern = format!("%{}%", escape_like(fragment));
         Ok(query_users!(
@@ -107,8 +107,8 @@ pub async fn list_name_starts_with(
     visibility: Visibility,
     prefix: &str,
 ) -> Result<Vec<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_name_starts_with", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_name_starts_with", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Error::check_text("prefix", prefix)?;
         let pattern = format!("{}%", escape_like(prefix));
         Ok(query_users!(
@@ -147,8 +147,8 @@ pub async fn list_created_on(
     date: NaiveDate,
     time_zone: &str,
 ) -> Result<Vec<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_created_on", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_created_on", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Error::check_text("time_zone", time_zone)?;
         page::check_date("date", date)?;
         query_users!(
@@ -225,8 +225,8 @@ impl NameKey {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad limit or an unknown time zone.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.filter", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.filter", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         for (field, text) in [
             ("name", filter.name.as_deref()),
             ("name_contains", filter.name_contains.as_deref()),
@@ -435,8 +435,8 @@ pub async fn list_id_email(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
 ) -> Result<Vec<IdEmail>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_id_email", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_id_email", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             IdEmail,
             r#"
@@ -462,8 +462,8 @@ pub async fn list_id_email(
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<Vec<UserId>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_ids", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_ids", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"
         select id
@@ -488,8 +488,8 @@ pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<bool> {
-    let span = crate::telemetry::op_span!("ledger.users.exists_with_email", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.exists_with_email", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Error::check_text("email", email)?;
         Ok(sqlx::query_scalar!(
             r#"select exists (select 1 from users where email = $1) as "exists!""#,
@@ -511,8 +511,8 @@ pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<b
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
-    let span = crate::telemetry::op_span!("ledger.users.count_active", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.count_active", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"select count(*) as "count!" from users where deleted_at is null"#
         )
@@ -533,8 +533,8 @@ pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn count(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<i64> {
-    let span = crate::telemetry::op_span!("ledger.users.count", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.count", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"select count(*) as "count!" from users where ($1::bool or deleted_at is null)"#,
             visibility.shows_deleted()
@@ -569,8 +569,8 @@ pub async fn list_with_accounts(
     conn: &mut PgConnection,
     visibility: Visibility,
 ) -> Result<Vec<UserWithAccounts>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_with_accounts", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_with_accounts", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         let users = query_users!(
             select r#"
         from users
@@ -626,8 +626,8 @@ pub async fn list_with_balance_over(
     visibility: Visibility,
     min: Decimal,
 ) -> Result<Vec<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_with_balance_over", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_with_balance_over", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             User,
             r#"

@@ -237,8 +237,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// [`Error::InvalidInput`] for a bad email or name (nothing is sent);
 /// [`Error::UniqueViolation`] with [`EMAIL_UNIQUE`] when the email is taken.
 pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
-    let span = crate::telemetry::op_span!("ledger.users.insert", "INSERT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.insert", "INSERT", "users");
+    crate::telemetry::traced(op, async move {
         user.validate()?;
         Ok(query_users!(
             returning r#"
@@ -265,8 +265,8 @@ pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
 /// # Errors
 /// [`Error::NotFound`] when there is no such user.
 pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
-    let span = crate::telemetry::op_span!("ledger.users.get", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.get", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         query_users!(
             select r#"
         from users
@@ -292,8 +292,8 @@ pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.find_by_email", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.find_by_email", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Error::check_text("email", email)?;
         Ok(query_users!(
             select r#"
@@ -318,8 +318,8 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Optio
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
-    let span = crate::telemetry::op_span!("ledger.users.list_active", "SELECT", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.list_active", "SELECT", "users");
+    crate::telemetry::traced(op, async move {
         Ok(query_users!(
             select r#"
         from users
@@ -342,8 +342,8 @@ pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad name (nothing is sent); [`Error::NotFound`] for an unknown id.
 pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Result<User> {
-    let span = crate::telemetry::op_span!("ledger.users.update_name", "UPDATE", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.update_name", "UPDATE", "users");
+    crate::telemetry::traced(op, async move {
         validate_name(name)?;
         query_users!(
             returning r#"
@@ -372,8 +372,8 @@ pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Res
 /// [`Error::InvalidInput`] for a bad email or name; [`Error::NotFound`] for an unknown id;
 /// [`Error::UniqueViolation`] with [`EMAIL_UNIQUE`] when the new email is taken.
 pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
-    let span = crate::telemetry::op_span!("ledger.users.save", "UPDATE", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.save", "UPDATE", "users");
+    crate::telemetry::traced(op, async move {
         validate_email(&user.email)?;
         validate_name(&user.name)?;
         query_users!(
@@ -413,8 +413,8 @@ pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
 /// [`Error::NotFound`] for an unknown id; [`Error::Protected`] when the user owns accounts
 /// (nothing deleted).
 pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
-    let span = crate::telemetry::op_span!("ledger.users.delete", "DELETE", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.delete", "DELETE", "users");
+    crate::telemetry::traced(op, async move {
         let outcome = sqlx::query!(
             r#"
         with gone as (
@@ -454,8 +454,8 @@ pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
 /// # Errors
 /// [`Error::NotFound`] for an unknown id.
 pub async fn soft_delete(db: impl PgExecutor<'_>, id: UserId) -> Result<DateTime<Utc>> {
-    let span = crate::telemetry::op_span!("ledger.users.soft_delete", "UPDATE", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.soft_delete", "UPDATE", "users");
+    crate::telemetry::traced(op, async move {
         sqlx::query_scalar!(
             r#"
         update users
@@ -481,8 +481,8 @@ pub async fn soft_delete(db: impl PgExecutor<'_>, id: UserId) -> Result<DateTime
 /// # Errors
 /// [`Error::NotFound`] for an unknown id.
 pub async fn restore(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
-    let span = crate::telemetry::op_span!("ledger.users.restore", "UPDATE", "users");
-    crate::telemetry::traced(span, async move {
+    let op = crate::telemetry::op_span!("ledger.users.restore", "UPDATE", "users");
+    crate::telemetry::traced(op, async move {
         let done = sqlx::query!(
             "update users set deleted_at = null where id = $1",
             id.as_uuid()

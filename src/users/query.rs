@@ -100,8 +100,8 @@ impl UserQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a page below 1 or past the last page, or a bad `per_page`.
     pub async fn page(self, conn: &mut PgConnection, number: i64) -> Result<Page<User>> {
-        let span = crate::telemetry::op_span!("ledger.users.UserQuery.page", "SELECT", "users");
-        crate::telemetry::traced(span, async move {
+        let op = crate::telemetry::op_span!("ledger.users.UserQuery.page", "SELECT", "users");
+        crate::telemetry::traced(op, async move {
             let paginator =
                 Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
             let spec = paginator.page(number)?;
@@ -130,8 +130,8 @@ impl UserQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
     pub async fn get_page(self, conn: &mut PgConnection, input: &str) -> Result<Page<User>> {
-        let span = crate::telemetry::op_span!("ledger.users.UserQuery.get_page", "SELECT", "users");
-        crate::telemetry::traced(span, async move {
+        let op = crate::telemetry::op_span!("ledger.users.UserQuery.get_page", "SELECT", "users");
+        crate::telemetry::traced(op, async move {
             let paginator =
                 Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
             let spec = paginator.get_page(input);
@@ -165,8 +165,8 @@ impl UserQuery {
     /// [`Error::InvalidInput`] for a negative start, an end before the start, or a slice longer
     /// than [`MAX_PER_PAGE`](crate::page::MAX_PER_PAGE).
     pub async fn slice(self, db: impl PgExecutor<'_>, range: Range<i64>) -> Result<Vec<User>> {
-        let span = crate::telemetry::op_span!("ledger.users.UserQuery.slice", "SELECT", "users");
-        crate::telemetry::traced(span, async move {
+        let op = crate::telemetry::op_span!("ledger.users.UserQuery.slice", "SELECT", "users");
+        crate::telemetry::traced(op, async move {
             slice(db, self.visibility, self.order, range).await
         })
         .await
@@ -211,8 +211,8 @@ impl UserQuery {
         db: impl PgExecutor<'_>,
         cursor: Option<&Cursor>,
     ) -> Result<KeysetPage<User>> {
-        let span = crate::telemetry::op_span!("ledger.users.UserQuery.keyset", "SELECT", "users");
-        crate::telemetry::traced(span, async move {
+        let op = crate::telemetry::op_span!("ledger.users.UserQuery.keyset", "SELECT", "users");
+        crate::telemetry::traced(op, async move {
             if self.order != UserOrder::NewestFirst {
                 return Err(Error::invalid(
                     "order",
@@ -241,9 +241,8 @@ impl UserQuery {
         conn: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
         counting: Counting,
     ) -> Result<UserPaginator> {
-        let span =
-            crate::telemetry::op_span!("ledger.users.UserQuery.paginator", "SELECT", "users");
-        crate::telemetry::traced(span, async move {
+        let op = crate::telemetry::op_span!("ledger.users.UserQuery.paginator", "SELECT", "users");
+        crate::telemetry::traced(op, async move {
             UserPaginator::counted(conn, self.visibility, self.order, self.per_page, counting).await
         })
         .await

@@ -21,6 +21,8 @@ mod inputs;
 mod kinds;
 mod listings;
 mod local;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod money;
 mod nullability;
 mod payments;

@@ -100,13 +100,7 @@ thread_local! {
 
 impl StatementCounter {
     pub fn start() -> Self {
-        static INSTALL: std::sync::Once = std::sync::Once::new();
-        INSTALL.call_once(|| {
-            // Only this binary's tests install a global subscriber; if one exists, counting
-            // would be wrong, so fail loudly.
-            tracing::subscriber::set_global_default(CountingSubscriber)
-                .expect("no other global tracing subscriber in the test binary");
-        });
+        install_global_subscriber();
         COUNTING.with(|c| c.set(Some(0)));
         Self {
             _not_send: std::marker::PhantomData,
@@ -124,27 +118,33 @@ impl Drop for StatementCounter {
     }
 }
 
-struct CountingSubscriber;
+/// The test binary's one global subscriber: a registry (it tracks the current span, which the
+/// crate records `ledger.retries` and `ledger.idempotency.replayed` on) with the statement
+/// counter and the span capture as layers, each keyed by a thread-local, so that a test sees only
+/// what its own thread did. One global subscriber rather than a `set_default` per test: with
+/// per-thread subscribers, tracing's cached callsite interest and global max level depend on
+/// what other threads installed when a callsite was first hit, and spans went missing.
+fn install_global_subscriber() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::registry()
+            .with(CountingLayer)
+            .with(CaptureLayer);
+        // Only this binary's tests install a global subscriber; if one exists, counting and
+        // capturing would be wrong, so fail loudly.
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global tracing subscriber in the test binary");
+    });
+}
 
-impl tracing::Subscriber for CountingSubscriber {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.target() == "sqlx::query"
-    }
-    // "Ask me each time", not "never": a callsite's interest is cached the first time any
-    // thread hits it, and a thread with a capture of its own (tests/db/telemetry.rs) would then
-    // miss a span that a test on another thread had reached first.
-    fn register_callsite(
-        &self,
-        _: &'static tracing::Metadata<'static>,
-    ) -> tracing::subscriber::Interest {
-        tracing::subscriber::Interest::sometimes()
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
+struct CountingLayer;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountingLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
         // The pool's release check (`ledger::session`) is not one of the statements counted.
         struct ReleaseCheck(bool);
         impl tracing::field::Visit for ReleaseCheck {
@@ -155,7 +155,7 @@ impl tracing::Subscriber for CountingSubscriber {
         }
         let mut check = ReleaseCheck(false);
         event.record(&mut check);
-        if event.metadata().target() == "sqlx::query" && !check.0 {
+        if !check.0 {
             COUNTING.with(|c| {
                 if let Some(n) = c.get() {
                     c.set(Some(n + 1));
@@ -163,8 +163,109 @@ impl tracing::Subscriber for CountingSubscriber {
             });
         }
     }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// One span as the capture saw it: its name and every field recorded on it.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub name: &'static str,
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+type Captures = std::sync::Arc<std::sync::Mutex<Vec<Captured>>>;
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captures>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Captures the spans this thread opens while the guard lives (tests/db/telemetry.rs).
+pub struct SpanCapture {
+    spans: Captures,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl SpanCapture {
+    pub fn start() -> Self {
+        install_global_subscriber();
+        let spans = Captures::default();
+        CAPTURE.with(|c| *c.borrow_mut() = Some(spans.clone()));
+        Self {
+            spans,
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// Every span captured so far, in the order they opened.
+    pub fn all(&self) -> Vec<Captured> {
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+impl Drop for SpanCapture {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+struct CaptureFields<'a>(&'a mut std::collections::BTreeMap<String, String>);
+
+impl tracing::field::Visit for CaptureFields<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+/// Where a captured span's entry is (kept in the span's extensions), and in which capture.
+struct CapturedAt(Captures, usize);
+
+struct CaptureLayer;
+
+impl<S> tracing_subscriber::Layer<S> for CaptureLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(spans) = CAPTURE.with(|c| c.borrow().clone()) else {
+            return;
+        };
+        let mut fields = std::collections::BTreeMap::new();
+        attrs.record(&mut CaptureFields(&mut fields));
+        let index = {
+            let mut all = spans.lock().unwrap();
+            all.push(Captured {
+                name: attrs.metadata().name(),
+                fields,
+            });
+            all.len() - 1
+        };
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(CapturedAt(spans, index));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let extensions = span.extensions();
+        if let Some(CapturedAt(spans, index)) = extensions.get::<CapturedAt>() {
+            values.record(&mut CaptureFields(
+                &mut spans.lock().unwrap()[*index].fields,
+            ));
+        }
+    }
 }
 
 /// The SQL of every query the crate and its tests send, whitespace collapsed, from the committed

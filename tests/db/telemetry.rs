@@ -4,80 +4,24 @@
 //! any field. A static check then holds every public operation of the table and money modules
 //! to the same: its body opens a span.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
+use crate::support::{self, Captured};
 use futures::TryStreamExt;
 use ledger::transactions::{self, Movement, Poster, PosterOptions, Transfer};
 use ledger::users::{self, NewUser, UserQuery};
 use ledger::{Config, Error, accounts, articles, payments};
 use sqlx::PgPool;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
 
-use crate::support;
-
-/// One span as a subscriber saw it: its name and every field recorded on it.
-#[derive(Debug, Clone)]
-struct Captured {
-    name: &'static str,
-    fields: BTreeMap<String, String>,
-}
-
-/// Captures every span of the thread while installed.
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<Captured>>>);
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-}
-
-/// Where a span's entry is in the list (kept in the span's extensions).
-struct Index(usize);
-
-impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = BTreeMap::new();
-        attrs.record(&mut Fields(&mut fields));
-        let mut all = self.0.lock().unwrap();
-        all.push(Captured {
-            name: attrs.metadata().name(),
-            fields,
-        });
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Index(all.len() - 1));
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let extensions = span.extensions();
-        let Some(Index(i)) = extensions.get::<Index>() else {
-            return;
-        };
-        values.record(&mut Fields(&mut self.0.lock().unwrap()[*i].fields));
-    }
-}
+/// The spans this test's thread opens (`support::SpanCapture`, on the binary's one global
+/// subscriber).
+struct Spans(support::SpanCapture);
 
 impl Spans {
-    /// Installs the capture on this thread (the tests' runtime runs every task on it).
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::registry().with(self.clone());
-        tracing::subscriber::set_default(subscriber)
+    fn start() -> Self {
+        Self(support::SpanCapture::start())
     }
 
     fn all(&self) -> Vec<Captured> {
-        self.0.lock().unwrap().clone()
+        self.0.all()
     }
 
     /// The spans named `name`, in the order they opened.
@@ -93,7 +37,13 @@ impl Spans {
     }
 }
 
-impl Captured {
+trait Check {
+    fn field(&self, name: &str) -> Option<&str>;
+    fn assert_db(&self, operation: &str, collection: &str);
+    fn assert_ok(&self);
+}
+
+impl Check for Captured {
     fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
     }
@@ -126,8 +76,7 @@ const SECRET_NAME: &str = "Telemetry Secret Name";
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn every_module_s_operations_open_one_span_with_the_database_attributes(pool: PgPool) {
-    let spans = Spans::default();
-    let _installed = spans.install();
+    let spans = Spans::start();
 
     // users
     let ana = users::insert(&pool, &NewUser::new(SECRET_EMAIL, SECRET_NAME))
@@ -298,17 +247,25 @@ async fn every_module_s_operations_open_one_span_with_the_database_attributes(po
 /// longest) aborts the transfer's statement; the unit retries once the transaction has ended.
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn a_unit_of_work_retried_after_a_deadlock_counts_its_retry(pool: PgPool) {
-    let owner = support::user(&pool, "retry@example.com", "R").await;
-    let x = support::account_with(&pool, owner.id, support::dec("10.00"), "active").await;
-    let y = support::account_with(&pool, owner.id, support::dec("10.00"), "active").await;
+    let spans = Spans::start();
+    deadlocked_transfer(&pool).await.unwrap();
+    let span = spans.one("ledger.transactions.transfer");
+    span.assert_ok();
+    assert_eq!(span.field("ledger.retries"), Some("1"), "{span:?}");
+}
+
+/// A transfer that meets a deadlock once (see above) and succeeds on its retry.
+pub(crate) async fn deadlocked_transfer(
+    pool: &PgPool,
+) -> ledger::Result<transactions::LedgerEntry> {
+    let owner = support::user(pool, "retry@example.com", "R").await;
+    let x = support::account_with(pool, owner.id, support::dec("10.00"), "active").await;
+    let y = support::account_with(pool, owner.id, support::dec("10.00"), "active").await;
     let (first, second) = if x.id < y.id {
         (x.id, y.id)
     } else {
         (y.id, x.id)
     };
-
-    let spans = Spans::default();
-    let _installed = spans.install();
     let mut holder = pool.begin().await.unwrap();
     sqlx::query!(
         "select id from accounts where id = $1 for update",
@@ -329,7 +286,7 @@ async fn a_unit_of_work_retried_after_a_deadlock_counts_its_retry(pool: PgPool) 
             r#"select count(*) as "n!" from pg_stat_activity
                where wait_event_type = 'Lock' and datname = current_database()"#
         )
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         if waiting > 0 {
@@ -346,10 +303,7 @@ async fn a_unit_of_work_retried_after_a_deadlock_counts_its_retry(pool: PgPool) 
     .await
     .unwrap();
     holder.commit().await.unwrap();
-    transfer.await.unwrap().unwrap();
-    let span = spans.one("ledger.transactions.transfer");
-    span.assert_ok();
-    assert_eq!(span.field("ledger.retries"), Some("1"), "{span:?}");
+    transfer.await.unwrap()
 }
 
 /// Every public `async fn` of the table and money modules opens its operation's span (the
