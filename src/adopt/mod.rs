@@ -232,12 +232,14 @@ async fn is_done(conn: &mut PgConnection, done: &str) -> Result<bool> {
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a bad app label; [`Error::NotAdoptable`] when the database has no
-/// `django_migrations` row for the app, lacks a table or column of the seed, or has one of
-/// another type; [`Error::Database`] otherwise.
+/// `django_migrations` row for the app, lacks a table or column of the seed, has one of another
+/// type, or has a money table's foreign key that deletes on the server (Django 6.1's
+/// `DB_CASCADE`, `DB_SET_NULL`, `DB_SET_DEFAULT`); [`Error::Database`] otherwise.
 pub async fn inspect(conn: &mut PgConnection, app_label: &str) -> Result<Report> {
     check_app_label(app_label)?;
     let django_migrations = django_migrations(conn, app_label).await?;
     check_seed_columns(conn, app_label).await?;
+    check_delete_rules(conn).await?;
     let mut steps = Vec::new();
     for planned in plan(app_label) {
         let done = step_done(conn, &planned).await?;
@@ -270,7 +272,8 @@ pub async fn inspect(conn: &mut PgConnection, app_label: &str) -> Result<Report>
 /// SQL: the steps' own (see [`inspect`]'s report), each after `set local lock_timeout = '5s'`.
 ///
 /// # Errors
-/// As [`inspect`], and [`Error::NotAdoptable`] when rows break a rule (nothing is changed then).
+/// As [`inspect`] (a foreign key that deletes on the server is refused here too), and
+/// [`Error::NotAdoptable`] when rows break a rule (nothing is changed then).
 /// A step that fails (a lock not granted in time, say) returns its database error; the steps
 /// before it stay done, and the next run resumes from it.
 pub async fn apply(
@@ -283,6 +286,7 @@ pub async fn apply(
     check_app_label(app_label)?;
     django_migrations(conn, app_label).await?;
     check_seed_columns(conn, app_label).await?;
+    check_delete_rules(conn).await?;
     let violations = violations(conn, app_label).await?;
     if !violations.is_empty() {
         let rules: Vec<String> = violations
@@ -463,6 +467,62 @@ async fn check_seed_columns(conn: &mut PgConnection, app_label: &str) -> Result<
     } else {
         Err(Error::NotAdoptable(problems.join("; ")))
     }
+}
+
+/// Refuses a foreign key of the money tables that deletes or nulls on the database: what
+/// Django 6.1's database-level `on_delete` writes (`models.DB_CASCADE`: `on delete cascade`;
+/// `models.DB_SET_NULL`: `on delete set null`; `models.DB_SET_DEFAULT`: `on delete set
+/// default`). Django then leaves the delete to the server, so dropping that key for ledger's
+/// `on delete restrict` would silently turn Django's `user.delete()` from a cascade into an
+/// error; and ledger never lets a delete elsewhere remove or orphan money rows. The cheat
+/// sheet's `on_delete=models.PROTECT` (no action on the server, enforced in Python) is what
+/// adoption takes.
+///
+/// SQL: `pg_constraint.confdeltype` of the keys on `accounts.user_id`,
+/// `transactions.from_account_id` and `transactions.to_account_id`.
+async fn check_delete_rules(conn: &mut PgConnection) -> Result<()> {
+    let rows = sqlx::query!(
+        r#"
+        select c.relname::text as "table!", a.attname::text as "column!",
+               k.conname::text as "name!", k.confdeltype::text as "rule!"
+        from pg_constraint k
+        join pg_class c on c.oid = k.conrelid
+        join pg_attribute a on a.attrelid = c.oid and a.attnum = any(k.conkey)
+        where k.contype = 'f'
+          and c.relnamespace = current_schema()::regnamespace
+          and (c.relname::text, a.attname::text) in
+              (('accounts', 'user_id'), ('transactions', 'from_account_id'),
+               ('transactions', 'to_account_id'))
+          and k.confdeltype in ('c', 'n', 'd')
+        order by 1, 2, 3
+        "#
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let (sql, django) = match r.rule.as_str() {
+                "c" => ("on delete cascade", "DB_CASCADE"),
+                "n" => ("on delete set null", "DB_SET_NULL"),
+                _ => ("on delete set default", "DB_SET_DEFAULT"),
+            };
+            format!(
+                "{}.{}'s foreign key {} is `{sql}` (Django 6.1's on_delete=models.{django})",
+                r.table, r.column, r.name
+            )
+        })
+        .collect();
+    Err(Error::NotAdoptable(format!(
+        "{}: ledger's keys are `on delete restrict`, so that no delete elsewhere removes or \
+         orphans money rows, and replacing these would turn Django's delete into an error; \
+         change the field to on_delete=models.PROTECT (the cheat sheet's), run makemigrations \
+         and migrate, then adopt",
+        found.join("; ")
+    )))
 }
 
 /// Rows breaking each rule that is not validated yet.

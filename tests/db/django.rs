@@ -497,6 +497,101 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
 /// get its lock within `lock_timeout` gives up instead of queueing writers behind it, and an
 /// index build cancelled mid-way leaves an invalid index. Each time, the next run resumes and the
 /// end state is the same.
+/// Django 6.1's database-level `on_delete` (`DB_CASCADE`, `DB_SET_NULL`): the server deletes or
+/// nulls, and Django leaves it to the server. This machine's Python (3.11) cannot run Django 6.1
+/// (it needs 3.12), so the keys are rewritten here as its schema editor writes them (`on delete
+/// cascade deferrable initially deferred`) on a Django 5.2 database. Adoption refuses them,
+/// naming each and the model change, and changes nothing; with the cheat sheet's `PROTECT` back,
+/// it plans again.
+#[sqlx::test(migrations = false)]
+async fn a_foreign_key_that_deletes_on_the_server_is_refused_with_the_model_change(pool: PgPool) {
+    let Some(django) = Django::for_test("db_cascade", &pool) else {
+        return;
+    };
+    django.manage(&["migrate", "-v0"]).await;
+    django.manage(&["fill", "--users", "5"]).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let rewrite = |rule: &'static str,
+                   table: &'static str,
+                   column: &'static str,
+                   to: &'static str| {
+        format!(
+            "do $$ declare k text; begin
+               select conname into k from pg_constraint c join pg_attribute a
+                 on a.attrelid = c.conrelid and a.attnum = any(c.conkey)
+                 where c.conrelid = '{table}'::regclass and c.contype = 'f' and a.attname = '{column}';
+               execute format('alter table {table} drop constraint %I', k);
+               execute format('alter table {table} add constraint %I foreign key ({column})
+                 references {to} (id) {rule} deferrable initially deferred', k);
+             end $$"
+        )
+    };
+    for ddl in [
+        rewrite("on delete cascade", "accounts", "user_id", "users"),
+        rewrite(
+            "on delete set null",
+            "transactions",
+            "from_account_id",
+            "accounts",
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let keys = async |conn: &mut PgConnection| {
+        sqlx::query_scalar!(
+            r#"select conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+                   as "key!"
+               from pg_constraint
+               where contype in ('f', 'c', 'u') and connamespace = current_schema()::regnamespace
+               order by 1"#
+        )
+        .fetch_all(conn)
+        .await
+        .unwrap()
+    };
+    let before = keys(&mut conn).await;
+    assert!(
+        before.iter().any(|k| k.contains("ON DELETE CASCADE")),
+        "{before:?}"
+    );
+    let refused = adopt::inspect(&mut conn, "myapp").await;
+    let Err(Error::NotAdoptable(message)) = &refused else {
+        panic!("expected the keys refused: {refused:?}")
+    };
+    for part in [
+        "accounts.user_id's foreign key",
+        "`on delete cascade` (Django 6.1's on_delete=models.DB_CASCADE)",
+        "transactions.from_account_id's foreign key",
+        "`on delete set null` (Django 6.1's on_delete=models.DB_SET_NULL)",
+        "on_delete=models.PROTECT",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert!(!message.contains("to_account_id"), "{message}");
+    let applied = adopt::apply(&mut conn, "myapp", &mut |_| {}).await;
+    assert!(
+        matches!(applied, Err(Error::NotAdoptable(_))),
+        "{applied:?}"
+    );
+    assert_eq!(keys(&mut conn).await, before, "nothing was changed");
+
+    // The cheat sheet's PROTECT (no action on the server) back: adoption plans again.
+    for ddl in [
+        rewrite("", "accounts", "user_id", "users"),
+        rewrite("", "transactions", "from_account_id", "accounts"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let report = adopt::inspect(&mut conn, "myapp").await.unwrap();
+    assert!(!report.is_adopted() && report.violations.is_empty());
+}
+
 #[sqlx::test(migrations = false)]
 async fn an_interrupted_adoption_resumes(pool: PgPool) {
     let Some(django) = Django::for_test("resumes", &pool) else {
