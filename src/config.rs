@@ -399,7 +399,7 @@ impl Config {
     /// sqlx's statement cache off, so that no statement prepared on one server connection is
     /// executed on another. Also set `DB_TRANSACTION_POOLER=1` beside the other variables.
     ///
-    /// It is one half of the profile; the README's "PgBouncer" section gives the whole:
+    /// It is one half of the profile; docs/replicas-and-pgbouncer.md gives the whole:
     /// - PgBouncer runs `ignore_startup_parameters = extra_float_digits`, and
     ///   `server_reset_query = DISCARD ALL` with `server_reset_query_always = 1`, so that a
     ///   server connection goes back to its pool with nothing left on it. (sqlx 0.9.0 named
@@ -415,7 +415,7 @@ impl Config {
     ///   not exist" (it never runs on the wrong connection).
     ///
     /// Each statement is then parsed and described on every call (one more round trip than with
-    /// the cache); the README measures the cost.
+    /// the cache); docs/benchmarks.md measures the cost.
     pub fn transaction_pooler(mut self) -> Self {
         self.options = self.options.statement_cache_capacity(0);
         self.transaction_pooler = true;
@@ -512,7 +512,7 @@ impl Config {
     /// transfers from 4 clients through the pool against the same on held connections: 1.07–1.08×
     /// with sqlx's check, 1.00–1.02× with this one, on the private cluster. On a server with
     /// `fsync = on`, where each commit waits for a flush, both cost 1.13–1.23× and the
-    /// difference was within the machine's noise (see the README's "Benchmarks"). A connection
+    /// difference was within the machine's noise (see docs/benchmarks.md). A connection
     /// that sat idle through a server restart or a failover is still checked, and replaced.
     /// What is given up: a backend that dies less than [`CHECK_IDLE_AFTER`] after its connection
     /// went back to the pool is found by the caller's first statement, as a
@@ -525,7 +525,7 @@ impl Config {
     /// one simple query): one left inside a transaction that no caller holds (a future dropped
     /// at the wrong moment, a `begin` sent as plain SQL) is closed, never handed to the next
     /// caller. The check runs in the task that returns the connection, after the caller has
-    /// moved on; sqlx then pings it once more. Its cost is in the README's "Benchmarks".
+    /// moved on; sqlx then pings it once more. Its cost is in docs/benchmarks.md.
     pub fn pool_options(&self) -> PgPoolOptions {
         let options = self.base_pool_options();
         match &self.hosts {

@@ -67,7 +67,7 @@
 //! | a function that ... | takes | because |
 //! | :--- | :--- | :--- |
 //! | runs one statement (every `get`, `find_*`, `list_*`, `insert`, `update_*`, `delete`, keyset page, report) | `impl PgExecutor` | it composes in any transaction: pass `&pool`, `&mut *conn` or `&mut *tx` |
-//! | runs several statements that must see one connection (`users::page`, `users::get_page`, `users::list_with_accounts`, `dump::load`) | `&mut PgConnection` | a pool does not promise the same connection between two statements |
+//! | runs several statements that must see one connection (`UserQuery::page`, `UserQuery::get_page`, `users::list_with_accounts`, `dump::load`) | `&mut PgConnection` | a pool does not promise the same connection between two statements |
 //! | is a unit of work that begins a transaction or savepoint (`transactions::deposit`, `withdraw`, `transfer`, `post_batch`, `post_batch_with_key`, the bulk loaders) | `&mut PgConnection` | it calls `begin`: its own transaction on a pooled connection, a savepoint inside yours |
 //! | holds a connection across calls on its own (`transactions::chunks`, `dump::dump`) | `&PgPool` | it acquires and releases a connection per chunk |
 //!
@@ -76,7 +76,7 @@
 //! The crate's modules point one way, in four layers that `.ci/module-graph.py` checks (an
 //! import up a layer, or a cycle, fails CI). The **ground**: [`Error`], the id newtypes
 //! ([`ids`]), the typed names ([`kinds`]), [`numeric`], [`document`], [`hosts`], [`config`], [`session`],
-//! [`cursor`]. The **tables**, one module each ([`users`], [`accounts`], [`payments`],
+//! [`cursor`], [`telemetry`]. The **tables**, one module each ([`users`], [`accounts`], [`payments`],
 //! [`articles`]), with [`page`], [`bulk`] and the `COPY` encoder [`copy`] (`users` reads
 //! `accounts` for its prefetch, never the other way). **Money**: the units of work that span
 //! tables ([`transactions`]' movements and batches, [`atomic`]). **Tooling**: [`schema`],
@@ -91,6 +91,7 @@
 //! - `local` (default, unix only): `ledger::local`, the private PostgreSQL cluster started from
 //!   the installed binaries, and `Config::resolve_or_local`, the zero-setup path of the tests and
 //!   the command line. A service should not call it.
+//! - `metrics` (off): counters and timings through the `metrics` facade (see [`telemetry`]).
 //! - `cli` (default): the `ledger` binary. A library user sets `default-features = false`
 //!   (adding `tls` back as needed) and compiles none of the command line's crates.
 //!
@@ -135,6 +136,11 @@ pub mod session;
 pub mod telemetry;
 pub mod transactions;
 pub mod users;
+
+/// The README's code, compiled as a doc test so that the front page's example cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub use config::Config;
 pub use document::Document;

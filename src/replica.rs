@@ -22,7 +22,7 @@
 //! paused, or that lost its primary, thus ages past the bound and is skipped. A check is reused
 //! for [`Router::health_ttl`] (default 100 ms), aged by the time since it was made, so that a
 //! busy service pays one extra round trip per replica every 100 ms rather than one per read
-//! (see the README's measurements).
+//! (see docs/benchmarks.md).
 //!
 //! # What runs on a replica
 //! Every function of this crate that takes an executor and only reads (`get`, `find_*`, `list*`,

@@ -20,7 +20,7 @@ use crate::{Error, Result};
 /// pooling mode. Stopped when dropped.
 ///
 /// The configuration it writes is the one `ledger` documents for a transaction pooler
-/// (see the README's "PgBouncer" section): `pool_mode = transaction`, `auth_type = trust` (the
+/// (see docs/replicas-and-pgbouncer.md): `pool_mode = transaction`, `auth_type = trust` (the
 /// socket directory is private, as the cluster's is), `server_reset_query = DISCARD ALL` with
 /// `server_reset_query_always = 1`, and `ignore_startup_parameters = extra_float_digits` (which
 /// sqlx sends and PgBouncer 1.18 does not track). [`Bouncer::start`] appends the caller's lines
@@ -135,7 +135,7 @@ impl Bouncer {
     }
 
     /// Connection options for `database` through PgBouncer, as the cluster's superuser. Add the
-    /// transaction-pooler profile yourself (see the README): these are plain options.
+    /// transaction-pooler profile yourself (see docs/replicas-and-pgbouncer.md): these are plain options.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new_without_pgpass()
             .socket(&self.dir)

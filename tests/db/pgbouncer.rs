@@ -378,6 +378,6 @@ async fn pgbouncer_a_stream_dropped_early_costs_the_next_query_one_chunk() {
         .await
         .unwrap();
     // `chunks` runs each chunk as a statement on the pool, outside a transaction, which this
-    // profile does not allow (see the README).
+    // profile does not allow (see docs/replicas-and-pgbouncer.md).
     crate::early_drop::every_stream_dropped_early_costs_one_chunk(&one, &observer, false).await;
 }
