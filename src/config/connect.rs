@@ -1,0 +1,253 @@
+//! Opening pools and connections from a [`Config`], with the pool's checks and the connect
+//! spans.
+
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+
+use crate::hosts::TargetSessionAttrs;
+use crate::{Result, sqlstate};
+
+use super::{CHECK_IDLE_AFTER, CONNECT_TIMEOUT, CONNECTION_MAX_LIFETIME, Config};
+
+impl Config {
+    /// Pool options with the seed's timeouts and this config's size. A pooled connection is
+    /// checked (one empty round trip) before it is handed out only when it has been idle for
+    /// [`CHECK_IDLE_AFTER`] or longer.
+    ///
+    /// sqlx's default checks every connection on every acquire. A service under load takes a
+    /// connection back within milliseconds of returning it, so that check is one more round trip
+    /// per call that almost never finds anything. `cargo bench --bench wire` measured 2,000
+    /// transfers from 4 clients through the pool against the same on held connections: 1.07–1.08×
+    /// with sqlx's check, 1.00–1.02× with this one, on the private cluster. On a server with
+    /// `fsync = on`, where each commit waits for a flush, both cost 1.13–1.23× and the
+    /// difference was within the machine's noise (see docs/benchmarks.md). A connection
+    /// that sat idle through a server restart or a failover is still checked, and replaced.
+    /// What is given up: a backend that dies less than [`CHECK_IDLE_AFTER`] after its connection
+    /// went back to the pool is found by the caller's first statement, as a
+    /// [`Transient::ConnectionLost`](crate::Transient::ConnectionLost) error, exactly as if it had
+    /// died during the call. For sqlx's behaviour, set `.test_before_acquire(true)` on these
+    /// options.
+    ///
+    /// Every connection going back to the pool is asked whether its session is outside any
+    /// transaction ([`session::is_outside_transaction`](crate::session::is_outside_transaction),
+    /// one simple query): one left inside a transaction that no caller holds (a future dropped
+    /// at the wrong moment, a `begin` sent as plain SQL) is closed, never handed to the next
+    /// caller. The check runs in the task that returns the connection, after the caller has
+    /// moved on; sqlx then pings it once more. Its cost is in docs/benchmarks.md.
+    pub fn pool_options(&self) -> PgPoolOptions {
+        let options = self.base_pool_options();
+        match &self.hosts {
+            Some(hosts) if hosts.target_session_attrs() != TargetSessionAttrs::Any => {
+                let hosts = Arc::clone(hosts);
+                let base = self.options.clone();
+                options.after_connect(move |conn, _| {
+                    let (hosts, base) = (Arc::clone(&hosts), base.clone());
+                    Box::pin(async move {
+                        crate::hosts::take_the_right_server(conn, &hosts, &base).await
+                    })
+                })
+            }
+            _ => options,
+        }
+    }
+
+    fn base_pool_options(&self) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .max_lifetime(CONNECTION_MAX_LIFETIME)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    let clean = crate::session::probe(conn).await?;
+                    if !clean {
+                        tracing::warn!(
+                            "a connection came back inside a transaction nobody holds; closed"
+                        );
+                    }
+                    Ok(clean)
+                })
+            })
+    }
+
+    /// Opens a pool and checks that the server answers.
+    ///
+    /// With a host list ([`crate::hosts`]) the pool **follows the primary**: the list is walked
+    /// for the first server with the session asked for; every connection the pool opens later is
+    /// checked (`target_session_attrs` other than `any`: one round trip per new connection, none
+    /// per acquire) and replaced by a walk's when it reached the wrong kind of server; and a
+    /// follower task (one connection of its own, one simple query every
+    /// [`FOLLOW_EVERY`](crate::hosts::FOLLOW_EVERY)) re-points the pool when its server dies or
+    /// changes, for as long as the pool is open. Close the pool (`pool.close().await`) to end the
+    /// follower: it holds a handle to the pool, so dropping every other handle does not.
+    ///
+    /// ```no_run
+    /// # async fn run() -> ledger::Result<()> {
+    /// // Django's `'HOST': 'db-1,db-2,db-3'` with `'target_session_attrs': 'read-write'`:
+    /// let config = ledger::Config::from_url(
+    ///     "postgres://app@db-1,db-2,db-3/bank?target_session_attrs=read-write",
+    /// )?;
+    /// let pool = config.connect().await?;
+    /// // ... after a failover, calls fail with `Error::Transient` at most, and the next
+    /// // connection is opened on the new primary.
+    /// pool.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) when the server cannot be reached within [`CONNECT_TIMEOUT`];
+    /// [`Error::Transient`](crate::Error::Transient) when no server of a list answers, or none has the session asked for
+    /// ([`Transient::NoMatchingServer`](crate::Transient::NoMatchingServer)).
+    pub async fn connect(&self) -> Result<PgPool> {
+        let op = self.connect_op("ledger.Config.connect");
+        crate::telemetry::traced(op, self.connect_pool()).await
+    }
+
+    /// The span of opening a pool or a connection: OpenTelemetry's connection attributes
+    /// (`db.namespace`, `server.address`, `server.port`: of the server that answered, for a
+    /// host list), never the user or the password.
+    fn connect_op(&self, name: &'static str) -> crate::telemetry::Op {
+        let span = match name {
+            "ledger.Config.connect_one" => tracing::info_span!(
+                "ledger.Config.connect_one",
+                otel.name = "connect",
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.namespace = self.options.get_database().unwrap_or_default(),
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            ),
+            _ => tracing::info_span!(
+                "ledger.Config.connect",
+                otel.name = "connect",
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.namespace = self.options.get_database().unwrap_or_default(),
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            ),
+        };
+        if self.hosts.is_none() {
+            record_server(&span, &self.options);
+        }
+        crate::telemetry::Op {
+            span,
+            name,
+            operation: "connect",
+            collection: "",
+        }
+    }
+
+    async fn connect_pool(&self) -> Result<PgPool> {
+        tracing::debug!(config = ?self, "connecting");
+        let Some(hosts) = &self.hosts else {
+            return Ok(self
+                .pool_options()
+                .connect_with(self.options.clone())
+                .await?);
+        };
+        // The walk finds the server; the pool then opens its connections there, each checked by
+        // `pool_options`' `after_connect`, and the walk's connection watches the server for the
+        // follower.
+        let (watch, index) = hosts.connect(&self.options).await?;
+        let server = hosts.endpoints()[index].apply_to(&self.options);
+        record_server(&tracing::Span::current(), &server);
+        let pool = self.pool_options().connect_lazy_with(server);
+        drop(pool.acquire().await?);
+        if hosts.endpoints().len() > 1 {
+            tokio::spawn(crate::hosts::follow(
+                pool.clone(),
+                Arc::clone(hosts),
+                self.options.clone(),
+                watch,
+                index,
+            ));
+        } else {
+            let _ = watch.close().await;
+        }
+        Ok(pool)
+    }
+
+    /// Creates `database` on this config's server unless it exists; racing creators are fine.
+    /// Connects to the server's `postgres` database to do it, so the role needs `CREATEDB`.
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) when the server refuses.
+    pub async fn create_database(&self, database: &str) -> Result<()> {
+        let mut conn = self.with_database("postgres").connect_one().await?;
+        let exists = sqlx::query_scalar!(
+            r#"select exists (select 1 from pg_database where datname = $1) as "exists!""#,
+            database
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        if exists {
+            return Ok(());
+        }
+        let ddl = format!("create database {}", quote_ident(database));
+        // DDL takes no bind parameters and names an identifier: no query macro can express it.
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = e.as_database_error().and_then(|d| d.code());
+                match code.as_deref() {
+                    // Another process created it between our check and our create.
+                    Some(sqlstate::DUPLICATE_DATABASE | sqlstate::UNIQUE_VIOLATION) => Ok(()),
+                    _ => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Opens one connection (no pool), within [`CONNECT_TIMEOUT`].
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) when the server cannot be reached.
+    pub async fn connect_one(&self) -> Result<PgConnection> {
+        let op = self.connect_op("ledger.Config.connect_one");
+        crate::telemetry::traced(op, async {
+            if let Some(hosts) = &self.hosts {
+                let (conn, index) = hosts.connect(&self.options).await?;
+                let server = hosts.endpoints()[index].apply_to(&self.options);
+                record_server(&tracing::Span::current(), &server);
+                return Ok(conn);
+            }
+            let connect = PgConnection::connect_with(&self.options);
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(conn) => Ok(conn?),
+                Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
+            }
+        })
+        .await
+    }
+}
+
+/// Records the server a connection goes to: its host (or unix socket directory) and port.
+pub(super) fn record_server(span: &tracing::Span, options: &PgConnectOptions) {
+    match options.get_socket() {
+        Some(socket) => span.record("server.address", socket.display().to_string()),
+        None => span.record("server.address", options.get_host()),
+    };
+    span.record("server.port", options.get_port());
+}
+
+/// Double-quotes an SQL identifier.
+pub(super) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
