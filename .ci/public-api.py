@@ -33,6 +33,8 @@ class Api:
         self.paths = doc["paths"]
         self.root = str(doc["root"])
         self.lines = set()
+        # id -> the first public path an item is listed under (filled by a first walk).
+        self.public = {}
 
     # --- types -----------------------------------------------------------------------------
 
@@ -40,9 +42,17 @@ class Api:
         """The item's canonical path (where it is defined), whatever name the source used for
         it, so that an import written differently changes nothing; its last segment when
         rustdoc does not know the item."""
+        public = self.public.get(str(path.get("id")))
         found = self.paths.get(str(path.get("id")))
-        # Not known: its last segment, the same however the source imported it.
-        name = "::".join(found["path"]) if found else path["path"].rsplit("::", 1)[-1]
+        # This crate's item by the path users name it by (not the private module that defines
+        # it, so that moving it between private modules changes nothing); another crate's by
+        # its canonical path; unknown, by its last segment, however the source imported it.
+        if public:
+            name = public
+        elif found:
+            name = "::".join(found["path"])
+        else:
+            name = path["path"].rsplit("::", 1)[-1]
         return name + self.args(path.get("args"))
 
     def args(self, args):
@@ -219,6 +229,12 @@ class Api:
             return
         seen = seen | {str(id_)}
         (kind, inner), = item["inner"].items()
+        if kind != "use":
+            candidate = f"{path}::{name}" if name else path
+            known = self.public.get(str(id_))
+            # The shortest public path wins (`ledger::Error` over `ledger::error::Error`).
+            if known is None or (len(candidate), candidate) < (len(known), known):
+                self.public[str(id_)] = candidate
         full = f"{path}::{name}" if name else path
         m = self.marks(item)
         if kind == "module":
@@ -329,8 +345,11 @@ class Api:
 
     def listing(self):
         root = self.index[self.root]
-        for child in root["inner"]["module"]["items"]:
-            self.item(child, root["name"], {self.root})
+        # Twice: the first walk learns every item's public path, the second renders with it.
+        for _ in range(2):
+            self.lines = set()
+            for child in root["inner"]["module"]["items"]:
+                self.item(child, root["name"], {self.root})
         return sorted(self.lines)
 
 

@@ -50,6 +50,7 @@ macro_rules! query_entries {
 }
 pub(crate) use query_entries;
 
+mod aggregates;
 mod batch;
 mod idempotency;
 pub(crate) mod movements;
@@ -58,6 +59,7 @@ mod reports;
 pub(crate) mod retry;
 mod stream;
 
+pub use aggregates::*;
 pub use batch::*;
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use movements::{Movement, Transfer, deposit, transfer, validate_amount, withdraw};

@@ -325,6 +325,7 @@ fn every_public_operation_of_the_tables_and_money_opens_a_span() {
         "articles/bulk.rs",
         "transactions/movements.rs",
         "transactions/reports.rs",
+        "transactions/aggregates.rs",
         "transactions/batch.rs",
         "transactions/poster.rs",
         "atomic.rs",
