@@ -256,13 +256,9 @@ impl Load {
     }
 }
 
-/// A port nothing listens on now.
+/// A port nothing listens on now, outside the ephemeral range (see `support::server_port`).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::support::server_port()
 }
 
 /// The unprivileged OS user a root test runs the servers as (PostgreSQL refuses root).

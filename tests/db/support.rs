@@ -481,3 +481,28 @@ pub async fn terminate_when_waiting_on(pool: &PgPool, wait: &str) {
         }
     }
 }
+
+/// A TCP port for a server a test starts, on which nothing listens now, below the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`, 32768–60999 by default). A port from
+/// `bind("127.0.0.1:0")` is in that range, so between the check and the server's own bind the
+/// kernel may give it to any client connection as its local port: a Patroni node's PostgreSQL
+/// then failed with "could not bind IPv4 address: Address already in use". Ports are handed out
+/// once per test binary, from a start that differs between processes.
+pub fn server_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000, ephemeral_low.max(10_001));
+    let start = std::process::id() * 97;
+    for _ in 0..(high - low) {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(low + (start + offset) % (high - low)).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port between {low} and {high}");
+}

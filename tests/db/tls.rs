@@ -2,7 +2,6 @@
 //! `ssl = on`, a certificate for `localhost` signed by a CA the test makes, and a `pg_hba.conf`
 //! that refuses plaintext TCP.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 
 use ledger::local::{Cluster, Settings};
@@ -49,12 +48,9 @@ impl Drop for Stop {
     }
 }
 
+/// Outside the ephemeral range (see `support::server_port`).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::support::server_port()
 }
 
 fn tcp(host: &str, port: u16, mode: PgSslMode) -> PgConnectOptions {
