@@ -25,9 +25,9 @@
 //! for free. The connection spans (`ledger.Config.connect`, `ledger.Config.connect_one`) carry them.
 //!
 //! With no subscriber, or one that does not want `INFO` spans of `ledger`, a span is `tracing`'s
-//! disabled-callsite check and allocates nothing (not yet measured by a bench here). An operation
-//! that calls another public operation (`payments::insert` calls `payments::insert_json`) nests
-//! that one's span in its own. The [`Poster`](crate::transactions::Poster)'s movements each have
+//! disabled-callsite check and allocates nothing (not yet measured by a bench here).  Each call opens one
+//! span: operations that share a statement (`payments::insert` and `insert_json`) share it
+//! below their spans. The [`Poster`](crate::transactions::Poster)'s movements each have
 //! a span that lasts until their shared flush answers; each flush has its own
 //! (`ledger.transactions.Poster.flush`, with `ledger.rows`), in the flusher's task.
 //!
@@ -94,23 +94,9 @@ pub(crate) use op_span;
 pub(crate) async fn traced<T>(op: Op, operation: impl Future<Output = Result<T>>) -> Result<T> {
     let started = std::time::Instant::now();
     let result = operation.instrument(op.span.clone()).await;
-    if let Err(err) = &result {
-        record_error(&op.span, err);
-    }
-    let failure = result.as_ref().err().map(Failure::of);
+    let failure = result.as_ref().err().map(|err| Failure::on(&op.span, err));
     metered::operation(&op, started.elapsed(), failure.as_ref());
     result
-}
-
-/// Records `error.type`: the SQLSTATE when the server gave one, else the error's kind.
-pub(crate) fn record_error(span: &tracing::Span, err: &Error) {
-    span.record("error.type", error_type(err).as_str());
-}
-
-/// OpenTelemetry's `error.type` for an error: the SQLSTATE when the server gave one, else the
-/// error's kind.
-fn error_type(err: &Error) -> String {
-    err.sqlstate().unwrap_or_else(|| err.kind_name().to_owned())
 }
 
 /// How an operation failed, as its metrics label it.
@@ -123,9 +109,13 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn of(err: &Error) -> Self {
+    /// How `err` failed, recorded on `span` as OpenTelemetry's `error.type`: the SQLSTATE when
+    /// the server gave one, else the error's kind.
+    fn on(span: &tracing::Span, err: &Error) -> Self {
+        let error_type = err.sqlstate().unwrap_or_else(|| err.kind_name().to_owned());
+        span.record("error.type", error_type.as_str());
         Self {
-            error_type: error_type(err),
+            error_type,
             transient: matches!(err, Error::Transient { .. }).then(|| err.kind_name()),
         }
     }
@@ -241,10 +231,8 @@ where
         let _entered = this.op.span.enter();
         let next = std::pin::Pin::new(&mut this.inner).poll_next(cx);
         if let std::task::Poll::Ready(Some(Err(err))) = &next {
-            record_error(&this.op.span, err);
-            if this.failed.is_none() {
-                this.failed = Some(Failure::of(err));
-            }
+            let failure = Failure::on(&this.op.span, err);
+            this.failed.get_or_insert(failure);
         }
         next
     }

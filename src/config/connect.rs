@@ -11,6 +11,26 @@ use crate::{Result, sqlstate};
 
 use super::{CHECK_IDLE_AFTER, CONNECT_TIMEOUT, CONNECTION_MAX_LIFETIME, Config};
 
+/// The span of opening a pool or a connection, as [`Config::connect_op`] completes it (a span's
+/// name is a literal at its call site).
+macro_rules! connect_span {
+    ($name:literal, $config:expr) => {
+        $config.connect_op(
+            $name,
+            tracing::info_span!(
+                $name,
+                otel.name = "connect",
+                otel.kind = "client",
+                db.system.name = "postgresql",
+                db.namespace = $config.options.get_database().unwrap_or_default(),
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            ),
+        )
+    };
+}
+
 impl Config {
     /// Pool options with the seed's timeouts and this config's size. A pooled connection is
     /// checked (one empty round trip) before it is handed out only when it has been idle for
@@ -110,36 +130,14 @@ impl Config {
     /// [`Error::Transient`](crate::Error::Transient) when no server of a list answers, or none has the session asked for
     /// ([`Transient::NoMatchingServer`](crate::Transient::NoMatchingServer)).
     pub async fn connect(&self) -> Result<PgPool> {
-        let op = self.connect_op("ledger.Config.connect");
+        let op = connect_span!("ledger.Config.connect", self);
         crate::telemetry::traced(op, self.connect_pool()).await
     }
 
     /// The span of opening a pool or a connection: OpenTelemetry's connection attributes
     /// (`db.namespace`, `server.address`, `server.port`: of the server that answered, for a
     /// host list), never the user or the password.
-    fn connect_op(&self, name: &'static str) -> crate::telemetry::Op {
-        let span = match name {
-            "ledger.Config.connect_one" => tracing::info_span!(
-                "ledger.Config.connect_one",
-                otel.name = "connect",
-                otel.kind = "client",
-                db.system.name = "postgresql",
-                db.namespace = self.options.get_database().unwrap_or_default(),
-                server.address = tracing::field::Empty,
-                server.port = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            ),
-            _ => tracing::info_span!(
-                "ledger.Config.connect",
-                otel.name = "connect",
-                otel.kind = "client",
-                db.system.name = "postgresql",
-                db.namespace = self.options.get_database().unwrap_or_default(),
-                server.address = tracing::field::Empty,
-                server.port = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            ),
-        };
+    fn connect_op(&self, name: &'static str, span: tracing::Span) -> crate::telemetry::Op {
         if self.hosts.is_none() {
             record_server(&span, &self.options);
         }
@@ -220,7 +218,7 @@ impl Config {
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) when the server cannot be reached.
     pub async fn connect_one(&self) -> Result<PgConnection> {
-        let op = self.connect_op("ledger.Config.connect_one");
+        let op = connect_span!("ledger.Config.connect_one", self);
         crate::telemetry::traced(op, async {
             if let Some(hosts) = &self.hosts {
                 let (conn, index) = hosts.connect(&self.options).await?;

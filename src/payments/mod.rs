@@ -223,7 +223,7 @@ pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payme
     crate::telemetry::traced(op, async move {
         let value = serde_json::to_value(data)
             .map_err(|e| Error::invalid("data", format!("cannot be serialized: {e}")))?;
-        insert_json(db, &value).await
+        store(db, &value).await
     })
     .await
 }
@@ -239,21 +239,24 @@ pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payme
 /// [`MAX_PAYLOAD_BYTES`] (nothing is sent).
 pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Payment> {
     let op = crate::telemetry::op_span!("ledger.payments.insert_json", "INSERT", "payments");
-    crate::telemetry::traced(op, async move {
-        check_payload(data)?;
-        Ok(sqlx::query_as!(
-            Payment,
-            r#"
+    crate::telemetry::traced(op, store(db, data)).await
+}
+
+/// [`insert_json`]'s statement, without a span of its own: [`insert`] and [`insert_json`] each
+/// open theirs.
+async fn store(db: impl PgExecutor<'_>, data: &Value) -> Result<Payment> {
+    check_payload(data)?;
+    Ok(sqlx::query_as!(
+        Payment,
+        r#"
         insert into payments (data)
         values ($1)
         returning id, data, created_at
         "#,
-            data
-        )
-        .fetch_one(db)
-        .await?)
-    })
-    .await
+        data
+    )
+    .fetch_one(db)
+    .await?)
 }
 
 /// The payment with this id.

@@ -190,15 +190,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let _ = out.flush();
-            eprintln!("error: {}", chain(err.as_ref()));
+            eprintln!("error: {}", ledger::report(err.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its sources on one line, without sqlx's " at line N".
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    ledger::report(err)
 }
 
 /// Opens a pool; a failure names what was tried.
@@ -218,7 +213,7 @@ fn unreachable(config: &Config, err: &ledger::Error) -> Box<dyn std::error::Erro
     format!(
         "cannot connect to {}: {} (is the server running, and is DATABASE_URL right?)",
         config.target(),
-        chain(err)
+        ledger::report(err)
     )
     .into()
 }
@@ -376,7 +371,7 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
                     Some(_) if matches!(e, ledger::Error::UniqueViolation { .. }) => format!(
                         "the database already holds the demo rows of --seed {seed} ({}); \
                          seed an empty database, or pass another --seed",
-                        chain(&e)
+                        ledger::report(&e)
                     )
                     .into(),
                     _ => explain("seed", &config, e),
