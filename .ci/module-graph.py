@@ -1,26 +1,31 @@
 #!/usr/bin/env python3
 """Prints the library's module graph and fails on an import cycle or an import that goes up a layer.
 
-The graph's nodes are the top-level modules of `src/`. An edge is any `crate::` path outside
-comments and unit tests: a plain path (`crate::users::create`), every item of a grouped import
-(`use crate::{Error, payments::{self, Payment}}`), and a name the crate root re-exports
-(`crate::Error` is `error`'s, as `src/lib.rs` says with `pub use error::{Error, ...}`).
+The layers are the folders of `src/`, lowest first in LAYERS: a module is `src/<layer>/<name>.rs`
+or `src/<layer>/<name>/`, and may use modules of its own layer and the ones below, never one
+above. A source file outside the layer folders (but for `lib.rs` and the binary's `bin/`) is in
+no layer and fails the check.
 
-`--self-test` plants a cycle and a layer violation, each only visible through a grouped import or
-a root re-export, in a scratch tree and fails unless both are found.
+An edge is any path to another module outside comments and unit tests:
+- `crate::users::create`, and every item of a grouped import
+  (`use crate::{Error, payments::{self, Payment}}`);
+- through a layer's folder: `crate::tables::users`, `crate::tables::{users, accounts}`;
+- through `super::`: `super::accounts` in `src/tables/users/mod.rs` is `src/tables/accounts`;
+- a name the crate root re-exports (`crate::Error` is `error`'s, as `src/lib.rs` says with
+  `pub use error::{Error, ...}`).
+
+`--self-test` plants a cycle, a layer violation and a file in no layer, each only visible through
+a grouped import, a layer path, a `super::` path or a root re-export, in a scratch tree, and fails
+unless all are found.
 """
 import os
 import re
 import sys
 import tempfile
 
-# Lowest first: a module may use its own layer and the ones below, never one above.
-LAYERS = [
-    ("ground", {"error", "ids", "kinds", "numeric", "document", "hosts", "config", "session", "cursor", "telemetry"}),
-    ("tables", {"users", "accounts", "payments", "articles", "page", "bulk", "copy"}),
-    ("money", {"transactions", "atomic"}),
-    ("tooling", {"schema", "grants", "adopt", "dump", "fixture", "replica", "local", "demo"}),
-]
+# Lowest first. `net` (configuration, multi-host lists, sessions, replicas) stands on `ground`
+# alone; the tables need neither it nor anything above them.
+LAYERS = ["ground", "net", "tables", "money", "ops"]
 
 
 def strip(text):
@@ -32,7 +37,8 @@ def strip(text):
 
 
 def group_items(text, start):
-    """The first path segment of every item of the brace group that opens at text[start]."""
+    """The path of every item of the brace group that opens at text[start], as segment lists:
+    `{tables::{users, accounts}, Error}` is `tables::users`, `tables::accounts` and `Error`."""
     depth, item, items = 0, "", []
     for ch in text[start:]:
         if ch == "{":
@@ -49,31 +55,86 @@ def group_items(text, start):
             item = ""
         elif depth >= 1:
             item += ch
-    return [re.split(r"::|\s|\{", i.strip(), maxsplit=1)[0] for i in items if i.strip()]
-
-
-def crate_names(code):
-    """Every first segment named after `crate::`, grouped or not."""
-    names = set()
-    for m in re.finditer(r"\bcrate::(\{|[A-Za-z_][A-Za-z0-9_]*)", code):
-        if m.group(1) == "{":
-            names.update(group_items(code, m.start(1)))
+    out = []
+    for i in items:
+        if not i.strip():
+            continue
+        head = segments(i)
+        brace = i.find("{")
+        if brace >= 0:
+            # A nested group: its prefix, then each of its items after the prefix.
+            inner = group_items(i, brace)
+            out.extend(head + rest for rest in inner if rest)
+            if not inner or any(not rest for rest in inner):
+                out.append(head)
         else:
-            names.add(m.group(1))
-    return names - {"self", ""}
+            out.append(head)
+    return out
+
+
+def segments(path):
+    """`tables::users::{self, User}` as `["tables", "users"]`; `self` and `as` stop it."""
+    out = []
+    for part in re.split(r"::", path.strip()):
+        part = part.strip()
+        m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", part)
+        if not m or m.group(0) == "self":
+            break
+        out.append(m.group(0))
+        if m.end() != len(part):
+            break
+    return out
+
+
+def paths_after(code, prefix):
+    """Every path that follows `prefix::` (as segment lists), a grouped one item by item."""
+    found = []
+    for m in re.finditer(r"\b" + prefix + r"::((?:[A-Za-z_][A-Za-z0-9_]*::)*)(\{|[A-Za-z_][A-Za-z0-9_]*)", code):
+        head = [s for s in m.group(1).split("::") if s]
+        if m.group(2) == "{":
+            found.extend(head + item for item in group_items(code, m.start(2)))
+        else:
+            found.append(head + [m.group(2)])
+    return found
+
+
+def module_of(rel):
+    """(layer, module) of a file's path below `src/`, or None for lib.rs, bin/ and a layer's
+    own mod.rs; (None, rel) for a file in no layer."""
+    parts = rel.split(os.sep)
+    if parts[0] == "bin" or rel == "lib.rs":
+        return None
+    if parts[0] in LAYERS and len(parts) >= 2:
+        if len(parts) == 2 and parts[1] == "mod.rs":
+            return None
+        return parts[0], parts[1].removesuffix(".rs")
+    return None, rel
 
 
 def root_reexports(lib_text, modules):
-    """Names the crate root re-exports from its own modules: `pub use error::{Error, Result}`."""
+    """Names the crate root re-exports from its modules: `pub use error::{Error, Result}`,
+    `pub use tables::users`, `pub use ground::error::Error`."""
     names = {}
-    for m in re.finditer(r"pub use ([a-z_]+)::(\{[^;]*\}|[A-Za-z_][A-Za-z0-9_]*)\s*;", strip(lib_text)):
-        module, rest = m.group(1), m.group(2)
-        if module not in modules:
-            continue
-        items = group_items(rest, 0) if rest.startswith("{") else [rest]
+    for m in re.finditer(r"pub use ((?:[a-z_]+::)+)(\{[^;]*\}|[A-Za-z_][A-Za-z0-9_]*)\s*;", strip(lib_text)):
+        path = [s for s in m.group(1).split("::") if s]
+        rest = m.group(2)
+        items = [i[0] for i in group_items(rest, 0) if i] if rest.startswith("{") else [rest]
+        owner = next((s for s in reversed(path) if s in modules), None)
         for item in items:
-            names[item] = module
+            if owner is not None:
+                names[item] = owner
+            elif path[-1] in LAYERS and item in modules:
+                names[item] = item
     return names
+
+
+def resolve(path, modules):
+    """The module a crate-relative path names, or None."""
+    if not path:
+        return None
+    if path[0] in LAYERS and len(path) > 1 and path[1] in modules:
+        return path[1]
+    return path[0] if path[0] in modules else None
 
 
 def graph_of(src):
@@ -83,20 +144,39 @@ def graph_of(src):
             if name.endswith(".rs"):
                 path = os.path.join(root, name)
                 files[os.path.relpath(path, src)] = open(path, encoding="utf-8").read()
-    modules = {
-        rel.split(os.sep)[0].removesuffix(".rs")
-        for rel in files
-        if not rel.startswith("bin" + os.sep) and rel != "lib.rs"
-    }
+    homes = {rel: module_of(rel) for rel in files}
+    modules = {h[1]: h[0] for h in homes.values() if h and h[0] is not None}
     reexports = root_reexports(files.get("lib.rs", ""), modules)
-    graph = {}
+    graph, strays = {}, sorted(h[1] for h in homes.values() if h and h[0] is None)
     for rel, text in files.items():
-        if rel.startswith("bin" + os.sep) or rel == "lib.rs":
+        home = homes[rel]
+        if not home or home[0] is None:
             continue
-        module = rel.split(os.sep)[0].removesuffix(".rs")
-        deps = {reexports.get(n, n) for n in crate_names(strip(text))}
-        graph.setdefault(module, set()).update(d for d in deps if d in modules and d != module)
-    return graph
+        layer, module = home
+        code = strip(text)
+        deps = set()
+        for path in paths_after(code, "crate"):
+            if path and path[0] in reexports:
+                deps.add(reexports[path[0]])
+            else:
+                deps.add(resolve(path, modules))
+        # `super::` from this file: its module path is [layer, module, ...] (a mod.rs is its folder).
+        parts = rel.removesuffix(".rs").split(os.sep)
+        if parts[-1] == "mod":
+            parts.pop()
+        for m in re.finditer(r"\b((?:super::)+)", code):
+            up = m.group(1).count("super")
+            base = parts[: max(len(parts) - up, 0)]
+            rest = paths_after(code[m.start() + len(m.group(1)) - len("super::"):], "super")[:1]
+            if not rest:
+                continue
+            full = base + rest[0]
+            if len(base) == 0:
+                deps.add(resolve(full, modules))
+            elif len(base) == 1 and len(full) > 1 and full[1] in modules:
+                deps.add(full[1])
+        graph.setdefault(module, set()).update(d for d in deps if d and d != module)
+    return graph, modules, strays
 
 
 def cycles_of(graph):
@@ -115,63 +195,63 @@ def cycles_of(graph):
     return [c for c in map(cycle_from, sorted(graph)) if c]
 
 
-def layer_of(module):
-    for i, (_, members) in enumerate(LAYERS):
-        if module in members:
-            return i
-    return None
-
-
-def layer_problems(graph):
-    problems = []
+def layer_problems(graph, modules, strays):
+    problems = [f"src/{s} is in no layer (move it into one of src/{{{','.join(LAYERS)}}}/)" for s in strays]
     for module in sorted(graph):
-        if layer_of(module) is None:
-            problems.append(f"{module} is in no layer (add it to LAYERS in .ci/module-graph.py)")
-            continue
         for dep in sorted(graph[module]):
-            if layer_of(dep) is not None and layer_of(dep) > layer_of(module):
-                problems.append(
-                    f"{module} ({LAYERS[layer_of(module)][0]}) uses {dep} ({LAYERS[layer_of(dep)][0]})"
-                )
+            mine, theirs = LAYERS.index(modules[module]), LAYERS.index(modules[dep])
+            if theirs > mine:
+                problems.append(f"{module} ({modules[module]}) uses {dep} ({modules[dep]})")
     return problems
 
 
 def check(src, quiet=False):
-    graph = graph_of(src)
+    graph, modules, strays = graph_of(src)
     if not quiet:
-        for module in sorted(graph, key=lambda m: (layer_of(m) or 0, m)):
-            layer = LAYERS[layer_of(module)][0] if layer_of(module) is not None else "?"
-            print(f"[{layer}] {module} -> {', '.join(sorted(graph[module])) or '(nothing)'}")
-    cycles, problems = cycles_of(graph), layer_problems(graph)
-    return graph, cycles, problems
+        for module in sorted(graph, key=lambda m: (LAYERS.index(modules[m]), m)):
+            print(f"[{modules[module]}] {module} -> {', '.join(sorted(graph[module])) or '(nothing)'}")
+    return graph, cycles_of(graph), layer_problems(graph, modules, strays)
 
 
 def self_test():
     planted = {
-        "lib.rs": "pub mod error;\npub mod users;\npub mod transactions;\npub use error::{Error, Result};\n",
-        # error -> users only through a grouped import; users -> error only through the re-export.
-        "error.rs": "use crate::{users::UserId, ids};\npub enum Error {}\n",
-        "users.rs": "use crate::Error;\n// crate::transactions in a comment is no edge\npub struct UserId;\n",
-        # A table module going up to money, through a grouped import's nested item.
-        "transactions.rs": "pub fn f() {}\n",
+        "lib.rs": "mod ground;\nmod tables;\nmod money;\nuse ground::error;\n"
+        "pub use tables::users;\npub use error::{Error, Result};\n",
+        "ground/mod.rs": "pub mod error;\npub mod ids;\n",
+        # error -> users only through a grouped import of a layer path.
+        "ground/error.rs": "use crate::{tables::{users::UserId}, ids};\npub enum Error {}\n",
+        "ground/ids.rs": "pub struct Id;\n",
+        # users -> error only through the root re-export; users -> transactions (up to money)
+        # only through `super::super::`; a comment is no edge.
+        "tables/users/mod.rs": "use crate::Error;\n// crate::money::transactions in a comment\n"
+        "use super::super::money::transactions::{self, f};\npub struct UserId;\n",
+        # accounts -> users through `super::` from a nested file.
+        "tables/accounts/query.rs": "use super::super::users::UserId;\n",
+        "money/transactions.rs": "pub fn f() {}\n",
+        # A module outside the layer folders.
+        "stray.rs": "pub fn g() {}\n",
     }
-    planted["users.rs"] += "use crate::{\n    transactions::{self, f},\n};\n"
     with tempfile.TemporaryDirectory() as src:
         for name, text in planted.items():
+            os.makedirs(os.path.dirname(os.path.join(src, name)), exist_ok=True)
             with open(os.path.join(src, name), "w", encoding="utf-8") as f:
                 f.write(text)
         graph, cycles, problems = check(src, quiet=True)
     failures = []
-    if graph.get("error") != {"users"} or graph.get("users") != {"error", "transactions"}:
-        failures.append(f"planted edges not seen: {graph}")
+    expected = {"error": {"users", "ids"}, "users": {"error", "transactions"}, "accounts": {"users"}}
+    for module, deps in expected.items():
+        if graph.get(module) != deps:
+            failures.append(f"planted edges of {module} not seen: {graph}")
     if not any(c[0] == "error" and "users" in c for c in cycles):
         failures.append(f"the planted cycle error -> users -> error was not found: {cycles}")
-    if not any("users (tables) uses transactions (money)" == p for p in problems):
+    if "users (tables) uses transactions (money)" not in problems:
         failures.append(f"the planted layer violation was not found: {problems}")
+    if not any(p.startswith("src/stray.rs is in no layer") for p in problems):
+        failures.append(f"the planted file in no layer was not found: {problems}")
     if failures:
         print("module-graph self-test failed:", *failures, sep="\n  ", file=sys.stderr)
         sys.exit(1)
-    print("self-test: a planted cycle and a planted layer violation are both found")
+    print("self-test: a planted cycle, layer violation and file in no layer are all found")
 
 
 if __name__ == "__main__":
@@ -185,4 +265,5 @@ if __name__ == "__main__":
         print("layer violations:", *problems, sep="\n  ", file=sys.stderr)
     if cycles or problems:
         sys.exit(1)
-    print(f"{len(graph)} modules in {len(LAYERS)} layers, no import cycle, no import up a layer")
+    print(f"{len(graph)} modules in {len(LAYERS)} layers (src/{{{','.join(LAYERS)}}}/), "
+          "no import cycle, no import up a layer")

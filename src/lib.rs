@@ -73,16 +73,22 @@
 //!
 //! # Layers
 //!
-//! The crate's modules point one way, in four layers that `.ci/module-graph.py` checks (an
-//! import up a layer, or a cycle, fails CI). The **ground**: [`Error`], the id newtypes
-//! ([`ids`]), the typed names ([`kinds`]), [`numeric`], [`document`], [`hosts`], [`config`], [`session`],
-//! [`cursor`], [`telemetry`]. The **tables**, one module each ([`users`], [`accounts`], [`payments`],
-//! [`articles`]), with [`page`], [`bulk`] and the `COPY` encoder [`copy`] (`users` reads
-//! `accounts` for its prefetch, never the other way). **Money**: the units of work that span
-//! tables ([`transactions`]' movements and batches, [`atomic`]). **Tooling**: [`schema`],
-//! [`grants`], [`adopt`], [`dump`], [`fixture`], [`replica`], the zero-setup cluster (`local`,
-//! feature `local`, unix only) and `demo`. The command line (feature `cli`) is on top, and the
-//! library never needs it.
+//! The crate's modules point one way, in five layers, each a folder of `src/` that
+//! `.ci/module-graph.py` checks (an import up a layer, a cycle, or a module outside the folders
+//! fails CI). Each module is re-exported at the root, so its path is `ledger::users`, whatever
+//! folder it lives in.
+//!
+//! | layer (`src/...`) | modules | stands on |
+//! | :--- | :--- | :--- |
+//! | `ground/` | [`Error`] (`error`), the id newtypes ([`ids`]), the typed names ([`kinds`]), [`numeric`], [`document`], [`cursor`], [`telemetry`] | nothing of the crate |
+//! | `net/` | [`config`], multi-host lists ([`hosts`]), [`session`], [`replica`] | ground |
+//! | `tables/` | one module per table ([`users`], [`accounts`], [`payments`], [`articles`]), with [`page`], [`bulk`] and the `COPY` encoder [`copy`] (`users` reads `accounts` for its prefetch, never the other way) | ground |
+//! | `money/` | the units of work that span tables: [`transactions`]' movements and batches, [`atomic`] | tables, ground |
+//! | `ops/` | [`schema`], [`grants`], [`adopt`], [`dump`], [`fixture`], the zero-setup cluster (`local`, feature `local`, unix only) | all below |
+//!
+//! The command line (feature `cli`, `src/bin/ledger/`) is on top, and the library never needs
+//! it. (Its seed data, `ops/demo.rs`, is compiled with the feature only: it backdates movements,
+//! which the public API never does.)
 //!
 //! # Features
 //!
@@ -106,36 +112,24 @@
 // inside this crate as well as in its tests and examples.
 extern crate self as ledger;
 
-pub mod accounts;
-pub mod adopt;
-pub mod articles;
-pub mod atomic;
-pub mod bulk;
-pub mod config;
-pub mod copy;
-pub mod cursor;
+mod ground;
+mod money;
+mod net;
+mod ops;
+mod tables;
+
+// Every module at the root, as `ledger::<module>`: the folders are the layers, not the paths.
+use ground::error;
+pub use ground::{cursor, document, ids, kinds, numeric, telemetry};
+pub use money::{atomic, transactions};
+pub use net::{config, hosts, replica, session};
 #[cfg(feature = "cli")]
 #[doc(hidden)]
-pub mod demo;
-pub mod document;
-pub mod dump;
-mod error;
-pub mod fixture;
-pub mod grants;
-pub mod hosts;
-pub mod ids;
-pub mod kinds;
+pub use ops::demo;
 #[cfg(all(unix, feature = "local"))]
-pub mod local;
-pub mod numeric;
-pub mod page;
-pub mod payments;
-pub mod replica;
-pub mod schema;
-pub mod session;
-pub mod telemetry;
-pub mod transactions;
-pub mod users;
+pub use ops::local;
+pub use ops::{adopt, dump, fixture, grants, schema};
+pub use tables::{accounts, articles, bulk, copy, page, payments, users};
 
 /// The README's code, compiled as a doc test so that the front page's example cannot rot.
 #[doc = include_str!("../README.md")]

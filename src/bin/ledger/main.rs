@@ -1,173 +1,21 @@
 //! `ledger`: the crate's command line (the seed's management commands, and the tour).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches};
 
+mod cli;
 mod progress;
 mod settings;
 mod table;
 mod tour;
+use cli::{Cli, Command, DbCommand, MigrateFlag};
 use ledger::config::Source;
 use ledger::dump::{self, Table};
 use ledger::grants::{self, Roles};
 use ledger::local::Cluster;
 use ledger::{Config, Error, adopt, fixture, schema};
-
-/// Every PostgreSQL operation of the Django cheat sheet, as typed SQL.
-///
-/// The database is configured as the library configures it: --database-url, else DATABASE_URL,
-/// else the seed's DB_NAME, DB_USER, DB_PASSWORD, DB_HOST, DB_PORT, with DB_MAX_CONNECTIONS and
-/// DB_TRANSACTION_POOLER beside either, in the environment or a .env file (`ledger config` shows
-/// what was found). With none of them, ledger starts a private PostgreSQL cluster from the
-/// installed binaries.
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    after_help = "Logging: LEDGER_LOG takes a tracing filter (default \"warn,sqlx=error\"), \
-                  e.g. LEDGER_LOG=debug or LEDGER_LOG=ledger=debug,sqlx=info; logs go to stderr."
-)]
-struct Cli {
-    /// The database to use (postgres://user:password@host:port/db), in place of DATABASE_URL;
-    /// prefer DATABASE_URL, which keeps the password out of the process list.
-    #[arg(long, global = true)]
-    database_url: Option<String>,
-
-    /// Which variables the environment set before `.env` was read (for `ledger config`).
-    #[arg(skip)]
-    origins: settings::Origins,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the cheat sheet's operations and print what each returns (migrating first in the
-    /// private cluster, or with --migrate).
-    Tour {
-        #[command(flatten)]
-        migrate: MigrateFlag,
-    },
-    /// Apply pending migrations (`manage.py migrate`), or revert down to a version.
-    Migrate {
-        /// Revert down to this version instead (0 reverts everything: `migrate myapp zero`).
-        #[arg(long)]
-        target: Option<i64>,
-    },
-    /// List migrations and whether each is applied (`manage.py showmigrations`); only reads.
-    Status,
-    /// Print the resolved database settings and where each came from (the password redacted).
-    Config,
-    /// Print, or with --apply grant, the privileges of a service role (reads and writes rows)
-    /// and a read-only role (standbys, reports, dumps), for roles that already exist.
-    Grants {
-        /// The role the service connects as.
-        #[arg(long, value_name = "ROLE")]
-        service: Option<String>,
-        /// The role that only reads.
-        #[arg(long = "read-only", value_name = "ROLE")]
-        read_only: Option<String>,
-        /// Grant them (as the owner of ledger's tables), in one transaction. Idempotent.
-        #[arg(long)]
-        apply: bool,
-    },
-    /// Load deterministic demo data through the bulk paths.
-    Seed {
-        /// How many users (each gets 1 to 3 accounts, movements, and more).
-        #[arg(long, default_value_t = 1_000)]
-        users: u64,
-        /// The generator's seed: the same seed gives the same data.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[command(flatten)]
-        migrate: MigrateFlag,
-    },
-    /// Write tables as NDJSON (`manage.py dumpdata`), streamed in constant memory.
-    Dump {
-        /// A table to dump (repeatable); all of them when omitted.
-        #[arg(long = "table", value_name = "TABLE", value_parser = table_names())]
-        tables: Vec<String>,
-        /// Write to this file instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// `ndjson` (ledger's backup, every column) or `django` (a fixture `manage.py loaddata`
-        /// reads: the seed's models and their fields).
-        #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "django"])]
-        format: String,
-        /// The Django app label of the fixture's models (`--format django`).
-        #[arg(long = "app", value_name = "LABEL", default_value = "myapp")]
-        app_label: String,
-    },
-    /// Load a file written by `ledger dump`, or a Django fixture from `manage.py dumpdata <app>`
-    /// (`manage.py loaddata`): all or nothing.
-    Load {
-        /// The NDJSON file or Django fixture (a JSON array), told apart by its first character.
-        file: PathBuf,
-        /// The Django app label of a fixture's models.
-        #[arg(long = "app", value_name = "LABEL", default_value = "myapp")]
-        app_label: String,
-        #[command(flatten)]
-        migrate: MigrateFlag,
-    },
-    /// Take over a database that Django migrated: a dry run that lists every change and every
-    /// row breaking ledger's rules; with --apply, make the changes, safely on a live database.
-    Adopt {
-        /// The Django app label the seed's models live in.
-        #[arg(long = "app", value_name = "LABEL", default_value = "myapp")]
-        app_label: String,
-        /// Make the changes (resumes an interrupted run). Without it, nothing is changed.
-        #[arg(long)]
-        apply: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Open psql on the database (`manage.py dbshell`); arguments after `--` go to psql.
-    Shell {
-        /// Extra arguments for psql, e.g. `-- -c 'select 1'`.
-        #[arg(last = true)]
-        args: Vec<String>,
-    },
-    /// The private PostgreSQL cluster.
-    Db {
-        #[command(subcommand)]
-        command: DbCommand,
-    },
-}
-
-/// `--migrate`, for the commands that write rows.
-#[derive(Debug, Clone, Copy, clap::Args)]
-struct MigrateFlag {
-    /// Apply pending migrations first (needs the owner role). Without it, only the private
-    /// cluster is migrated; a configured database with pending migrations is refused.
-    #[arg(long)]
-    migrate: bool,
-}
-
-#[derive(Debug, Subcommand)]
-enum DbCommand {
-    /// Print the URL of the database in use (without its password), starting the private
-    /// cluster if it is the one in use.
-    Url {
-        /// Another database on the same server (created in the private cluster if missing).
-        #[arg(long)]
-        database: Option<String>,
-    },
-    /// Stop the private cluster.
-    Stop {
-        /// The cluster directory (default: `ledger-pg` in cargo's target directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-}
-
-/// The `--table` values, listed by clap when one is wrong.
-fn table_names() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(Table::ALL.map(Table::name))
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
