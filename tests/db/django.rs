@@ -585,10 +585,6 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
     assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
 }
 
-/// An adoption interrupted twice, as a live database interrupts one: a catalog step that cannot
-/// get its lock within `lock_timeout` gives up instead of queueing writers behind it, and an
-/// index build cancelled mid-way leaves an invalid index. Each time, the next run resumes and the
-/// end state is the same.
 /// Django 6.1's database-level `on_delete` (`DB_CASCADE`, `DB_SET_NULL`): the server deletes or
 /// nulls, and Django leaves it to the server. Under Django 6.1 the models say so and its own
 /// migration writes the keys; under 5.2, which has no such option, the keys are rewritten as
@@ -712,6 +708,10 @@ async fn a_foreign_key_that_deletes_on_the_server_is_refused_with_the_model_chan
     );
 }
 
+/// An adoption interrupted twice, as a live database interrupts one: a catalog step that cannot
+/// get its lock within `lock_timeout` gives up instead of queueing writers behind it, and an
+/// index build cancelled mid-way leaves an invalid index. Each time, the next run resumes and the
+/// end state is the same.
 async fn an_interrupted_adoption_resumes(pool: PgPool, release: Release) {
     let Some(django) = Django::for_test("resumes", &pool, release) else {
         return;
