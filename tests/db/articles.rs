@@ -53,12 +53,19 @@ async fn insert_get_update_and_the_deferred_listing(pool: PgPool) {
         .unwrap();
     assert_eq!(updated.title, "First, revised");
     // The generated search vector followed the update.
-    let found = articles::search_titles(&pool, "databases", Language::English, None, 10)
+    let found = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search_titles(&pool, "databases")
         .await
         .unwrap();
     assert_eq!(found.iter().map(|s| s.id).collect::<Vec<_>>(), [a.id]);
 
-    let listed = articles::list_summaries(&pool, None, 10).await.unwrap();
+    let listed = articles::ArticleQuery::new()
+        .limit(10)
+        .list_summaries(&pool)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].title, "First, revised");
     assert!(matches!(
@@ -101,16 +108,12 @@ async fn bad_titles_and_bodies_are_refused_and_nothing_is_written(pool: PgPool) 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn title_matches_outrank_body_matches_and_the_threshold_cuts(pool: PgPool) {
     let (in_title, in_body, _) = corpus(&pool).await;
-    let hits = articles::search(
-        &pool,
-        "postgres performance",
-        Language::English,
-        0.0,
-        None,
-        10,
-    )
-    .await
-    .unwrap();
+    let hits = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&pool, "postgres performance", 0.0)
+        .await
+        .unwrap();
     assert_eq!(
         hits.iter().map(|h| h.id).collect::<Vec<_>>(),
         [in_title, in_body]
@@ -126,40 +129,42 @@ async fn title_matches_outrank_body_matches_and_the_threshold_cuts(pool: PgPool)
     );
 
     let between = (hits[0].rank + hits[1].rank) / 2.0;
-    let strict = articles::search(
-        &pool,
-        "postgres performance",
-        Language::English,
-        between,
-        None,
-        10,
-    )
-    .await
-    .unwrap();
+    let strict = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&pool, "postgres performance", between)
+        .await
+        .unwrap();
     assert_eq!(strict.iter().map(|h| h.id).collect::<Vec<_>>(), [in_title]);
     // Stemming: "tuned" finds "tuning".
-    let stemmed = articles::search(&pool, "tuned", Language::English, 0.0, None, 10)
+    let stemmed = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&pool, "tuned", 0.0)
         .await
         .unwrap();
     assert_eq!(stemmed.iter().map(|h| h.id).collect::<Vec<_>>(), [in_title]);
     // websearch syntax: a quoted phrase, and exclusion.
-    let phrase = articles::search(
-        &pool,
-        r#""performance tuning""#,
-        Language::English,
-        0.0,
-        None,
-        10,
-    )
-    .await
-    .unwrap();
+    let phrase = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&pool, r#""performance tuning""#, 0.0)
+        .await
+        .unwrap();
     assert_eq!(phrase.len(), 1);
-    let without = articles::search(&pool, "postgres -cooking", Language::English, 0.0, None, 10)
+    let without = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&pool, "postgres -cooking", 0.0)
         .await
         .unwrap();
     assert_eq!(without.iter().map(|h| h.id).collect::<Vec<_>>(), [in_title]);
     assert!(matches!(
-        articles::search(&pool, "x", Language::English, -1.0, None, 10).await,
+        articles::SearchQuery::new()
+            .language(Language::English)
+            .limit(10)
+            .search(&pool, "x", -1.0)
+            .await,
         Err(Error::InvalidInput {
             field: "min_rank",
             ..
@@ -190,9 +195,17 @@ async fn hostile_search_strings_never_raise_an_error(pool: PgPool) {
         long.as_str(),
     ];
     for query in hostile {
-        let hits = articles::search(&pool, query, Language::English, 0.0, None, 10).await;
+        let hits = articles::SearchQuery::new()
+            .language(Language::English)
+            .limit(10)
+            .search(&pool, query, 0.0)
+            .await;
         assert!(hits.is_ok(), "{query:?}: {hits:?}");
-        let titles = articles::search_titles(&pool, query, Language::English, None, 10).await;
+        let titles = articles::SearchQuery::new()
+            .language(Language::English)
+            .limit(10)
+            .search_titles(&pool, query)
+            .await;
         assert!(titles.is_ok(), "{query:?}: {titles:?}");
     }
     assert_eq!(
@@ -200,7 +213,10 @@ async fn hostile_search_strings_never_raise_an_error(pool: PgPool) {
         3,
         "and the table is still there"
     );
-    let long_hits = articles::search(&pool, &long, Language::English, 0.0, None, 10)
+    let long_hits = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&pool, &long, 0.0)
         .await
         .unwrap();
     assert_eq!(long_hits.len(), 2);
@@ -215,12 +231,18 @@ async fn each_language_is_searched_with_its_own_configuration(pool: PgPool) {
     )
     .await
     .unwrap();
-    let found = articles::search(&pool, "correr consultas", Language::Spanish, 0.0, None, 10)
+    let found = articles::SearchQuery::new()
+        .language(Language::Spanish)
+        .limit(10)
+        .search(&pool, "correr consultas", 0.0)
         .await
         .unwrap();
     assert_eq!(found.iter().map(|h| h.id).collect::<Vec<_>>(), [es.id]);
     assert!(
-        articles::search(&pool, "consultas", Language::English, 0.0, None, 10)
+        articles::SearchQuery::new()
+            .language(Language::English)
+            .limit(10)
+            .search(&pool, "consultas", 0.0)
             .await
             .unwrap()
             .is_empty()
@@ -264,7 +286,10 @@ async fn search_uses_the_gin_index(pool: PgPool) {
         plan.to_string().contains("articles_search_gin_idx"),
         "{plan}"
     );
-    let hits = articles::search_titles(&pool, "topic7", Language::English, None, 1000)
+    let hits = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(1000)
+        .search_titles(&pool, "topic7")
         .await
         .unwrap();
     assert_eq!(hits.len(), 40);
@@ -302,7 +327,10 @@ async fn the_largest_body_fits_the_search_index_and_a_larger_one_is_refused(pool
         .await
         .unwrap();
     assert_eq!(stored.content.len(), articles::MAX_CONTENT_BYTES);
-    let hits = articles::search_titles(&pool, "w1f", Language::English, None, 5)
+    let hits = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(5)
+        .search_titles(&pool, "w1f")
         .await
         .unwrap();
     assert_eq!(hits.len(), 1);

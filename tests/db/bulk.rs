@@ -251,7 +251,10 @@ async fn accounts_and_articles_in_bulk_and_bulk_update_with_different_values(poo
         made.created().map(|a| a.language).collect::<Vec<_>>(),
         [Language::English, Language::Spanish]
     );
-    let hits = articles::search_titles(&pool, "loading", Language::English, None, 10)
+    let hits = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search_titles(&pool, "loading")
         .await
         .unwrap();
     assert_eq!(hits.len(), 1);

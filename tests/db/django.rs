@@ -477,7 +477,9 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
         users::count_active(&pool).await.unwrap(),
         before_facts["live_users"].as_i64().unwrap()
     );
-    let discounted = payments::list_with_key(&pool, "discount", None, 1000)
+    let discounted = payments::PaymentQuery::new()
+        .limit(1000)
+        .list_with_key(&pool, "discount")
         .await
         .unwrap();
     assert_eq!(
@@ -563,7 +565,9 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
              Article.objects.create(title='Written by Django', content='dual running')",
         ])
         .await;
-    let paypal = payments::list_by_method(&pool, "paypal", None, 1000)
+    let paypal = payments::PaymentQuery::new()
+        .limit(1000)
+        .list_by_method(&pool, "paypal")
         .await
         .unwrap();
     assert!(
@@ -572,15 +576,12 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
             .any(|p| p.id.get() > payment.id.get() && p.data.to_value().unwrap()["brand"] == "Visa"),
         "Django's new payment follows ledger's id"
     );
-    let hits = ledger::articles::search_titles(
-        &pool,
-        "written django",
-        ledger::articles::Language::English,
-        None,
-        10,
-    )
-    .await
-    .unwrap();
+    let hits = ledger::articles::SearchQuery::new()
+        .language(ledger::articles::Language::English)
+        .limit(10)
+        .search_titles(&pool, "written django")
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
 }
@@ -979,7 +980,10 @@ async fn the_cheat_sheets_own_models_are_adopted_under_another_app_label(
     assert!(support::all_applied(&mut conn).await);
 
     // Django's rows read back through ledger, with the added created_at, and ledger writes.
-    let found = articles::search(&pool, "postgresql", Language::English, 0.0, None, 10)
+    let found = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&pool, "postgresql", 0.0)
         .await
         .unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
@@ -989,7 +993,9 @@ async fn the_cheat_sheets_own_models_are_adopted_under_another_app_label(
         article.created_at >= before && article.created_at <= chrono::Utc::now(),
         "the rows there got now() when the column was added"
     );
-    let visa = payments::list_by_brand(&pool, "Visa", None, 10)
+    let visa = payments::PaymentQuery::new()
+        .limit(10)
+        .list_by_brand(&pool, "Visa")
         .await
         .unwrap();
     assert_eq!(visa.len(), 1);
@@ -1290,7 +1296,10 @@ async fn django_changes_the_schema_while_ledger_moves_money_and_no_call_fails(
         tokio::spawn(async move {
             let (mut reads, mut errors) = (0, Vec::new());
             while !stopping.load(Ordering::Relaxed) {
-                let listed = transactions::list_for_account(&service, bank.a(), None, 20).await;
+                let listed = transactions::EntryQuery::new()
+                    .limit(20)
+                    .list_for_account(&service, bank.a())
+                    .await;
                 let stats = transactions::stats(&service).await;
                 for result in [listed.map(|_| ()), stats.map(|_| ())] {
                     match result {
@@ -1345,7 +1354,9 @@ async fn django_changes_the_schema_while_ledger_moves_money_and_no_call_fails(
     seen.verify(&mut conn, &bank).await;
 
     // Django writes into the new column; ledger reads those rows as before.
-    let before = transactions::list_for_account(&service, bank.a(), None, 5)
+    let before = transactions::EntryQuery::new()
+        .limit(5)
+        .list_for_account(&service, bank.a())
         .await
         .unwrap();
     django
@@ -1356,7 +1367,9 @@ async fn django_changes_the_schema_while_ledger_moves_money_and_no_call_fails(
              Transaction.objects.filter(type='transfer').update(note='audited')",
         ])
         .await;
-    let after = transactions::list_for_account(&service, bank.a(), None, 5)
+    let after = transactions::EntryQuery::new()
+        .limit(5)
+        .list_for_account(&service, bank.a())
         .await
         .unwrap();
     assert_eq!(after, before);

@@ -49,7 +49,9 @@ async fn documents_beyond_the_depth_limit_are_refused_on_every_write_path(pool: 
     // At the limit: written, and read back equal.
     let stored = payments::insert_json(&pool, &deepest).await.unwrap();
     assert_eq!(stored.data, deepest);
-    let found = payments::list_containing(&pool, &json!({}), None, 10)
+    let found = payments::PaymentQuery::new()
+        .limit(10)
+        .list_containing(&pool, &json!({}))
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
@@ -243,12 +245,16 @@ async fn documents_of_any_depth_written_by_another_client_read_dump_and_load_bac
     texts.sort();
 
     // Listed, one by one, streamed and in chunks: every row reads, with the stored text.
-    let listed = transactions::list_for_account(&pool, account.id, None, 10)
+    let listed = transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&pool, account.id)
         .await
         .unwrap();
     let streamed: Vec<_> = transactions::stream_all(&pool).try_collect().await.unwrap();
     let chunked: Vec<Vec<_>> = transactions::chunks(&pool, 1).try_collect().await.unwrap();
-    let payments = payments::list_containing(&pool, &json!({}), None, 10)
+    let payments = payments::PaymentQuery::new()
+        .limit(10)
+        .list_containing(&pool, &json!({}))
         .await
         .unwrap();
     let one = payments::get(&pool, payments[0].id).await.unwrap();

@@ -84,23 +84,48 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
         ),
         (
             "list_by_method",
-            refused_field(payments::list_by_method(p, nul, None, 5).await),
+            refused_field(
+                payments::PaymentQuery::new()
+                    .limit(5)
+                    .list_by_method(p, nul)
+                    .await,
+            ),
         ),
         (
             "list_by_brand",
-            refused_field(payments::list_by_brand(p, nul, None, 5).await),
+            refused_field(
+                payments::PaymentQuery::new()
+                    .limit(5)
+                    .list_by_brand(p, nul)
+                    .await,
+            ),
         ),
         (
             "list_by_shipping_country",
-            refused_field(payments::list_by_shipping_country(p, nul, None, 5).await),
+            refused_field(
+                payments::PaymentQuery::new()
+                    .limit(5)
+                    .list_by_shipping_country(p, nul)
+                    .await,
+            ),
         ),
         (
             "list_with_key",
-            refused_field(payments::list_with_key(p, nul, None, 5).await),
+            refused_field(
+                payments::PaymentQuery::new()
+                    .limit(5)
+                    .list_with_key(p, nul)
+                    .await,
+            ),
         ),
         (
             "list_with_metadata_key",
-            refused_field(transactions::list_with_metadata_key(p, nul, None, 5).await),
+            refused_field(
+                transactions::EntryQuery::new()
+                    .limit(5)
+                    .list_with_metadata_key(p, nul)
+                    .await,
+            ),
         ),
         (
             "monthly_revenue",
@@ -194,7 +219,13 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
     let ancient = Utc.with_ymd_and_hms(-5000, 1, 1, 0, 0, 0).unwrap();
     let cursor = Cursor::after(ancient, 0);
     assert_eq!(
-        refused_field(payments::list_containing(p, &json!({}), Some(&cursor), 5).await),
+        refused_field(
+            payments::PaymentQuery::new()
+                .after(cursor)
+                .limit(5)
+                .list_containing(p, &json!({}))
+                .await
+        ),
         "cursor"
     );
     // A keyset cursor built by hand, both ways: refused before the server.
@@ -307,17 +338,26 @@ async fn generated_text_never_panics_reaches_the_server_raw_or_half_writes(pool:
         typed(
             "list_by_brand",
             s,
-            payments::list_by_brand(p, s, None, 5).await,
+            payments::PaymentQuery::new()
+                .limit(5)
+                .list_by_brand(p, s)
+                .await,
         );
         typed(
             "list_with_key",
             s,
-            payments::list_with_key(p, s, None, 5).await,
+            payments::PaymentQuery::new()
+                .limit(5)
+                .list_with_key(p, s)
+                .await,
         );
         typed(
             "list_with_metadata_key",
             s,
-            transactions::list_with_metadata_key(p, s, None, 5).await,
+            transactions::EntryQuery::new()
+                .limit(5)
+                .list_with_metadata_key(p, s)
+                .await,
         );
         typed(
             "monthly_revenue",
@@ -339,12 +379,20 @@ async fn generated_text_never_panics_reaches_the_server_raw_or_half_writes(pool:
         typed(
             "search",
             s,
-            ledger::articles::search(p, s, english, 0.0, None, 5).await,
+            ledger::articles::SearchQuery::new()
+                .language(english)
+                .limit(5)
+                .search(p, s, 0.0)
+                .await,
         );
         typed(
             "search_titles",
             s,
-            ledger::articles::search_titles(p, s, english, None, 5).await,
+            ledger::articles::SearchQuery::new()
+                .language(english)
+                .limit(5)
+                .search_titles(p, s)
+                .await,
         );
 
         // Writes: each either writes its one row or refuses and writes nothing.
@@ -461,7 +509,10 @@ async fn generated_documents_and_amounts_are_stored_exactly_or_refused_cleanly(p
         typed(
             "list_containing",
             "",
-            payments::list_containing(p, &wrapped, None, 5).await,
+            payments::PaymentQuery::new()
+                .limit(5)
+                .list_containing(p, &wrapped)
+                .await,
         );
         let movement = Movement::new(account.id, support::dec("0.01")).metadata(wrapped.clone());
         typed(
@@ -472,7 +523,10 @@ async fn generated_documents_and_amounts_are_stored_exactly_or_refused_cleanly(p
         typed(
             "list_metadata_containing",
             "",
-            transactions::list_metadata_containing(p, &wrapped, None, 5).await,
+            transactions::EntryQuery::new()
+                .limit(5)
+                .list_metadata_containing(p, &wrapped)
+                .await,
         );
     }
 
@@ -511,7 +565,10 @@ async fn generated_documents_and_amounts_are_stored_exactly_or_refused_cleanly(p
         typed(
             "list_amount_at_least",
             "",
-            payments::list_amount_at_least(p, amount, None, 5).await,
+            payments::PaymentQuery::new()
+                .limit(5)
+                .list_amount_at_least(p, amount)
+                .await,
         );
         typed(
             "list_with_balance_over",

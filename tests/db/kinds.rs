@@ -59,7 +59,9 @@ async fn an_entry_status_outside_the_crates_set_reads_back_as_other(pool: PgPool
     .await
     .unwrap();
 
-    let history = transactions::list_for_account(&pool, account.id, None, 10)
+    let history = transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&pool, account.id)
         .await
         .unwrap();
     assert_eq!(history.len(), 2);

@@ -75,14 +75,20 @@ async fn every_listing_with_a_limit_reads_to_the_end_in_pages(pool: PgPool) {
 
     assert_eq!(
         walk!(
-            |after, limit| transactions::list_for_account(&pool, a.id, after, limit),
+            |after, limit| transactions::EntryQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_for_account(&pool, a.id),
             entry_key
         ),
         5
     );
     assert_eq!(
         walk!(
-            |after, limit| transactions::list_with_accounts(&pool, after, limit),
+            |after, limit| transactions::EntryQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_with_accounts(&pool),
             |r: &transactions::EntryWithAccounts| Cursor::after(
                 r.entry.created_at,
                 r.entry.id.as_uuid()
@@ -93,14 +99,20 @@ async fn every_listing_with_a_limit_reads_to_the_end_in_pages(pool: PgPool) {
     let walk_tag = json!({ "source": "walk" });
     assert_eq!(
         walk!(
-            |after, limit| transactions::list_metadata_containing(&pool, &walk_tag, after, limit),
+            |after, limit| transactions::EntryQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_metadata_containing(&pool, &walk_tag),
             entry_key
         ),
         5
     );
     assert_eq!(
         walk!(
-            |after, limit| transactions::list_with_metadata_key(&pool, "source", after, limit),
+            |after, limit| transactions::EntryQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_with_metadata_key(&pool, "source"),
             entry_key
         ),
         5
@@ -121,27 +133,45 @@ async fn every_listing_with_a_limit_reads_to_the_end_in_pages(pool: PgPool) {
     let card = json!({ "method": "card" });
     for count in [
         walk!(
-            |after, limit| payments::list_containing(&pool, &card, after, limit),
+            |after, limit| payments::PaymentQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_containing(&pool, &card),
             payment_key
         ),
         walk!(
-            |after, limit| payments::list_by_method(&pool, "card", after, limit),
+            |after, limit| payments::PaymentQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_by_method(&pool, "card"),
             payment_key
         ),
         walk!(
-            |after, limit| payments::list_by_brand(&pool, "Visa", after, limit),
+            |after, limit| payments::PaymentQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_by_brand(&pool, "Visa"),
             payment_key
         ),
         walk!(
-            |after, limit| payments::list_by_shipping_country(&pool, "US", after, limit),
+            |after, limit| payments::PaymentQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_by_shipping_country(&pool, "US"),
             payment_key
         ),
         walk!(
-            |after, limit| payments::list_with_key(&pool, "discount", after, limit),
+            |after, limit| payments::PaymentQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_with_key(&pool, "discount"),
             payment_key
         ),
         walk!(
-            |after, limit| payments::list_amount_at_least(&pool, dec("100"), after, limit),
+            |after, limit| payments::PaymentQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_amount_at_least(&pool, dec("100")),
             payment_key
         ),
     ] {
@@ -156,34 +186,32 @@ async fn every_listing_with_a_limit_reads_to_the_end_in_pages(pool: PgPool) {
         .unwrap();
     assert_eq!(
         walk!(
-            |after, limit| articles::list_summaries(&pool, after, limit),
+            |after, limit| articles::ArticleQuery::new()
+                .after(after.copied())
+                .limit(limit)
+                .list_summaries(&pool),
             |s: &articles::ArticleSummary| Cursor::after(s.created_at, s.id.get())
         ),
         5
     );
     assert_eq!(
         walk!(
-            |after, limit| articles::search_titles(
-                &pool,
-                "database",
-                Language::English,
-                after.copied(),
-                limit
-            ),
+            |after, limit| articles::SearchQuery::new()
+                .language(Language::English)
+                .after(after.copied())
+                .limit(limit)
+                .search_titles(&pool, "database"),
             |s: &articles::ArticleSummary| s.id
         ),
         5
     );
     assert_eq!(
         walk!(
-            |after, limit| articles::search(
-                &pool,
-                "database",
-                Language::English,
-                0.0,
-                after.copied(),
-                limit
-            ),
+            |after, limit| articles::SearchQuery::new()
+                .language(Language::English)
+                .after(after.copied())
+                .limit(limit)
+                .search(&pool, "database", 0.0),
             |h: &articles::SearchHit| h.id
         ),
         5
@@ -227,7 +255,10 @@ async fn every_listing_with_a_limit_reads_to_the_end_in_pages(pool: PgPool) {
         direction: Direction::Previous,
         ..Cursor::after(chrono::Utc::now(), a.id.as_uuid())
     };
-    let err = transactions::list_for_account(&pool, a.id, Some(&backwards), 10)
+    let err = transactions::EntryQuery::new()
+        .after(backwards)
+        .limit(10)
+        .list_for_account(&pool, a.id)
         .await
         .unwrap_err();
     assert!(
@@ -250,13 +281,18 @@ async fn the_row_after_the_first_thousand_is_read_with_a_cursor(pool: PgPool) {
         .await
         .unwrap();
 
-    let first = payments::list_with_key(&pool, "discount", None, 1_000)
+    let first = payments::PaymentQuery::new()
+        .limit(1_000)
+        .list_with_key(&pool, "discount")
         .await
         .unwrap();
     assert_eq!(first.len(), 1_000);
     let last = first.last().unwrap();
     let after = Cursor::after(last.created_at, last.id.get());
-    let rest = payments::list_with_key(&pool, "discount", Some(&after), 1_000)
+    let rest = payments::PaymentQuery::new()
+        .after(after)
+        .limit(1_000)
+        .list_with_key(&pool, "discount")
         .await
         .unwrap();
     assert_eq!(rest.len(), 5);
@@ -264,4 +300,185 @@ async fn the_row_after_the_first_thousand_is_read_with_a_cursor(pool: PgPool) {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 1_005, "every row once");
+}
+
+/// The previous release's positional listings (`list_by_method(db, method, after, limit)`) still
+/// compile, with a deprecation warning, and give exactly what their query values give, on the
+/// first page and on the page after it.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+#[allow(deprecated)]
+async fn the_deprecated_positional_listings_answer_as_their_query_values_do(pool: PgPool) {
+    let a = funded(&pool, "a@example.com", "USD", "100").await;
+    let b = funded(&pool, "b@example.com", "USD", "0").await;
+    let mut conn = pool.acquire().await.unwrap();
+    for amount in ["1", "2", "3"] {
+        let transfer = Transfer::new(a.id, b.id, dec(amount)).metadata(json!({ "source": "old" }));
+        transactions::transfer(&mut conn, &transfer).await.unwrap();
+    }
+    let documents: Vec<_> = (0..4)
+        .map(|i| json!({ "method": "card", "brand": "Visa", "amount": 150 + i, "shipping": { "country": "US" }, "discount": {} }))
+        .collect();
+    payments::insert_many(&mut conn, &documents, BulkOptions::default())
+        .await
+        .unwrap();
+    let drafts: Vec<_> = (0..4)
+        .map(|i| NewArticle::new(format!("Database notes {i}"), "database ".repeat(i + 1)))
+        .collect();
+    articles::insert_many(&mut conn, &drafts, BulkOptions::default())
+        .await
+        .unwrap();
+
+    // Each pair: the old call and the new one, on the first page of 2 and on the page after it.
+    let entries = transactions::EntryQuery::new().limit(2);
+    let first = entries.list_for_account(&pool, a.id).await.unwrap();
+    assert_eq!(
+        transactions::list_for_account(&pool, a.id, None, 2)
+            .await
+            .unwrap(),
+        first
+    );
+    let at = Cursor::after(first[1].created_at, first[1].id.as_uuid());
+    assert_eq!(
+        transactions::list_for_account(&pool, a.id, Some(&at), 2)
+            .await
+            .unwrap(),
+        entries
+            .clone()
+            .after(at)
+            .list_for_account(&pool, a.id)
+            .await
+            .unwrap()
+    );
+    let tag = json!({ "source": "old" });
+    for (old, new) in [
+        (
+            transactions::list_metadata_containing(&pool, &tag, Some(&at), 2)
+                .await
+                .unwrap(),
+            entries
+                .clone()
+                .after(at)
+                .list_metadata_containing(&pool, &tag)
+                .await
+                .unwrap(),
+        ),
+        (
+            transactions::list_with_metadata_key(&pool, "source", Some(&at), 2)
+                .await
+                .unwrap(),
+            entries
+                .clone()
+                .after(at)
+                .list_with_metadata_key(&pool, "source")
+                .await
+                .unwrap(),
+        ),
+    ] {
+        assert_eq!(old, new);
+        assert!(!old.is_empty());
+    }
+    assert_eq!(
+        transactions::list_with_accounts(&pool, Some(&at), 2)
+            .await
+            .unwrap(),
+        entries
+            .clone()
+            .after(at)
+            .list_with_accounts(&pool)
+            .await
+            .unwrap()
+    );
+
+    let cards = payments::PaymentQuery::new().limit(2);
+    let first = cards.list_by_method(&pool, "card").await.unwrap();
+    let at = Cursor::after(first[1].created_at, first[1].id.get());
+    let later = cards.clone().after(at);
+    let card = json!({ "method": "card" });
+    for (old, new) in [
+        (
+            payments::list_by_method(&pool, "card", None, 2)
+                .await
+                .unwrap(),
+            first.clone(),
+        ),
+        (
+            payments::list_containing(&pool, &card, Some(&at), 2)
+                .await
+                .unwrap(),
+            later.list_containing(&pool, &card).await.unwrap(),
+        ),
+        (
+            payments::list_by_method(&pool, "card", Some(&at), 2)
+                .await
+                .unwrap(),
+            later.list_by_method(&pool, "card").await.unwrap(),
+        ),
+        (
+            payments::list_by_brand(&pool, "Visa", Some(&at), 2)
+                .await
+                .unwrap(),
+            later.list_by_brand(&pool, "Visa").await.unwrap(),
+        ),
+        (
+            payments::list_by_shipping_country(&pool, "US", Some(&at), 2)
+                .await
+                .unwrap(),
+            later.list_by_shipping_country(&pool, "US").await.unwrap(),
+        ),
+        (
+            payments::list_with_key(&pool, "discount", Some(&at), 2)
+                .await
+                .unwrap(),
+            later.list_with_key(&pool, "discount").await.unwrap(),
+        ),
+        (
+            payments::list_amount_at_least(&pool, dec("100"), Some(&at), 2)
+                .await
+                .unwrap(),
+            later.list_amount_at_least(&pool, dec("100")).await.unwrap(),
+        ),
+    ] {
+        assert_eq!(old, new);
+        assert_eq!(old.len(), 2);
+    }
+
+    let newest = articles::ArticleQuery::new().limit(2);
+    let first = newest.list_summaries(&pool).await.unwrap();
+    let at = Cursor::after(first[1].created_at, first[1].id.get());
+    assert_eq!(
+        articles::list_summaries(&pool, None, 2).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        articles::list_summaries(&pool, Some(&at), 2).await.unwrap(),
+        newest.after(at).list_summaries(&pool).await.unwrap()
+    );
+    let search = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(2);
+    let first = search.search_titles(&pool, "database").await.unwrap();
+    let last = first[1].id;
+    assert_eq!(
+        articles::search_titles(&pool, "database", Language::English, Some(last), 2)
+            .await
+            .unwrap(),
+        search
+            .clone()
+            .after(last)
+            .search_titles(&pool, "database")
+            .await
+            .unwrap()
+    );
+    let hits = articles::search(&pool, "database", Language::English, 0.0, Some(last), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        hits,
+        search
+            .after(last)
+            .search(&pool, "database", 0.0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(hits.len(), 2);
 }

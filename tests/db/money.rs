@@ -85,7 +85,9 @@ async fn deposit_withdraw_and_transfer_each_write_one_completed_row(pool: PgPool
     assert_eq!(balance(&pool, b.id).await, dec("19.75"));
     assert_eq!(entries(&pool).await, 3);
     assert_eq!(transactions::get(&pool, tr.id).await.unwrap(), tr);
-    let history = transactions::list_for_account(&pool, a.id, None, 10)
+    let history = transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&pool, a.id)
         .await
         .unwrap();
     assert_eq!(history.len(), 3);

@@ -187,7 +187,9 @@ async fn null_cases_decode_through_every_function(pool: PgPool) {
     transactions::withdraw(&mut conn, &Movement::new(b.id, dec("5")))
         .await
         .unwrap();
-    let history = transactions::list_for_account(&pool, b.id, None, 10)
+    let history = transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&pool, b.id)
         .await
         .unwrap();
     let sides: Vec<(bool, bool)> = history
@@ -199,7 +201,9 @@ async fn null_cases_decode_through_every_function(pool: PgPool) {
         [(true, false), (true, true)],
         "withdrawal, then transfer"
     );
-    let funding = transactions::list_for_account(&pool, a.id, None, 10)
+    let funding = transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&pool, a.id)
         .await
         .unwrap();
     assert!(

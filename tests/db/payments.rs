@@ -139,38 +139,50 @@ async fn key_value_nested_and_has_key_queries(pool: PgPool) {
     let ids = |rows: Vec<payments::Payment>| rows.into_iter().map(|p| p.id).collect::<Vec<_>>();
 
     assert_eq!(
-        ids(payments::list_by_method(&pool, "credit_card", None, 10)
+        ids(payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_method(&pool, "credit_card")
             .await
             .unwrap()),
         [visa_us, mc_fr]
     );
     assert_eq!(
-        ids(payments::list_by_brand(&pool, "Visa", None, 10)
+        ids(payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_brand(&pool, "Visa")
             .await
             .unwrap()),
         [visa_us]
     );
     assert_eq!(
-        ids(payments::list_by_shipping_country(&pool, "FR", None, 10)
+        ids(payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_shipping_country(&pool, "FR")
             .await
             .unwrap()),
         [mc_fr]
     );
     assert!(
-        payments::list_by_shipping_country(&pool, "DE", None, 10)
+        payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_shipping_country(&pool, "DE")
             .await
             .unwrap()
             .is_empty()
     );
     // has_key is about the key, whatever its value (null included).
     assert_eq!(
-        ids(payments::list_with_key(&pool, "discount", None, 10)
+        ids(payments::PaymentQuery::new()
+            .limit(10)
+            .list_with_key(&pool, "discount")
             .await
             .unwrap()),
         [mc_fr, bank]
     );
     assert!(
-        payments::list_with_key(&pool, "country", None, 10)
+        payments::PaymentQuery::new()
+            .limit(10)
+            .list_with_key(&pool, "country")
             .await
             .unwrap()
             .is_empty(),
@@ -178,17 +190,24 @@ async fn key_value_nested_and_has_key_queries(pool: PgPool) {
     );
     // A nested miss: the key exists one level down only.
     assert!(
-        payments::list_by_method(&pool, "US", None, 10)
+        payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_method(&pool, "US")
             .await
             .unwrap()
             .is_empty()
     );
-    let contained = payments::list_containing(&pool, &json!({"shipping": {}}), None, 10)
+    let contained = payments::PaymentQuery::new()
+        .limit(10)
+        .list_containing(&pool, &json!({"shipping": {}}))
         .await
         .unwrap();
     assert_eq!(ids(contained), [visa_us, mc_fr]);
     assert!(matches!(
-        payments::list_containing(&pool, &json!(["x"]), None, 10).await,
+        payments::PaymentQuery::new()
+            .limit(10)
+            .list_containing(&pool, &json!(["x"]))
+            .await,
         Err(Error::InvalidInput { .. })
     ));
 }
@@ -205,7 +224,9 @@ async fn amount_comparisons_are_numeric_not_textual(pool: PgPool) {
     let at_least = |min: &'static str| {
         let pool = pool.clone();
         async move {
-            payments::list_amount_at_least(&pool, dec(min), None, 100)
+            payments::PaymentQuery::new()
+                .limit(100)
+                .list_amount_at_least(&pool, dec(min))
                 .await
                 .unwrap()
                 .into_iter()
@@ -242,12 +263,16 @@ async fn containment_and_key_queries_use_the_gin_index(pool: PgPool) {
 
     let by_method = plan(&pool, "payments", json!({"method": "method-7"})).await;
     assert!(by_method.contains("payments_data_gin_idx"), "{by_method}");
-    let rows = payments::list_by_method(&pool, "method-7", None, 1000)
+    let rows = payments::PaymentQuery::new()
+        .limit(1000)
+        .list_by_method(&pool, "method-7")
         .await
         .unwrap();
     assert_eq!(rows.len(), 100);
     assert_eq!(
-        payments::list_with_key(&pool, "discount", None, 1000)
+        payments::PaymentQuery::new()
+            .limit(1000)
+            .list_with_key(&pool, "discount")
             .await
             .unwrap()
             .len(),
@@ -266,25 +291,27 @@ async fn transaction_metadata_supports_the_same_queries_and_index(pool: PgPool) 
         Movement::new(a.id, dec("5")).metadata(json!({"channel": "branch", "refund_of": "inv-1"}));
     let refund = transactions::deposit(&mut conn, &refund).await.unwrap();
 
-    let found = transactions::list_metadata_containing(&pool, &json!({"channel": "web"}), None, 10)
+    let found = transactions::EntryQuery::new()
+        .limit(10)
+        .list_metadata_containing(&pool, &json!({"channel": "web"}))
         .await
         .unwrap();
     assert_eq!(found.iter().map(|e| e.id).collect::<Vec<_>>(), [web.id]);
-    let nested =
-        transactions::list_metadata_containing(&pool, &json!({"device": {"os": "ios"}}), None, 10)
-            .await
-            .unwrap();
+    let nested = transactions::EntryQuery::new()
+        .limit(10)
+        .list_metadata_containing(&pool, &json!({"device": {"os": "ios"}}))
+        .await
+        .unwrap();
     assert_eq!(nested.len(), 1);
-    let miss = transactions::list_metadata_containing(
-        &pool,
-        &json!({"device": {"os": "android"}}),
-        None,
-        10,
-    )
-    .await
-    .unwrap();
+    let miss = transactions::EntryQuery::new()
+        .limit(10)
+        .list_metadata_containing(&pool, &json!({"device": {"os": "android"}}))
+        .await
+        .unwrap();
     assert!(miss.is_empty());
-    let keyed = transactions::list_with_metadata_key(&pool, "refund_of", None, 10)
+    let keyed = transactions::EntryQuery::new()
+        .limit(10)
+        .list_with_metadata_key(&pool, "refund_of")
         .await
         .unwrap();
     assert_eq!(keyed.iter().map(|e| e.id).collect::<Vec<_>>(), [refund.id]);

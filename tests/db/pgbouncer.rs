@@ -254,15 +254,22 @@ async fn every_module(pool: &PgPool, client: usize) {
         mine.iter()
             .any(|u| u.user.id == owner.id && u.accounts.len() == 1)
     );
-    let entries = transactions::list_for_account(&mut *tx, account.id, None, 10)
+    let entries = transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&mut *tx, account.id)
         .await
         .unwrap();
     assert_eq!(entries[0].amount, dec("12.50"));
-    let found = payments::list_containing(&mut *tx, &json!({"client": client}), None, 10)
+    let found = payments::PaymentQuery::new()
+        .limit(10)
+        .list_containing(&mut *tx, &json!({"client": client}))
         .await
         .unwrap();
     assert_eq!(found.iter().map(|p| p.id).collect::<Vec<_>>(), [payment.id]);
-    let hits = articles::search(&mut *tx, "pooling", Language::English, 0.0, None, 10)
+    let hits = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&mut *tx, "pooling", 0.0)
         .await
         .unwrap();
     assert!(hits.iter().any(|a| a.id == article.id));

@@ -195,7 +195,7 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
-            function: "transactions::list_for_account",
+            function: "transactions::EntryQuery::list_for_account",
             marker: "select * from transactions where from_account_id = $1 union all",
             args: |f| bind![f.account, 20_i64, NONE_TS, NONE_UUID],
             indexes: &[
@@ -214,7 +214,7 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
-            function: "transactions::list_with_accounts",
+            function: "transactions::EntryQuery::list_with_accounts",
             marker: "from transactions t left join accounts f on f.id = t.from_account_id",
             args: |_| bind![20_i64, NONE_TS, NONE_UUID],
             indexes: &["transactions_created_at_id_idx", "accounts_pkey"],
@@ -222,7 +222,7 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
-            function: "transactions::list_metadata_containing",
+            function: "transactions::EntryQuery::list_metadata_containing",
             marker: "from transactions where metadata @> $1 and (created_at, id) <",
             args: |_| bind![json!({"source": "src7"}), 20_i64, NONE_TS, NONE_UUID],
             // PostgreSQL keeps no statistics for `@>`: it estimates 0.1 % of rows match and,
@@ -264,7 +264,7 @@ fn cases() -> Vec<Case> {
             sort_ok: true,
         },
         Case {
-            function: "payments::list_containing",
+            function: "payments::PaymentQuery::list_containing",
             marker: "from payments where data @> $1 and (created_at, id) >",
             args: |_| {
                 bind![
@@ -279,7 +279,7 @@ fn cases() -> Vec<Case> {
             sort_ok: true,
         },
         Case {
-            function: "payments::list_with_key",
+            function: "payments::PaymentQuery::list_with_key",
             marker: "from payments where data ? $1 and (created_at, id) >",
             args: |_| bind!["gift", 20_i64, NONE_TS, NONE_SERIAL],
             indexes: &["payments_data_gin_idx"],
@@ -287,7 +287,7 @@ fn cases() -> Vec<Case> {
             sort_ok: true,
         },
         Case {
-            function: "articles::search",
+            function: "articles::SearchQuery::search",
             marker: "select hit.id as",
             args: |_| bind!["topic7", "english", 0.0_f32, 20_i64, NONE_SERIAL],
             indexes: &["articles_search_gin_idx"],
@@ -295,7 +295,7 @@ fn cases() -> Vec<Case> {
             sort_ok: true,
         },
         Case {
-            function: "articles::search_titles",
+            function: "articles::SearchQuery::search_titles",
             marker: "select a.id, a.title, a.created_at from articles a, websearch_to_tsquery(",
             args: |_| bind!["topic7", "english", 20_i64, NONE_SERIAL],
             indexes: &["articles_search_gin_idx"],
@@ -303,7 +303,7 @@ fn cases() -> Vec<Case> {
             sort_ok: true,
         },
         Case {
-            function: "articles::list_summaries",
+            function: "articles::ArticleQuery::list_summaries",
             marker: "select id, title, created_at from articles where (created_at, id) <",
             args: |_| bind![20_i64, NONE_TS, NONE_SERIAL],
             indexes: &["articles_created_at_id_idx"],

@@ -342,7 +342,9 @@ async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
         balances.iter().copied().sum::<ledger::Decimal>(),
         dec("50.00")
     );
-    let entries = transactions::list_for_account(&mut *r, a.id, None, 10)
+    let entries = transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&mut *r, a.id)
         .await
         .unwrap();
     assert_eq!(entries.len(), 2);
@@ -354,11 +356,16 @@ async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
             .len(),
         1
     );
-    let found = payments::list_containing(&mut *r, &json!({"method": "card"}), None, 10)
+    let found = payments::PaymentQuery::new()
+        .limit(10)
+        .list_containing(&mut *r, &json!({"method": "card"}))
         .await
         .unwrap();
     assert_eq!(found[0].id, payment.id);
-    let hits = articles::search(&mut *r, "standby", Language::English, 0.0, None, 10)
+    let hits = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&mut *r, "standby", 0.0)
         .await
         .unwrap();
     assert_eq!(hits[0].id, article.id);

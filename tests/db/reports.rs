@@ -146,7 +146,9 @@ async fn select_related_keeps_deposits_and_withdrawals_with_their_missing_side(p
         .unwrap();
 
     let counter = StatementCounter::start();
-    let rows = transactions::list_with_accounts(&pool, None, 10)
+    let rows = transactions::EntryQuery::new()
+        .limit(10)
+        .list_with_accounts(&pool)
         .await
         .unwrap();
     assert_eq!(counter.count(), 1, "one query, joins included");

@@ -334,7 +334,9 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
     }
     let (someone, account, other) = pair.expect("the seed gives some user two accounts");
     transactions::stats(&as_reader).await.unwrap();
-    transactions::list_for_account(&as_reader, account.id, None, 10)
+    transactions::EntryQuery::new()
+        .limit(10)
+        .list_for_account(&as_reader, account.id)
         .await
         .unwrap();
     assert!(
@@ -343,20 +345,20 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
             .unwrap()
             .is_empty()
     );
-    articles::search(
-        &as_reader,
-        "postgres",
-        articles::Language::English,
-        0.0,
-        None,
-        5,
-    )
-    .await
-    .unwrap();
-    payments::list_containing(&as_reader, &serde_json::json!({}), None, 5)
+    articles::SearchQuery::new()
+        .language(articles::Language::English)
+        .limit(5)
+        .search(&as_reader, "postgres", 0.0)
         .await
         .unwrap();
-    payments::list_by_brand(&as_reader, "Visa", None, 10)
+    payments::PaymentQuery::new()
+        .limit(5)
+        .list_containing(&as_reader, &serde_json::json!({}))
+        .await
+        .unwrap();
+    payments::PaymentQuery::new()
+        .limit(10)
+        .list_by_brand(&as_reader, "Visa")
         .await
         .unwrap();
     transactions::total_completed(&as_reader).await.unwrap();
@@ -366,7 +368,9 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
     accounts::list_status_in(&as_reader, &["active", "vip"])
         .await
         .unwrap();
-    articles::list_summaries(&as_reader, None, 10)
+    articles::ArticleQuery::new()
+        .limit(10)
+        .list_summaries(&as_reader)
         .await
         .unwrap();
     ledger::users::UserQuery::new()

@@ -119,7 +119,9 @@ async fn every_module_s_operations_open_one_span_with_the_database_attributes(po
     // payments and articles
     let card = serde_json::json!({"method": "card", "card": {"brand": "visa"}, "amount": 10});
     payments::insert_json(&pool, &card).await.unwrap();
-    payments::list_by_method(&pool, "card", None, 5)
+    payments::PaymentQuery::new()
+        .limit(5)
+        .list_by_method(&pool, "card")
         .await
         .unwrap();
     spans
@@ -131,7 +133,10 @@ async fn every_module_s_operations_open_one_span_with_the_database_attributes(po
     articles::insert(&pool, &articles::NewArticle::new("Postgres", "Full text"))
         .await
         .unwrap();
-    articles::search(&pool, "postgres", articles::Language::English, 0.0, None, 5)
+    articles::SearchQuery::new()
+        .language(articles::Language::English)
+        .limit(5)
+        .search(&pool, "postgres", 0.0)
         .await
         .unwrap();
     spans

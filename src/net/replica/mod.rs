@@ -27,7 +27,7 @@
 //! # What runs on a replica
 //! Every function of this crate that takes an executor and only reads (`get`, `find_*`, `list*`,
 //! `filter`, `search*`, `count*`, the reports, the pages and paginators, `stream_*` and `chunks`,
-//! `payments::list_containing`, `dump`) is safe on a replica: a hot standby runs them as
+//! `payments::PaymentQuery::list_containing`, `dump`) is safe on a replica: a hot standby runs them as
 //! read-only transactions. Everything that writes (`insert*`, `open`, `update*`, `delete*`,
 //! `copy_in`, `load`, `migrate`) and every unit of work in `transactions` (which lock accounts
 //! with `for update`) fails there with SQLSTATE 25006 (`read_only_sql_transaction`): give those

@@ -84,7 +84,7 @@ pub struct Cursor<K: CursorKey = Uuid> {
 
 impl<K: CursorKey> Cursor<K> {
     /// The position after the row with this sort key, in the listing's order: how the
-    /// forward-only listings (`transactions::list_for_account`, `payments::list_containing`, ...)
+    /// forward-only listings (`transactions::EntryQuery::list_for_account`, `payments::PaymentQuery::list_containing`, ...)
     /// are read to the end. Pass the last row's `created_at` and id.
     pub fn after(created_at: DateTime<Utc>, id: impl Into<K>) -> Self {
         Self {

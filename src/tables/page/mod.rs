@@ -11,8 +11,11 @@
 //! nor shift a page. A cursor is an opaque token: [`Cursor::decode`] refuses a corrupt or forged
 //! one with [`Error::InvalidInput`], never a panic or a database error.
 
+mod forward;
 mod keyset;
 
+pub use forward::DEFAULT_PER_PAGE;
+pub(crate) use forward::forward_query;
 pub use keyset::{Cursor, CursorKey, Direction, KeysetPage};
 pub(crate) use keyset::{check_date, earliest_timestamp, keyset_page, resume_after};
 

@@ -13,7 +13,7 @@
 //! serves. After a bulk load, new entries wait in the GIN index's pending list and the planner
 //! avoids the index until (auto)vacuum merges them: run `vacuum analyze payments` after one.
 //!
-//! **Numbers compare as numbers.** [`list_amount_at_least`] compares the JSON number with a
+//! **Numbers compare as numbers.** [`PaymentQuery::list_amount_at_least`] compares the JSON number with a
 //! jsonpath filter, so 9 < 100 (text comparison says otherwise) and an `amount` stored as a string
 //! never matches instead of failing the query.
 //!
@@ -22,16 +22,23 @@
 //! converts through the shortest decimal form, so such amounts round-trip exactly.
 
 mod bulk;
+mod deprecated;
+mod listing;
 
 pub use bulk::{copy_in, insert_many};
+#[allow(deprecated)]
+pub use deprecated::{
+    list_amount_at_least, list_by_brand, list_by_method, list_by_shipping_country, list_containing,
+    list_with_key,
+};
+pub use listing::PaymentQuery;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sqlx::PgExecutor;
 
-use crate::page::{self, Cursor};
 use crate::{Error, Result};
 
 /// `check (jsonb_typeof(data) = 'object')`.
@@ -202,7 +209,7 @@ impl<'de> Deserialize<'de> for Shipping {
     }
 }
 
-fn check_payload(data: &Value) -> Result<()> {
+pub(super) fn check_payload(data: &Value) -> Result<()> {
     if !data.is_object() {
         return Err(Error::invalid("data", "must be a JSON object"));
     }
@@ -279,222 +286,5 @@ pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
         .await?
         .ok_or(Error::NotFound { what: "payment" })
     })
-    .await
-}
-
-/// Payments whose document contains `fragment` (every key and value of it, at any depth):
-/// the building block of the key-value and nested queries below.
-///
-/// Django: `Payment.objects.filter(data__contains={'shipping': {'country': 'US'}})`
-///
-/// SQL: `where data @> $1 order by created_at, id limit $2` (GIN index `payments_data_gin_idx`);
-/// with `after`, only the rows past it: `(created_at, id) > ($3, $4)`.
-///
-/// Read to the end by passing [`Cursor::after`] the last row of each page; so do the functions
-/// below that build on it.
-///
-/// Plan (100,000 rows, checked by `tests/db/plans.rs`): `payments_data_gin_idx`, then a sort of the
-/// matches.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a fragment that is not an object, a bad limit, or a `Previous`
-/// cursor.
-pub async fn list_containing(
-    db: impl PgExecutor<'_>,
-    fragment: &Value,
-    after: Option<&Cursor<i64>>,
-    limit: i64,
-) -> Result<Vec<Payment>> {
-    let op = crate::telemetry::op_span!("ledger.payments.list_containing", "SELECT", "payments");
-    crate::telemetry::traced(op, async move {
-        check_payload(fragment)?;
-        let limit = page::check_limit(limit)?;
-        let (after_at, after_id) = page::resume_after(after)?;
-        Ok(sqlx::query_as!(
-            Payment,
-            r#"
-        select id, data, created_at
-        from payments
-        where data @> $1
-          and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
-                                  coalesce($4::bigint, -9223372036854775808))
-        order by created_at, id
-        limit $2
-        "#,
-            fragment,
-            limit,
-            after_at,
-            after_id
-        )
-        .fetch_all(db)
-        .await?)
-    })
-    .await
-}
-
-/// Payments made with this method.
-///
-/// Django: `Payment.objects.filter(data__method='credit_card')`
-///
-/// SQL: `where data @> '{"method": $1}'` (GIN index).
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a bad limit.
-pub async fn list_by_method(
-    db: impl PgExecutor<'_>,
-    method: &str,
-    after: Option<&Cursor<i64>>,
-    limit: i64,
-) -> Result<Vec<Payment>> {
-    let op = crate::telemetry::op_span!("ledger.payments.list_by_method", "SELECT", "payments");
-    crate::telemetry::traced(op, async move {
-        Error::check_text("method", method)?;
-        list_containing(db, &json!({ "method": method }), after, limit).await
-    })
-    .await
-}
-
-/// Payments with this card brand.
-///
-/// Django: `Payment.objects.filter(data__brand='Visa')`
-///
-/// SQL: `where data @> '{"brand": $1}'` (GIN index).
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a bad limit.
-pub async fn list_by_brand(
-    db: impl PgExecutor<'_>,
-    brand: &str,
-    after: Option<&Cursor<i64>>,
-    limit: i64,
-) -> Result<Vec<Payment>> {
-    let op = crate::telemetry::op_span!("ledger.payments.list_by_brand", "SELECT", "payments");
-    crate::telemetry::traced(op, async move {
-        Error::check_text("brand", brand)?;
-        list_containing(db, &json!({ "brand": brand }), after, limit).await
-    })
-    .await
-}
-
-/// Payments shipping to this country (a nested key).
-///
-/// Django: `Payment.objects.filter(data__shipping__country='US')`
-///
-/// SQL: `where data @> '{"shipping": {"country": $1}}'` (GIN index).
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a bad limit.
-pub async fn list_by_shipping_country(
-    db: impl PgExecutor<'_>,
-    country: &str,
-    after: Option<&Cursor<i64>>,
-    limit: i64,
-) -> Result<Vec<Payment>> {
-    let op = crate::telemetry::op_span!(
-        "ledger.payments.list_by_shipping_country",
-        "SELECT",
-        "payments"
-    );
-    crate::telemetry::traced(op, async move {
-        Error::check_text("country", country)?;
-        list_containing(
-            db,
-            &json!({ "shipping": { "country": country } }),
-            after,
-            limit,
-        )
-        .await
-    })
-    .await
-}
-
-/// Payments whose document has this top-level key.
-///
-/// Django: `Payment.objects.filter(data__has_key='discount')`
-///
-/// SQL: `where data ? $1 order by created_at, id limit $2` (GIN index).
-///
-/// Read to the end by passing [`Cursor::after`] the last row of each page.
-///
-/// Plan (100,000 rows, checked by `tests/db/plans.rs`): `payments_data_gin_idx` (`?` is a
-/// `jsonb_ops` operator), then a sort of the matches.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a bad limit or a `Previous` cursor.
-pub async fn list_with_key(
-    db: impl PgExecutor<'_>,
-    key: &str,
-    after: Option<&Cursor<i64>>,
-    limit: i64,
-) -> Result<Vec<Payment>> {
-    let op = crate::telemetry::op_span!("ledger.payments.list_with_key", "SELECT", "payments");
-    crate::telemetry::traced(op, async move {
-        Error::check_text("key", key)?;
-        let limit = page::check_limit(limit)?;
-        let (after_at, after_id) = page::resume_after(after)?;
-        Ok(sqlx::query_as!(
-            Payment,
-            r#"
-        select id, data, created_at
-        from payments
-        where data ? $1
-          and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
-                                  coalesce($4::bigint, -9223372036854775808))
-        order by created_at, id
-        limit $2
-        "#,
-            key,
-            limit,
-            after_at,
-            after_id
-        )
-        .fetch_all(db)
-        .await?)
-    })
-    .await
-}
-
-/// Payments whose `amount` is a JSON number of at least `min`.
-///
-/// Django: `Payment.objects.filter(data__amount__gte=100)`
-///
-/// SQL: `where jsonb_path_exists(data, '$.amount ? (@ >= $min)', {"min": $1})`: a numeric
-/// comparison (9 < 100), and an `amount` that is a string, missing or null matches nothing
-/// rather than failing the query.
-///
-/// Read to the end by passing [`Cursor::after`] the last row of each page.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for a bad limit or a `Previous` cursor.
-pub async fn list_amount_at_least(
-    db: impl PgExecutor<'_>,
-    min: Decimal,
-    after: Option<&Cursor<i64>>,
-    limit: i64,
-) -> Result<Vec<Payment>> {
-    let op =
-        crate::telemetry::op_span!("ledger.payments.list_amount_at_least", "SELECT", "payments");
-    crate::telemetry::traced(op, async move {
-    let limit = page::check_limit(limit)?;
-    let (after_at, after_id) = page::resume_after(after)?;
-    Ok(sqlx::query_as!(
-        Payment,
-        r#"
-        select id, data, created_at
-        from payments
-        where jsonb_path_exists(data, '$.amount ? (@ >= $min)', jsonb_build_object('min', $1::numeric))
-          and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
-                                  coalesce($4::bigint, -9223372036854775808))
-        order by created_at, id
-        limit $2
-        "#,
-        min,
-        limit,
-        after_at,
-        after_id
-    )
-    .fetch_all(db)
-    .await?)
-})
     .await
 }

@@ -11,8 +11,9 @@ use super::{User, UserOrder, Visibility};
 use crate::page::{Cursor, KeysetPage, Page, Paginator};
 use crate::{Error, Result};
 
-/// Rows per page when a [`UserQuery`] is not told otherwise (the cheat sheet's `Paginator(..., 20)`).
-pub const DEFAULT_PER_PAGE: i64 = 20;
+/// Rows per page when a [`UserQuery`] is not told otherwise: the one default page size of every
+/// query value (the cheat sheet's `Paginator(..., 20)`).
+pub use crate::page::DEFAULT_PER_PAGE;
 
 /// How users are paged: which ones ([`Visibility`]), in what order ([`UserOrder`]), how many per
 /// page. Build it from [`UserQuery::new`] (live users, newest first, [`DEFAULT_PER_PAGE`]) and

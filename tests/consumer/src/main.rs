@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::users::{self, NewUser, UserOrder};
-use ledger::{Config, Decimal, Error, TryStreamExt, Uuid, accounts, json, schema};
+use ledger::articles::{self, Language};
+use ledger::{Config, Decimal, Error, TryStreamExt, Uuid, accounts, json, payments, schema};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -39,10 +40,17 @@ async fn run() -> ledger::Result<()> {
     let again = transactions::transfer(&mut conn, &pay).await?;
     assert_eq!(first.id, again.id, "the key replays the first transfer");
 
-    // The previous release's positional call, on purpose: CI checks that code written against
-    // it still builds, with a deprecation warning and nothing worse.
+    // The previous release's positional calls, on purpose: CI checks that code written against
+    // them still builds, with deprecation warnings and nothing worse, and runs.
     let page = users::page(&mut conn, crate::users::Visibility::Live, UserOrder::NewestFirst, 20, 1).await?;
     assert!(!page.items.is_empty());
+    let history = transactions::list_for_account(&pool, from.id, None, 10).await?;
+    assert_eq!(history.len(), 2, "the deposit and the transfer");
+    let invoiced = transactions::list_metadata_containing(&pool, &json!({ "invoice": run }), None, 10).await?;
+    assert_eq!(invoiced.len(), 1);
+    let cards = payments::list_by_method(&pool, "credit_card", None, 10).await?;
+    let titles = articles::search_titles(&pool, "database", Language::English, None, 10).await?;
+    let _ = (cards, titles);
     let mut streamed = 0;
     let mut entries = transactions::stream_all(&pool);
     while entries.try_next().await?.is_some() {

@@ -17,34 +17,43 @@ pub(super) async fn full_text(conn: &mut PgConnection, out: &mut impl Write) -> 
     step(
         out,
         "Article.objects.annotate(search=SearchVector('title', 'content')).filter(search='database')",
-        r#"articles::search_titles(db, "database", Language::English, None, 10)  (stored tsvector, GIN)"#,
+        r#"articles::SearchQuery::new().language(Language::English).limit(10).search_titles(db, "database")  (stored tsvector, GIN)"#,
     )?;
     let mut t = Table::new(&["title"]);
-    for a in articles::search_titles(&mut *conn, "database", Language::English, None, 10).await? {
+    for a in articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search_titles(&mut *conn, "database")
+        .await?
+    {
         t.row(vec![a.title]);
     }
     t.print(out)?;
     step(
         out,
         "Article.objects.annotate(rank=SearchRank(vector, SearchQuery('postgres performance'))).filter(rank__gte=0.1).order_by('-rank')",
-        r#"articles::search(db, "postgres performance", Language::English, 0.1, None, 10)"#,
+        r#"articles::SearchQuery::new().language(Language::English).limit(10).search(db, "postgres performance", 0.1)"#,
     )?;
     let mut t = Table::new(&["rank", "title", "snippet"]);
-    for hit in articles::search(
-        &mut *conn,
-        "postgres performance",
-        Language::English,
-        articles::DEFAULT_MIN_RANK,
-        None,
-        10,
-    )
-    .await?
+    for hit in articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(
+            &mut *conn,
+            "postgres performance",
+            articles::DEFAULT_MIN_RANK,
+        )
+        .await?
     {
         t.row(vec![format!("{:.3}", hit.rank), hit.title, hit.snippet]);
     }
     t.print(out)?;
     let hostile = "'; drop table articles; -- \"unclosed & | !";
-    let safe = articles::search(&mut *conn, hostile, Language::English, 0.0, None, 10).await?;
+    let safe = articles::SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search(&mut *conn, hostile, 0.0)
+        .await?;
     value(
         out,
         format!(

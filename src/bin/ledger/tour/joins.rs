@@ -15,10 +15,14 @@ pub(super) async fn joins(conn: &mut PgConnection, out: &mut impl Write) -> AnyR
     step(
         out,
         "Transaction.objects.select_related('from_account', 'to_account')",
-        "transactions::list_with_accounts(db, None, 5)  (one query, left joins)",
+        "transactions::EntryQuery::new().limit(5).list_with_accounts(db)  (one query, left joins)",
     )?;
     let mut t = Table::new(&["type", "amount", "from balance", "to balance"]);
-    for row in transactions::list_with_accounts(&mut *conn, None, 5).await? {
+    for row in transactions::EntryQuery::new()
+        .limit(5)
+        .list_with_accounts(&mut *conn)
+        .await?
+    {
         t.row(vec![
             row.entry.kind.to_string(),
             row.entry.amount.to_string(),

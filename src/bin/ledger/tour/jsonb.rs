@@ -49,56 +49,72 @@ pub(super) async fn jsonb(conn: &mut PgConnection, out: &mut impl Write) -> AnyR
     step(
         out,
         "Payment.objects.filter(data__method='credit_card')",
-        r#"payments::list_by_method(db, "credit_card", None, 10)  (data @> {...}, GIN)"#,
+        r#"payments::PaymentQuery::new().limit(10).list_by_method(db, "credit_card")  (data @> {...}, GIN)"#,
     )?;
     payment_table(
         out,
-        &payments::list_by_method(&mut *conn, "credit_card", None, 10).await?,
+        &payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_method(&mut *conn, "credit_card")
+            .await?,
     )?;
     step(
         out,
         "Payment.objects.filter(data__brand='Visa')",
-        r#"payments::list_by_brand(db, "Visa", None, 10)"#,
+        r#"payments::PaymentQuery::new().limit(10).list_by_brand(db, "Visa")"#,
     )?;
     payment_table(
         out,
-        &payments::list_by_brand(&mut *conn, "Visa", None, 10).await?,
+        &payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_brand(&mut *conn, "Visa")
+            .await?,
     )?;
     step(
         out,
         "Payment.objects.filter(data__amount__gte=100)",
-        "payments::list_amount_at_least(db, Decimal::from(100), None, 10)  (numbers compare as numbers: 9 < 100; \"150\" is a string)",
+        "payments::PaymentQuery::new().limit(10).list_amount_at_least(db, Decimal::from(100))  (numbers compare as numbers: 9 < 100; \"150\" is a string)",
     )?;
     payment_table(
         out,
-        &payments::list_amount_at_least(&mut *conn, Decimal::from(100), None, 10).await?,
+        &payments::PaymentQuery::new()
+            .limit(10)
+            .list_amount_at_least(&mut *conn, Decimal::from(100))
+            .await?,
     )?;
     step(
         out,
         "Payment.objects.filter(data__has_key='discount')",
-        r#"payments::list_with_key(db, "discount", None, 10)"#,
+        r#"payments::PaymentQuery::new().limit(10).list_with_key(db, "discount")"#,
     )?;
     payment_table(
         out,
-        &payments::list_with_key(&mut *conn, "discount", None, 10).await?,
+        &payments::PaymentQuery::new()
+            .limit(10)
+            .list_with_key(&mut *conn, "discount")
+            .await?,
     )?;
     step(
         out,
         "Payment.objects.filter(data__shipping__country='US')",
-        r#"payments::list_by_shipping_country(db, "US", None, 10)"#,
+        r#"payments::PaymentQuery::new().limit(10).list_by_shipping_country(db, "US")"#,
     )?;
     payment_table(
         out,
-        &payments::list_by_shipping_country(&mut *conn, "US", None, 10).await?,
+        &payments::PaymentQuery::new()
+            .limit(10)
+            .list_by_shipping_country(&mut *conn, "US")
+            .await?,
     )?;
     step(
         out,
         "Transaction.objects.filter(metadata__source='tour')",
-        r#"transactions::list_metadata_containing(db, &json!({"source": "tour"}), None, 3)"#,
+        r#"transactions::EntryQuery::new().limit(3).list_metadata_containing(db, &json!({"source": "tour"}))"#,
     )?;
-    let entries =
-        transactions::list_metadata_containing(&mut *conn, &json!({"source": "tour"}), None, 3)
-            .await?;
+    let entries = transactions::EntryQuery::new()
+        .limit(3)
+        .list_metadata_containing(&mut *conn, &json!({"source": "tour"}))
+        .await?;
     value(
         out,
         format!("{} entries (first 3 of the demo deposits)", entries.len()),

@@ -56,13 +56,15 @@ pub(super) async fn performance(conn: &mut PgConnection, out: &mut impl Write) -
     step(
         out,
         "User.objects.defer('large_text_field', 'avatar_data')",
-        "articles::list_summaries(db, None, 10)  (User has no heavy fields; articles.content is one)",
+        "articles::ArticleQuery::new().limit(10).list_summaries(db)  (User has no heavy fields; articles.content is one)",
     )?;
     value(
         out,
         format!(
             "{} article summaries",
-            ledger::articles::list_summaries(&mut *conn, None, 10)
+            ledger::articles::ArticleQuery::new()
+                .limit(10)
+                .list_summaries(&mut *conn)
                 .await?
                 .len()
         ),
