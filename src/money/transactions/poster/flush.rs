@@ -1,6 +1,7 @@
 //! The poster's one task: it gathers queued movements into batches, commits each batch in one
-//! transaction, and answers every caller; a batch that fails is split so that each movement gets
-//! its own verdict.
+//! transaction, and answers every caller: each movement its own verdict (applied, or refused for
+//! its own reason, which the others do not share), or, when the flush fails as a whole, the
+//! flush's error.
 
 use std::collections::{HashMap, HashSet};
 
