@@ -87,14 +87,17 @@ def segments(path):
 
 
 def paths_after(code, prefix):
-    """Every path that follows `prefix::` (as segment lists), a grouped one item by item."""
+    """Every path that follows `prefix::`, as (the prefix as written, segment list); a grouped
+    one item by item. `prefix` is a regular expression: `crate`, or `(?:super::)*super`."""
     found = []
-    for m in re.finditer(r"\b" + prefix + r"::((?:[A-Za-z_][A-Za-z0-9_]*::)*)(\{|[A-Za-z_][A-Za-z0-9_]*)", code):
-        head = [s for s in m.group(1).split("::") if s]
-        if m.group(2) == "{":
-            found.extend(head + item for item in group_items(code, m.start(2)))
+    ident = r"[A-Za-z_][A-Za-z0-9_]*"
+    pattern = r"\b(" + prefix + r")::((?:" + ident + r"::)*)(\{|" + ident + r")"
+    for m in re.finditer(pattern, code):
+        head = [s for s in m.group(2).split("::") if s]
+        if m.group(3) == "{":
+            found.extend((m.group(1), head + item) for item in group_items(code, m.start(3)))
         else:
-            found.append(head + [m.group(2)])
+            found.append((m.group(1), head + [m.group(3)]))
     return found
 
 
@@ -155,26 +158,22 @@ def graph_of(src):
         layer, module = home
         code = strip(text)
         deps = set()
-        for path in paths_after(code, "crate"):
+        for _, path in paths_after(code, "crate"):
             if path and path[0] in reexports:
                 deps.add(reexports[path[0]])
             else:
                 deps.add(resolve(path, modules))
-        # `super::` from this file: its module path is [layer, module, ...] (a mod.rs is its folder).
+        # `super::` from this file: its module path is [layer, module, ...] (a mod.rs is its
+        # folder); each `super` goes one up.
         parts = rel.removesuffix(".rs").split(os.sep)
         if parts[-1] == "mod":
             parts.pop()
-        for m in re.finditer(r"\b((?:super::)+)", code):
-            up = m.group(1).count("super")
-            base = parts[: max(len(parts) - up, 0)]
-            rest = paths_after(code[m.start() + len(m.group(1)) - len("super::"):], "super")[:1]
-            if not rest:
-                continue
-            full = base + rest[0]
-            if len(base) == 0:
-                deps.add(resolve(full, modules))
-            elif len(base) == 1 and len(full) > 1 and full[1] in modules:
-                deps.add(full[1])
+        for supers, path in paths_after(code, r"(?:super::)*super"):
+            base = parts[: max(len(parts) - supers.count("super"), 0)]
+            if not base:
+                deps.add(resolve(path, modules))
+            elif len(base) == 1 and path and path[0] in modules:
+                deps.add(path[0])
         graph.setdefault(module, set()).update(d for d in deps if d and d != module)
     return graph, modules, strays
 

@@ -94,7 +94,6 @@ async fn uuid_payments_and_articles_become_numbered_and_keep_their_old_ids(pool:
     .await
     .unwrap();
     // The same pre-0013 schema (a uuid id), which no query macro can describe.
-    // The same pre-0013 schema (a uuid id), which no query macro can describe.
     sqlx::query("insert into articles (id, title) values ($1, 'Kept')")
         .bind(older)
         .execute(&mut *conn)
@@ -135,7 +134,6 @@ async fn uuid_payments_and_articles_become_numbered_and_keep_their_old_ids(pool:
     assert_eq!(next.id.get(), 3);
 
     MIGRATOR.undo(&mut conn, 12).await.unwrap();
-    // Back in the pre-0013 schema (uuid ids), which no query macro can describe.
     // Back in the pre-0013 schema (uuid ids), which no query macro can describe.
     let back: Vec<(uuid::Uuid, Option<String>)> =
         sqlx::query_as("select id, data ->> 'n' from payments order by created_at")

@@ -130,6 +130,10 @@ async fn every_module_s_operations_open_one_span_with_the_database_attributes(po
     spans
         .one("ledger.payments.list_by_method")
         .assert_db("SELECT", "payments");
+    assert!(
+        spans.named("ledger.payments.list_containing").is_empty(),
+        "list_by_method opens one span, not one inside another"
+    );
     articles::insert(&pool, &articles::NewArticle::new("Postgres", "Full text"))
         .await
         .unwrap();

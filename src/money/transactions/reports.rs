@@ -141,15 +141,14 @@ impl EntryQuery {
         db: impl PgExecutor<'_>,
         account: AccountId,
     ) -> Result<Vec<LedgerEntry>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op = crate::telemetry::op_span!(
             "ledger.transactions.list_for_account",
             "SELECT",
             "transactions"
         );
         crate::telemetry::traced(op, async move {
-            let limit = page::check_limit(limit)?;
-            let (after_at, after_id) = page::resume_after(after)?;
+            let limit = page::check_limit(self.limit)?;
+            let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(sqlx::query_as!(
                 LedgerEntry,
                 r#"
@@ -199,15 +198,14 @@ impl EntryQuery {
         &self,
         db: impl PgExecutor<'_>,
     ) -> Result<Vec<EntryWithAccounts>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op = crate::telemetry::op_span!(
             "ledger.transactions.list_with_accounts",
             "SELECT",
             "transactions"
         );
         crate::telemetry::traced(op, async move {
-            let limit = page::check_limit(limit)?;
-            let (after_at, after_id) = page::resume_after(after)?;
+            let limit = page::check_limit(self.limit)?;
+            let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             let rows = sqlx::query_as!(
                 JoinedRow,
                 r#"
@@ -291,7 +289,6 @@ impl EntryQuery {
         db: impl PgExecutor<'_>,
         fragment: &serde_json::Value,
     ) -> Result<Vec<LedgerEntry>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op = crate::telemetry::op_span!(
             "ledger.transactions.list_metadata_containing",
             "SELECT",
@@ -302,8 +299,8 @@ impl EntryQuery {
                 return Err(Error::invalid("metadata", "must be a JSON object"));
             }
             crate::document::check("metadata", fragment, super::MAX_METADATA_BYTES)?;
-            let limit = page::check_limit(limit)?;
-            let (after_at, after_id) = page::resume_after(after)?;
+            let limit = page::check_limit(self.limit)?;
+            let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(query_entries!(
                 select r#"
             from transactions
@@ -339,7 +336,6 @@ impl EntryQuery {
         db: impl PgExecutor<'_>,
         key: &str,
     ) -> Result<Vec<LedgerEntry>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op = crate::telemetry::op_span!(
             "ledger.transactions.list_with_metadata_key",
             "SELECT",
@@ -347,8 +343,8 @@ impl EntryQuery {
         );
         crate::telemetry::traced(op, async move {
             Error::check_text("key", key)?;
-            let limit = page::check_limit(limit)?;
-            let (after_at, after_id) = page::resume_after(after)?;
+            let limit = page::check_limit(self.limit)?;
+            let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(query_entries!(
                 select r#"
             from transactions

@@ -74,11 +74,10 @@ impl ArticleQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
     pub async fn list_summaries(&self, db: impl PgExecutor<'_>) -> Result<Vec<ArticleSummary>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op = crate::telemetry::op_span!("ledger.articles.list_summaries", "SELECT", "articles");
         crate::telemetry::traced(op, async move {
-            let limit = page::check_limit(limit)?;
-            let (after_at, after_id) = page::resume_after(after)?;
+            let limit = page::check_limit(self.limit)?;
+            let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(sqlx::query_as!(
                 ArticleSummary,
                 r#"
@@ -120,11 +119,9 @@ impl SearchQuery {
         db: impl PgExecutor<'_>,
         query: &str,
     ) -> Result<Vec<ArticleSummary>> {
-        let (after, limit) = (self.after, self.limit);
-        let language = self.language;
         let op = crate::telemetry::op_span!("ledger.articles.search_titles", "SELECT", "articles");
         crate::telemetry::traced(op, async move {
-            let limit = page::check_limit(limit)?;
+            let limit = page::check_limit(self.limit)?;
             let query = searchable(query);
             Ok(sqlx::query_as!(
                 ArticleSummary,
@@ -141,9 +138,9 @@ impl SearchQuery {
             limit $3
             "#,
                 query,
-                language.as_str(),
+                self.language.as_str(),
                 limit,
-                after.map(|id| id.get())
+                self.after.map(|id| id.get())
             )
             .fetch_all(db)
             .await?)
@@ -176,11 +173,9 @@ impl SearchQuery {
         query: &str,
         min_rank: f32,
     ) -> Result<Vec<SearchHit>> {
-        let (after, limit) = (self.after, self.limit);
-        let language = self.language;
         let op = crate::telemetry::op_span!("ledger.articles.search", "SELECT", "articles");
         crate::telemetry::traced(op, async move {
-            let limit = page::check_limit(limit)?;
+            let limit = page::check_limit(self.limit)?;
             if min_rank.is_nan() || min_rank < 0.0 {
                 return Err(Error::invalid("min_rank", "must be zero or more"));
             }
@@ -212,10 +207,10 @@ impl SearchQuery {
             order by hit.rank desc, hit.id
             "#,
                 query,
-                language.as_str(),
+                self.language.as_str(),
                 min_rank,
                 limit,
-                after.map(|id| id.get())
+                self.after.map(|id| id.get())
             )
             .fetch_all(db)
             .await?)

@@ -63,33 +63,9 @@ impl PaymentQuery {
         db: impl PgExecutor<'_>,
         fragment: &Value,
     ) -> Result<Vec<Payment>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op =
             crate::telemetry::op_span!("ledger.payments.list_containing", "SELECT", "payments");
-        crate::telemetry::traced(op, async move {
-            check_payload(fragment)?;
-            let limit = page::check_limit(limit)?;
-            let (after_at, after_id) = page::resume_after(after)?;
-            Ok(sqlx::query_as!(
-                Payment,
-                r#"
-            select id, data, created_at
-            from payments
-            where data @> $1
-              and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
-                                      coalesce($4::bigint, -9223372036854775808))
-            order by created_at, id
-            limit $2
-            "#,
-                fragment,
-                limit,
-                after_at,
-                after_id
-            )
-            .fetch_all(db)
-            .await?)
-        })
-        .await
+        crate::telemetry::traced(op, self.containing(db, fragment)).await
     }
 
     /// Payments made with this method.
@@ -108,7 +84,7 @@ impl PaymentQuery {
         let op = crate::telemetry::op_span!("ledger.payments.list_by_method", "SELECT", "payments");
         crate::telemetry::traced(op, async move {
             Error::check_text("method", method)?;
-            self.list_containing(db, &json!({ "method": method })).await
+            self.containing(db, &json!({ "method": method })).await
         })
         .await
     }
@@ -129,7 +105,7 @@ impl PaymentQuery {
         let op = crate::telemetry::op_span!("ledger.payments.list_by_brand", "SELECT", "payments");
         crate::telemetry::traced(op, async move {
             Error::check_text("brand", brand)?;
-            self.list_containing(db, &json!({ "brand": brand })).await
+            self.containing(db, &json!({ "brand": brand })).await
         })
         .await
     }
@@ -154,7 +130,7 @@ impl PaymentQuery {
         );
         crate::telemetry::traced(op, async move {
             Error::check_text("country", country)?;
-            self.list_containing(db, &json!({ "shipping": { "country": country } }))
+            self.containing(db, &json!({ "shipping": { "country": country } }))
                 .await
         })
         .await
@@ -174,12 +150,11 @@ impl PaymentQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad limit or a `Previous` cursor.
     pub async fn list_with_key(&self, db: impl PgExecutor<'_>, key: &str) -> Result<Vec<Payment>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op = crate::telemetry::op_span!("ledger.payments.list_with_key", "SELECT", "payments");
         crate::telemetry::traced(op, async move {
             Error::check_text("key", key)?;
-            let limit = page::check_limit(limit)?;
-            let (after_at, after_id) = page::resume_after(after)?;
+            let limit = page::check_limit(self.limit)?;
+            let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(sqlx::query_as!(
                 Payment,
                 r#"
@@ -219,18 +194,17 @@ impl PaymentQuery {
         db: impl PgExecutor<'_>,
         min: Decimal,
     ) -> Result<Vec<Payment>> {
-        let (after, limit) = (self.after.as_ref(), self.limit);
         let op = crate::telemetry::op_span!(
             "ledger.payments.list_amount_at_least",
             "SELECT",
             "payments"
         );
         crate::telemetry::traced(op, async move {
-        let limit = page::check_limit(limit)?;
-        let (after_at, after_id) = page::resume_after(after)?;
-        Ok(sqlx::query_as!(
-            Payment,
-            r#"
+            let limit = page::check_limit(self.limit)?;
+            let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
+            Ok(sqlx::query_as!(
+                Payment,
+                r#"
             select id, data, created_at
             from payments
             where jsonb_path_exists(data, '$.amount ? (@ >= $min)', jsonb_build_object('min', $1::numeric))
@@ -238,15 +212,41 @@ impl PaymentQuery {
                                       coalesce($4::bigint, -9223372036854775808))
             order by created_at, id
             limit $2
-            "#,
-            min,
+                "#,
+                min,
+                limit,
+                after_at,
+                after_id
+            )
+            .fetch_all(db)
+            .await?)
+        })
+        .await
+    }
+
+    /// [`list_containing`](Self::list_containing) without a span of its own: the listings that
+    /// build on it open theirs, one span per call.
+    async fn containing(&self, db: impl PgExecutor<'_>, fragment: &Value) -> Result<Vec<Payment>> {
+        check_payload(fragment)?;
+        let limit = page::check_limit(self.limit)?;
+        let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
+        Ok(sqlx::query_as!(
+            Payment,
+            r#"
+        select id, data, created_at
+        from payments
+        where data @> $1
+          and (created_at, id) > (coalesce($3::timestamptz, '-infinity'),
+                                  coalesce($4::bigint, -9223372036854775808))
+        order by created_at, id
+        limit $2
+        "#,
+            fragment,
             limit,
             after_at,
             after_id
         )
         .fetch_all(db)
         .await?)
-    })
-        .await
     }
 }
