@@ -2,6 +2,7 @@
 //! Nothing here uses another layer. Each module is re-exported at the crate root.
 
 pub(crate) mod error;
+pub(crate) mod generator;
 
 pub mod cursor;
 pub mod document;

@@ -326,7 +326,7 @@ async fn a_stream_dropped_at_every_await_leaves_a_clean_session(pool: PgPool) {
     deposits(&pool, a, 6_000).await;
     let (one, _proxy) = one_connection(&pool).await;
     for ordered in [true, false] {
-        // Past the first chunk of 5,000, so that the stream fetches again, then stops early.
+        // Past the first chunk (1,000 rows), into the second (5,000), then stops early.
         let (points, read) = drop_at_every_await(&one, &pool, |_| {
             let one = one.clone();
             async move {

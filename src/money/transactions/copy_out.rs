@@ -4,20 +4,29 @@
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
-use sqlx::postgres::PgPoolCopyExt;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::LedgerEntry;
 use crate::telemetry::{self, op_span};
 use crate::{Error, Result};
 
-/// What [`copy_all`] asks the server for: the entry's columns in [`LedgerEntry`] order, with
+/// The columns every `COPY` here reads: the entry's columns in [`LedgerEntry`] order, with
 /// `created_at` as microseconds since the Unix epoch so that its text reads back exactly
 /// whatever the session's `DateStyle` and `TimeZone`.
-const COPY_ALL: &str = "copy (select id, from_account_id, to_account_id, amount, type, status, \
-     metadata, (extract(epoch from created_at) * 1000000)::bigint, idempotency_key \
-     from transactions) to stdout";
+macro_rules! copy_columns {
+    () => {
+        "id, from_account_id, to_account_id, amount, type, status, metadata, \
+         (extract(epoch from created_at) * 1000000)::bigint, idempotency_key"
+    };
+}
+
+/// What [`copy_all`] asks the server for.
+const COPY_ALL: &str = concat!(
+    "copy (select ",
+    copy_columns!(),
+    " from transactions) to stdout"
+);
 
 /// Every entry, unordered, read with `COPY ... TO STDOUT` and decoded here as the bytes arrive:
 /// the fastest way to read the whole ledger. Memory stays flat (one network chunk and its rows
@@ -33,7 +42,8 @@ const COPY_ALL: &str = "copy (select id, from_account_id, to_account_id, amount,
 /// and its next statement fails with a protocol error. A pooled connection from
 /// [`Config::pool_options`](crate::Config::pool_options) is then closed by the pool's release
 /// check, never handed on; a held connection must be closed. For a read that may stop early, use
-/// [`stream_unordered`](super::stream_unordered), whose drop costs at most one chunk.
+/// [`copy_all_pooled`] or [`stream_unordered`](super::stream_unordered), whose drop costs at
+/// most one chunk.
 ///
 /// # Errors
 /// Items are [`Error::Database`]: the server's error, or a row this decoder cannot read (which
@@ -52,20 +62,30 @@ pub fn copy_all(
     telemetry::traced_stream(op, rows)
 }
 
-/// [`copy_all`] on a connection of its own from `pool`, which a drop half-read leaves usable:
-/// the fastest whole-ledger read for code that may stop early.
+/// [`copy_all`] on a connection of its own from `pool`, which may be dropped at any point for
+/// the cost of one bounded chunk: the fastest whole-ledger read for code that may stop early.
 ///
 /// Django: no equivalent; `psql -c "\copy (select ...) to stdout"`.
 ///
-/// SQL: the same `copy (...) to stdout`, tagged with a comment that names this call. Dropped
-/// before the end, the stream hands its connection to a task that cancels the `COPY`
-/// (`select pg_cancel_backend(pid) from pg_stat_activity` where the tagged statement is still
-/// active: the same role may cancel its own backends) and reads what the server had already
-/// sent, up to the cancellation's error; the connection then goes back to the pool, clean. The
-/// cost is the rows in flight when the cancel lands, not the rest of the table. Dropped before
-/// the first row arrives (while the `COPY` starts), the connection is in a state sqlx does not
-/// track, and the pool's release check closes it. Outside a tokio runtime the task cannot run,
-/// and the same happens.
+/// SQL: on a pooled connection, in one `repeatable read, read only` transaction, `lock table
+/// transactions in access share mode`, then the table's size in pages, then one `copy (select
+/// ... from transactions where ctid >= '(a,0)' and ctid < '(b,0)') to stdout` per range of
+/// heap pages (8, then twice as many each time, up to [`COPY_PAGES`]; a TID range scan: each
+/// reads only its pages), then `rollback`. The rows are those of one snapshot, as one `COPY`
+/// of the table would read; the lock, taken before the snapshot, keeps the table's file from
+/// being rewritten or shrunk under it. The order is the heap's, as [`copy_all`]'s is.
+///
+/// The `COPY`s run on a task of their own, which hands the text to the stream in blocks of up
+/// to 64 KiB through a channel of four: the server, the task and the decoder work at the same
+/// time. Dropped, the stream closes the channel; the task reads what is left of the chunk in
+/// flight (at most [`COPY_PAGES`] pages, without decoding it), rolls back, and gives the
+/// connection back to the pool, clean. Nothing is cancelled and no second connection is
+/// needed, so the cost is the same whatever the table's size and however busy the pool. Behind
+/// a transaction pooler the whole read is one transaction, which the pooler keeps on one server
+/// connection.
+///
+/// Must be polled inside a tokio runtime (the task needs one); outside one, its only item is
+/// an [`Error::Database`].
 ///
 /// # Errors
 /// As [`copy_all`]; the first item is the error of acquiring the connection, if any.
@@ -74,14 +94,15 @@ pub fn copy_all_pooled(
 ) -> impl Stream<Item = Result<LedgerEntry>> + Send + Unpin + use<> {
     let pool = pool.clone();
     let rows = futures::stream::once(async move {
-        let tag = format!("ledger copy_all {}", Uuid::new_v4());
-        let statement = format!("{COPY_ALL} /* {tag} */");
-        let bytes = pool.copy_out_raw(&statement).await?;
-        Ok::<_, Error>(copy_rows(CancelOnDrop {
-            bytes: Some(bytes),
-            pool,
-            tag,
-        }))
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| copy_error(format!("copy_all_pooled needs a tokio runtime: {e}")))?;
+        let (blocks, received) = tokio::sync::mpsc::channel(4);
+        runtime.spawn(copy_chunks(pool, blocks));
+        let received = futures::stream::unfold(received, |mut received| async move {
+            received.recv().await.map(|block| (block, received))
+        })
+        .boxed();
+        Ok::<_, Error>(copy_rows(received))
     })
     .try_flatten()
     .boxed();
@@ -93,81 +114,77 @@ pub fn copy_all_pooled(
     telemetry::traced_stream(op, rows)
 }
 
-/// A `COPY ... TO STDOUT` in progress on a pooled connection; cancelled and read to its end by
-/// a task of its own if dropped before the end (see [`copy_all_pooled`]).
-struct CancelOnDrop {
-    bytes: Option<futures::stream::BoxStream<'static, sqlx::Result<bytes::Bytes>>>,
-    pool: PgPool,
-    tag: String,
-}
+/// Heap pages per `COPY` of [`copy_all_pooled`] once it is under way: 0.5 MiB of heap, a few
+/// thousand entries, which the server writes out in a few milliseconds; that is what a drop
+/// may cost. The first `COPY` reads 8 pages and each next one twice as many, up to this, so
+/// that a stream dropped after its first rows costs a fraction of it.
+pub const COPY_PAGES: i64 = 64;
 
-impl Stream for CancelOnDrop {
-    type Item = sqlx::Result<bytes::Bytes>;
+/// Heap pages of the first `COPY` of [`copy_all_pooled`].
+const FIRST_COPY_PAGES: i64 = 8;
 
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        use std::task::Poll;
-        let Some(bytes) = self.bytes.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let next = bytes.poll_next_unpin(cx);
-        if let Poll::Ready(None | Some(Err(_))) = &next {
-            // sqlx has read the `COPY` to its end (or its error and the server's ready).
-            self.bytes = None;
+/// The task of [`copy_all_pooled`]: each chunk's `COPY`, its rows gathered into blocks and sent
+/// to the stream until the stream is dropped; then the rest of that chunk is read and
+/// discarded, and the transaction rolled back.
+async fn copy_chunks(pool: PgPool, blocks: tokio::sync::mpsc::Sender<sqlx::Result<bytes::Bytes>>) {
+    let read = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query!("set transaction isolation level repeatable read, read only")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query!("lock table transactions in access share mode")
+            .execute(&mut *tx)
+            .await?;
+        let pages = sqlx::query_scalar!(
+            r#"
+            select pg_relation_size('transactions'::regclass)
+                   / current_setting('block_size')::bigint as "pages!"
+            "#
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let (mut first, mut span) = (0, FIRST_COPY_PAGES);
+        while first < pages && !blocks.is_closed() {
+            let last = first + span;
+            span = (span * 2).min(COPY_PAGES);
+            // COPY has no bind parameters: the bounds are two numbers written in.
+            let statement = format!(
+                concat!(
+                    "copy (select ",
+                    copy_columns!(),
+                    " from transactions where ctid >= '({},0)' and ctid < '({},0)') to stdout"
+                ),
+                first, last
+            );
+            let mut rows = tx.copy_out_raw(&statement).await?;
+            let mut block = bytes::BytesMut::new();
+            while let Some(row) = rows.try_next().await? {
+                if blocks.is_closed() {
+                    continue;
+                }
+                block.extend_from_slice(&row);
+                if block.len() >= BLOCK_BYTES
+                    && blocks.send(Ok(block.split().freeze())).await.is_err()
+                {
+                    block.clear();
+                }
+            }
+            if !block.is_empty() {
+                let _ = blocks.send(Ok(block.freeze())).await;
+            }
+            first = last;
         }
-        next
+        tx.rollback().await?;
+        Ok::<_, sqlx::Error>(())
+    };
+    if let Err(error) = read.await {
+        // The stream may be gone already; then there is no one to tell.
+        let _ = blocks.send(Err(error)).await;
     }
 }
 
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        let Some(mut bytes) = self.bytes.take() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (pool, tag) = (self.pool.clone(), std::mem::take(&mut self.tag));
-        runtime.spawn(async move {
-            let pattern = format!("%{tag}%");
-            // On an idle pooled connection if there is one, else on a new one: the pool may
-            // have no other (the dropped stream's is busy until the cancel lands). In a
-            // transaction, which the transaction-pooler profile needs for a statement.
-            let cancelled = async {
-                let mut conn = match pool.try_acquire() {
-                    Some(pooled) => sqlx::Either::Left(pooled),
-                    None => sqlx::Either::Right(
-                        sqlx::PgConnection::connect_with(&pool.connect_options()).await?,
-                    ),
-                };
-                let conn: &mut sqlx::PgConnection = match &mut conn {
-                    sqlx::Either::Left(pooled) => pooled,
-                    sqlx::Either::Right(own) => own,
-                };
-                let mut tx = Connection::begin(conn).await?;
-                let cancelled = sqlx::query_scalar!(
-                    r#"
-                select pg_cancel_backend(pid) as "cancelled!"
-                from pg_stat_activity
-                where state = 'active' and query like $1 and pid <> pg_backend_pid()
-                "#,
-                    pattern
-                )
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(cancelled)
-            }
-            .await;
-            if let Err(error) = cancelled {
-                tracing::warn!(%error, "could not cancel a dropped COPY; reading it to the end");
-            }
-            while bytes.next().await.is_some() {}
-        });
-    }
-}
+/// The size of a block of `COPY` text handed from the task to the stream.
+const BLOCK_BYTES: usize = 64 * 1024;
 
 /// Splits the `COPY` text stream into lines, however the chunks cut them, and decodes each.
 fn copy_rows<S, B>(bytes: S) -> impl Stream<Item = Result<LedgerEntry>> + Send

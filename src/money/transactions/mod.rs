@@ -64,7 +64,7 @@ mod stream;
 
 pub use aggregates::*;
 pub use batch::*;
-pub use copy_out::{copy_all, copy_all_pooled};
+pub use copy_out::{COPY_PAGES, copy_all, copy_all_pooled};
 #[allow(deprecated)]
 pub use deprecated::{
     list_for_account, list_metadata_containing, list_with_accounts, list_with_metadata_key,
