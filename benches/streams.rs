@@ -38,7 +38,7 @@ enum Stream {
     All,
     Unordered,
     Chunks,
-    /// `copy_all_pooled`: `COPY ... TO STDOUT` on a pooled connection of its own, cancelled on drop.
+    /// `copy_all_pooled`: `COPY ... TO STDOUT` by ranges of heap pages on a pooled connection.
     Copy,
     /// `stream_all_on`: the single `select` `stream_all` was before its cursor.
     SingleSelect,
@@ -47,10 +47,10 @@ enum Stream {
 impl Stream {
     fn label(self) -> &'static str {
         match self {
-            Stream::All => "ledger `stream_all` (cursor, time order)",
+            Stream::All => "ledger `stream_all` (keyset chunks, time order)",
             Stream::Unordered => "ledger `stream_unordered` (cursor)",
             Stream::Chunks => "ledger `chunks(pool, 1000)` (keyset)",
-            Stream::Copy => "ledger `copy_all_pooled` (`COPY`, cancelled on drop)",
+            Stream::Copy => "ledger `copy_all_pooled` (`COPY` by page range)",
             Stream::SingleSelect => "ledger `stream_all_on` (one `select`, before the cursor)",
         }
     }
