@@ -227,6 +227,8 @@ async fn a_pooled_copy_reads_one_range_of_pages_per_copy(pool: PgPool) {
         .strip_prefix("copy (")
         .and_then(|s| s.strip_suffix(") to stdout"))
         .unwrap_or_else(|| panic!("not a COPY of a select: {statement}"));
+    // The statement under test is the one the server ran, known only at run time: no query
+    // macro can hold it.
     let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "explain (format json) {select}"
     )))

@@ -163,10 +163,10 @@ async fn copy_chunks(pool: PgPool, blocks: tokio::sync::mpsc::Sender<sqlx::Resul
                     continue;
                 }
                 block.extend_from_slice(&row);
-                if block.len() >= BLOCK_BYTES
-                    && blocks.send(Ok(block.split().freeze())).await.is_err()
-                {
-                    block.clear();
+                if block.len() >= BLOCK_BYTES {
+                    // A failed send means the stream is gone: `is_closed` above then skips the
+                    // rest of the chunk.
+                    let _ = blocks.send(Ok(block.split().freeze())).await;
                 }
             }
             if !block.is_empty() {
