@@ -4,9 +4,9 @@
 //! [`ledger::Config::transaction_pooler`]. PgBouncer gets two server connections per database,
 //! so that concurrent clients share them. `cargo test pgbouncer` runs exactly these.
 //!
-//! Without an installed `pgbouncer`, each test fails when `CI` is set (`.ci/run` sets it, after
-//! installing the package) and otherwise passes saying that it did not run, so that `cargo
-//! test` still passes on a fresh machine that has only PostgreSQL (`--nocapture` shows it).
+//! They need an installed `pgbouncer`, so they are `#[ignore]`d saying so: plain `cargo test`
+//! lists them as ignored, and `.ci/run` (which installs the package) runs them with
+//! `--ignored`, where a missing `pgbouncer` fails the test.
 
 use std::path::PathBuf;
 
@@ -33,19 +33,15 @@ struct Through {
 }
 
 impl Through {
-    /// `conf`: lines appended to PgBouncer's `[pgbouncer]` section. `None` when PgBouncer is
-    /// not installed, outside CI.
-    async fn start(name: &str, conf: &'static str) -> Option<Self> {
-        if !Bouncer::is_installed() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "pgbouncer is not installed (apt-get install pgbouncer)"
-            );
-            eprintln!(
-                "{name}: did not run: pgbouncer is not installed (apt-get install pgbouncer)"
-            );
-            return None;
-        }
+    /// `conf`: lines appended to PgBouncer's `[pgbouncer]` section.
+    ///
+    /// # Panics
+    /// Without an installed `pgbouncer` (the tests are `#[ignore]`d for that reason).
+    async fn start(name: &str, conf: &'static str) -> Self {
+        assert!(
+            Bouncer::is_installed(),
+            "{name}: pgbouncer is not installed (apt-get install pgbouncer)"
+        );
         let root = std::env::temp_dir().join(format!("ledger-{name}-{}", std::process::id()));
         let _ = Cluster::stop(&root.join("pg"));
         let _ = std::fs::remove_dir_all(&root);
@@ -62,7 +58,7 @@ impl Through {
         let bouncer = blocking(move || Bouncer::start(&dir, &cluster, conf))
             .await
             .unwrap();
-        Some(Self { bouncer, root })
+        Self { bouncer, root }
     }
 
     /// A pool of eight client connections through PgBouncer, with the transaction-pooler
@@ -88,10 +84,9 @@ impl Drop for Through {
 /// connections; every cent is still there, every account reconciles, and a retried movement
 /// with an idempotency key moves money once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pgbouncer: apt-get install pgbouncer (docs/development.md)"]
 async fn pgbouncer_money_path_concurrent_transfers_conserve_every_cent() {
-    let Some(through) = Through::start("pgbouncer-money", TWO_SERVERS).await else {
-        return;
-    };
+    let through = Through::start("pgbouncer-money", TWO_SERVERS).await;
     let pool = through.pool().await;
     let mut tx = pool.begin().await.unwrap();
     let owner = users::insert(&mut *tx, &NewUser::new("b@example.com", "Bouncer"))
@@ -155,10 +150,9 @@ async fn pgbouncer_money_path_concurrent_transfers_conserve_every_cent() {
 /// One reading and one writing call of every module, each inside a transaction, from three
 /// clients at once through two server connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pgbouncer: apt-get install pgbouncer (docs/development.md)"]
 async fn pgbouncer_every_module_inside_transactions_from_concurrent_clients() {
-    let Some(through) = Through::start("pgbouncer-modules", TWO_SERVERS).await else {
-        return;
-    };
+    let through = Through::start("pgbouncer-modules", TWO_SERVERS).await;
     let pool = through.pool().await;
     let clients: Vec<_> = (0..3)
         .map(|client| {
@@ -281,10 +275,9 @@ async fn every_module(pool: &PgPool, client: usize) {
 /// `sqlx_s_1`, PgBouncer's reset removes it, and the next transaction's cached statement is
 /// gone. This is why [`ledger::Config::transaction_pooler`] exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pgbouncer: apt-get install pgbouncer (docs/development.md)"]
 async fn pgbouncer_without_the_profile_a_cached_statement_is_gone_in_the_next_transaction() {
-    let Some(through) = Through::start("pgbouncer-cache", TWO_SERVERS).await else {
-        return;
-    };
+    let through = Through::start("pgbouncer-cache", TWO_SERVERS).await;
     let options = through.bouncer.connect_options(DATABASE);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
@@ -308,10 +301,9 @@ async fn pgbouncer_without_the_profile_a_cached_statement_is_gone_in_the_next_tr
 /// With the profile, a statement outside a transaction fails the same way every time, and
 /// writes nothing: sqlx's prepare and execute land on different server sessions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pgbouncer: apt-get install pgbouncer (docs/development.md)"]
 async fn pgbouncer_a_statement_outside_a_transaction_fails_and_writes_nothing() {
-    let Some(through) = Through::start("pgbouncer-outside", TWO_SERVERS).await else {
-        return;
-    };
+    let through = Through::start("pgbouncer-outside", TWO_SERVERS).await;
     let pool = through.pool().await;
     for i in 0..3 {
         let err = users::insert(&pool, &NewUser::new(format!("o{i}@example.com"), "Out"))
@@ -335,15 +327,13 @@ async fn pgbouncer_a_statement_outside_a_transaction_fails_and_writes_nothing() 
 /// statement when the cache is off. (The reset stays in the recommended profile: it leaves
 /// nothing of one client's session for the next.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pgbouncer: apt-get install pgbouncer (docs/development.md)"]
 async fn pgbouncer_without_the_reset_two_clients_statements_do_not_collide() {
-    let Some(through) = Through::start(
+    let through = Through::start(
         "pgbouncer-reset",
         "default_pool_size = 1\nserver_reset_query_always = 0",
     )
-    .await
-    else {
-        return;
-    };
+    .await;
     let pool = through.pool().await;
     let mut clients = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
     for client in [0, 1, 0] {
@@ -369,10 +359,9 @@ async fn pgbouncer_without_the_reset_two_clients_statements_do_not_collide() {
 /// Behind a transaction pooler a stream is one transaction, which PgBouncer keeps on one server
 /// connection for its cursor: dropped early, it still costs the next query at most one chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs pgbouncer: apt-get install pgbouncer (docs/development.md)"]
 async fn pgbouncer_a_stream_dropped_early_costs_the_next_query_one_chunk() {
-    let Some(through) = Through::start("pgbouncer-early-drop", TWO_SERVERS).await else {
-        return;
-    };
+    let through = Through::start("pgbouncer-early-drop", TWO_SERVERS).await;
     let observer = through.pool().await;
     let mut tx = observer.begin().await.unwrap();
     crate::early_drop::fill(&mut tx).await;
