@@ -40,7 +40,9 @@ enum Stream {
     Chunks,
     /// `copy_all_pooled`: `COPY ... TO STDOUT` by ranges of heap pages on a pooled connection.
     Copy,
-    /// `stream_all_on`: the single `select` `stream_all` was before its cursor.
+    /// One `select` of every entry in time order, fetched as it arrives: the baseline the
+    /// streams are held to (what `stream_all` was before its chunks, which a drop pays for in
+    /// full).
     SingleSelect,
 }
 
@@ -51,11 +53,10 @@ impl Stream {
             Stream::Unordered => "ledger `stream_unordered` (cursor)",
             Stream::Chunks => "ledger `chunks(pool, 1000)` (keyset)",
             Stream::Copy => "ledger `copy_all_pooled` (`COPY` by page range)",
-            Stream::SingleSelect => "ledger `stream_all_on` (one `select`, before the cursor)",
+            Stream::SingleSelect => "one `select` (the baseline: no chunks, no cursor)",
         }
     }
 
-    #[allow(deprecated)]
     fn open(self, pool: &PgPool) -> BoxStream<'_, ledger::Result<Vec<LedgerEntry>>> {
         match self {
             Stream::All => transactions::stream_all(pool).map_ok(|e| vec![e]).boxed(),
@@ -66,9 +67,19 @@ impl Stream {
             Stream::Copy => transactions::copy_all_pooled(pool)
                 .map_ok(|e| vec![e])
                 .boxed(),
-            Stream::SingleSelect => transactions::stream_all_on(pool)
-                .map_ok(|e| vec![e])
-                .boxed(),
+            Stream::SingleSelect => sqlx::query_as!(
+                LedgerEntry,
+                r#"
+                select id, from_account_id, to_account_id, amount, type as kind, status,
+                    metadata, created_at, idempotency_key
+                from transactions
+                order by created_at, id
+                "#
+            )
+            .fetch(pool)
+            .map_ok(|e| vec![e])
+            .map_err(ledger::Error::from)
+            .boxed(),
         }
     }
 }

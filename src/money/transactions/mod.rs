@@ -53,7 +53,6 @@ pub(crate) use query_entries;
 mod aggregates;
 mod batch;
 mod copy_out;
-mod deprecated;
 mod idempotency;
 pub(crate) mod movements;
 mod poster;
@@ -65,10 +64,6 @@ mod stream;
 pub use aggregates::*;
 pub use batch::*;
 pub use copy_out::{COPY_PAGES, copy_all, copy_all_pooled};
-#[allow(deprecated)]
-pub use deprecated::{
-    list_for_account, list_metadata_containing, list_with_accounts, list_with_metadata_key,
-};
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use movements::{Movement, Transfer, deposit, transfer, validate_amount, withdraw};
 pub use poster::{Poster, PosterOptions};

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
-use sqlx::{Acquire, Connection, PgExecutor, PgPool, Postgres};
+use sqlx::{Acquire, Connection, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::LedgerEntry;
@@ -200,45 +200,6 @@ where
         fetch: FETCH_UNORDERED,
     };
     telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
-}
-
-/// [`stream_all`] as it was before 0.2: one `select`, on any executor. Dropped early, it costs
-/// the next use of its connection a read of the rest of the table.
-#[deprecated(
-    since = "0.2.0",
-    note = "use `stream_all`, which takes a pool or connection (`Acquire`) and whose drop costs \
-            one chunk"
-)]
-pub fn stream_all_on<'e>(
-    db: impl PgExecutor<'e> + 'e,
-) -> impl Stream<Item = Result<LedgerEntry>> + Send + 'e {
-    query_entries!(
-        select r#"
-        from transactions
-        order by created_at, id
-        "#
-    )
-    .fetch(db)
-    .map_err(Error::from)
-}
-
-/// [`stream_unordered`] as it was before 0.2: one `select`, on any executor. Dropped early, it
-/// costs the next use of its connection a read of the rest of the table.
-#[deprecated(
-    since = "0.2.0",
-    note = "use `stream_unordered`, which takes a pool or connection (`Acquire`) and whose drop \
-            costs one chunk"
-)]
-pub fn stream_unordered_on<'e>(
-    db: impl PgExecutor<'e> + 'e,
-) -> impl Stream<Item = Result<LedgerEntry>> + Send + 'e {
-    query_entries!(
-        select r#"
-        from transactions
-        "#
-    )
-    .fetch(db)
-    .map_err(Error::from)
 }
 
 /// Every entry in time order, `size` rows at a time (the seed's `iterator(chunk_size=1000)`).

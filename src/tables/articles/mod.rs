@@ -14,12 +14,9 @@
 //! — and never raises a syntax error: the worst case is an empty result.
 
 mod bulk;
-mod deprecated;
 mod listing;
 
 pub use bulk::insert_many;
-#[allow(deprecated)]
-pub use deprecated::{list_summaries, search, search_titles};
 pub use listing::{ArticleQuery, SearchQuery};
 
 use chrono::{DateTime, Utc};

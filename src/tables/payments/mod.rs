@@ -22,15 +22,9 @@
 //! converts through the shortest decimal form, so such amounts round-trip exactly.
 
 mod bulk;
-mod deprecated;
 mod listing;
 
 pub use bulk::{copy_in, insert_many};
-#[allow(deprecated)]
-pub use deprecated::{
-    list_amount_at_least, list_by_brand, list_by_method, list_by_shipping_country, list_containing,
-    list_with_key,
-};
 pub use listing::PaymentQuery;
 
 use chrono::{DateTime, Utc};

@@ -43,7 +43,6 @@ macro_rules! query_users {
 pub(crate) use query_users;
 
 mod bulk;
-mod deprecated;
 mod filters;
 mod listing;
 mod paginate;
@@ -52,8 +51,6 @@ mod query;
 mod writes;
 
 pub use bulk::{copy_in, insert_many};
-#[allow(deprecated)]
-pub use deprecated::{get_page, list_keyset, list_slice, page};
 pub use filters::*;
 pub use listing::*;
 pub use paginate::*;

@@ -3,10 +3,11 @@
 
 use std::process::ExitCode;
 
-use ledger::transactions::{self, Movement, Transfer};
-use ledger::users::{self, NewUser, UserOrder};
-use ledger::articles::{self, Language};
-use ledger::{Config, Decimal, Error, TryStreamExt, Uuid, accounts, json, payments, schema};
+use ledger::articles::{Language, SearchQuery};
+use ledger::payments::PaymentQuery;
+use ledger::transactions::{self, EntryQuery, Movement, Transfer};
+use ledger::users::{self, NewUser, UserOrder, UserQuery};
+use ledger::{Config, Decimal, Error, TryStreamExt, Uuid, accounts, json, schema};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,7 +22,8 @@ async fn main() -> ExitCode {
 
 async fn run() -> ledger::Result<()> {
     let pool = Config::resolve()?.connect().await?;
-    schema::migrate(&mut *pool.acquire().await?).await?;
+    // CI migrates first, as a release step would (`sqlx migrate run`, into `_ledger_migrations`).
+    schema::check(&mut *pool.acquire().await?).await?;
 
     let run = Uuid::new_v4().simple().to_string();
     let ana = NewUser::new(format!("ana-{run}@example.com"), "Ana García");
@@ -40,16 +42,26 @@ async fn run() -> ledger::Result<()> {
     let again = transactions::transfer(&mut conn, &pay).await?;
     assert_eq!(first.id, again.id, "the key replays the first transfer");
 
-    // The previous release's positional calls, on purpose: CI checks that code written against
-    // them still builds, with deprecation warnings and nothing worse, and runs.
-    let page = users::page(&mut conn, crate::users::Visibility::Live, UserOrder::NewestFirst, 20, 1).await?;
+    // The listings of 0.1.0: query values carry the page size, the order and where to resume.
+    let page = UserQuery::new()
+        .order(UserOrder::NewestFirst)
+        .per_page(20)
+        .page(&mut conn, 1)
+        .await?;
     assert!(!page.items.is_empty());
-    let history = transactions::list_for_account(&pool, from.id, None, 10).await?;
+    let entries = EntryQuery::new().limit(10);
+    let history = entries.list_for_account(&pool, from.id).await?;
     assert_eq!(history.len(), 2, "the deposit and the transfer");
-    let invoiced = transactions::list_metadata_containing(&pool, &json!({ "invoice": run }), None, 10).await?;
+    let invoiced = entries
+        .list_metadata_containing(&pool, &json!({ "invoice": run }))
+        .await?;
     assert_eq!(invoiced.len(), 1);
-    let cards = payments::list_by_method(&pool, "credit_card", None, 10).await?;
-    let titles = articles::search_titles(&pool, "database", Language::English, None, 10).await?;
+    let cards = PaymentQuery::new().limit(10).list_by_method(&pool, "credit_card").await?;
+    let titles = SearchQuery::new()
+        .language(Language::English)
+        .limit(10)
+        .search_titles(&pool, "database")
+        .await?;
     let _ = (cards, titles);
     let mut streamed = 0;
     let mut entries = transactions::stream_all(&pool);
