@@ -3,13 +3,16 @@
 //!
 //! Each table has a module ([`users`], [`accounts`], [`transactions`], [`payments`],
 //! [`articles`]); every query is a `sqlx::query!`-family macro checked at build time, offline,
-//! from the committed `.sqlx/` directory. Money is [`Decimal`], ids are UUID newtypes, times are
-//! [`DateTime<Utc>`](DateTime), and every failure is a variant of one [`Error`].
+//! from the committed `.sqlx/` directory. Money is [`Decimal`], ids are typed newtypes (UUIDs, and
+//! Django's `bigint` for payments and articles: [`ids`]), times are [`DateTime<Utc>`](DateTime),
+//! and every failure is a variant of one [`Error`].
 //!
 //! # Start here
 //!
-//! Connect, migrate, open an account, move money with an idempotency key, page, stream, and match
-//! on an error. A consumer needs only `ledger` and `tokio`: every foreign type in the signatures is
+//! Connect, check that the schema is the one this build expects, open an account, move money
+//! with an idempotency key, page, stream, and match on an error. The service does not migrate:
+//! `ledger migrate` (or [`schema::migrate`]) runs as a release step, as the tables' owner, before
+//! the new release starts ([`schema`] says how). A consumer needs only `ledger` and `tokio`: every foreign type in the signatures is
 //! re-exported here ([`Decimal`], [`Uuid`], [`DateTime`], [`Utc`], [`Value`], [`json!`],
 //! [`PgPool`], [`PgConnection`], [`TryStreamExt`], [`sqlx`] itself).
 //!
@@ -21,7 +24,8 @@
 //! # async fn service() -> ledger::Result<()> {
 //! // DATABASE_URL or the seed's DB_* variables; a clear error when neither is set.
 //! let pool = Config::resolve()?.connect().await?;
-//! schema::migrate(&mut *pool.acquire().await?).await?;
+//! // Refuses to start, naming what is pending, on a schema behind (or ahead of) this build.
+//! schema::check(&mut *pool.acquire().await?).await?;
 //!
 //! // One statement: any executor (`&pool`, `&mut *conn`, `&mut *tx`).
 //! let ana = users::insert(&pool, &NewUser::new("ana@example.com", "Ana García")).await?;

@@ -4,7 +4,7 @@
 //! - the **owner** runs `ledger migrate` (or `ledger adopt --apply`) and owns every object;
 //! - the **service** reads and writes rows: `SELECT, INSERT, UPDATE, DELETE` on ledger's tables,
 //!   `USAGE, SELECT` on their sequences, `EXECUTE` on ledger's functions, and only `SELECT` on
-//!   sqlx's migration bookkeeping (`_sqlx_migrations`), so that it can check the schema but
+//!   ledger's migration bookkeeping (`_ledger_migrations`), so that it can check the schema but
 //!   never record a migration;
 //! - the **read-only** role (standbys, reports, `ledger dump`, `ledger status`) has `SELECT` on
 //!   the same tables and the bookkeeping, and nothing else.
@@ -19,7 +19,7 @@
 //! **Why not `pg_read_all_data` / `pg_write_all_data`.** PostgreSQL 14's predefined roles give
 //! `SELECT` (or `INSERT, UPDATE, DELETE`) on every table of every schema: in a database ledger
 //! shares with Django, that is `auth_user`'s password hashes and `django_session` for a role
-//! that needs neither, and write access to `_sqlx_migrations`, with which a service could mark a
+//! that needs neither, and write access to `_ledger_migrations`, with which a service could mark a
 //! migration applied that never ran. The grants here name ledger's tables only, and, in a
 //! database Django migrated, `SELECT` on `django_migrations` for the read-only role, so that
 //! `ledger adopt`'s dry run works as it once the database is adopted. (Before adoption the dry
@@ -55,8 +55,8 @@ pub const TABLES: [&str; 7] = [
     "ledger_uuid_ids",
 ];
 
-/// sqlx's migration bookkeeping, which only the owner writes.
-pub const BOOKKEEPING: &str = "_sqlx_migrations";
+/// ledger's migration bookkeeping, which only the owner writes.
+pub use crate::schema::BOOKKEEPING;
 
 /// The roles to grant to; `None` leaves that role out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub async fn plan(conn: impl PgExecutor<'_>, roles: &Roles<'_>) -> Result<Vec<St
                 as "owner?",
             (select count(*) from unnest($1::text[]) t(name) where to_regclass(t.name) is null)
                 as "missing!",
-            to_regclass('_sqlx_migrations') is not null as "bookkeeping!",
+            to_regclass('_ledger_migrations') is not null as "bookkeeping!",
             to_regclass('django_migrations') is not null as "django!",
             array(
                 select s.oid::regclass::text

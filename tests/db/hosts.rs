@@ -443,7 +443,7 @@ async fn a_pooled_connection_that_reaches_a_standby_is_replaced_by_the_primary()
     );
     // A pool whose dial reaches the standby, as one does after a failover turned the first
     // host of its list into a standby: every connection it opens is checked and replaced.
-    let standby_first = Pair::endpoint(s).apply_to(config.connect_options());
+    let standby_first = Pair::endpoint(s).apply_to(&config.connect_options());
     let pool = config
         .pool_options()
         .max_connections(3)

@@ -7,6 +7,7 @@
 mod accounts;
 mod articles;
 mod bank;
+mod bookkeeping;
 mod bulk;
 mod cancel;
 mod cli;
@@ -36,6 +37,7 @@ mod schema;
 mod secrets;
 mod support;
 mod telemetry;
+mod timeouts;
 mod tls;
 mod users;
 

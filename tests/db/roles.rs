@@ -157,8 +157,8 @@ async fn the_grants_name_every_table_sequence_and_function_the_migrations_create
             "{object} is not granted:\n{plan}"
         );
     }
-    assert!(plan.contains(r#"grant select on table _sqlx_migrations to "svc""#));
-    assert!(!plan.contains(r#"insert, update, delete on table _sqlx_migrations"#));
+    assert!(plan.contains(r#"grant select on table _ledger_migrations to "svc""#));
+    assert!(!plan.contains(r#"insert, update, delete on table _ledger_migrations"#));
 
     // Printing grants nothing; the names are checked before the server.
     let out = ledger(&["grants", "--service", "svc"], Some(&url_of(&pool)));
@@ -495,7 +495,7 @@ async fn status_only_reads_and_seed_refuses_a_configured_database_it_would_have_
     let tour = ledger(&["tour"], Some(&url_of(&pool)));
     refused(&tour, &["migrations are not applied", "ledger migrate"]);
     let bookkeeping =
-        sqlx::query_scalar!(r#"select to_regclass('_sqlx_migrations') is not null as "exists!""#)
+        sqlx::query_scalar!(r#"select to_regclass('_ledger_migrations') is not null as "exists!""#)
             .fetch_one(&pool)
             .await
             .unwrap();

@@ -10,7 +10,7 @@ async fn tables(pool: &PgPool) -> Vec<String> {
         r#"
         select table_name as "table_name!"
         from information_schema.tables
-        where table_schema = 'public' and table_name not like '\_sqlx%'
+        where table_schema = 'public' and table_name not like '\_ledger\_migrations'
         order by table_name
         "#
     )

@@ -223,7 +223,8 @@ async fn every_module_s_operations_open_one_span_with_the_database_attributes(po
     connected.close().await;
     let connect = spans.one("ledger.Config.connect");
     assert_eq!(connect.field("db.system.name"), Some("postgresql"));
-    let namespace = config.connect_options().get_database().unwrap();
+    let options = config.connect_options();
+    let namespace = options.get_database().unwrap();
     assert_eq!(connect.field("db.namespace"), Some(namespace));
     assert!(connect.field("server.address").is_some(), "{connect:?}");
     assert_eq!(

@@ -123,7 +123,8 @@ fn explain(command: &str, config: &Config, err: Error) -> Box<dyn std::error::Er
     let Error::PermissionDenied { object, .. } = &err else {
         return err.into();
     };
-    let user = config.connect_options().get_username();
+    let options = config.connect_options();
+    let user = options.get_username();
     let need = match command {
         "migrate" | "adopt --apply" | "grants --apply" => format!(
             "`ledger {command}` changes the schema or its grants, which only the role that owns \

@@ -49,9 +49,14 @@ pub enum Transient {
     /// (`pg_terminate_backend`, SQLSTATE 57P01), or a class 08 error. **The outcome of the call is
     /// unknown**: the server may have committed before the connection went.
     ConnectionLost,
-    /// The statement was cancelled (57014: `pg_cancel_backend`, `statement_timeout`) or gave up
-    /// waiting for a lock (55P03: `lock_timeout`). The unit of work was rolled back.
+    /// The statement was cancelled (57014: `pg_cancel_backend`, `statement_timeout`). The unit
+    /// of work was rolled back.
     Cancelled,
+    /// The statement gave up waiting for a row or table lock that another transaction holds
+    /// (55P03: `lock_timeout`, [`Timeouts::lock`](crate::config::Timeouts::lock)). The unit of
+    /// work was rolled back: nothing was written, and the same call may succeed once the holder
+    /// is done.
+    LockTimeout,
     /// The server is shutting down, crashed, or is still starting (57P02, 57P03). **The outcome
     /// is unknown** when this ends a call that had begun writing.
     ServerUnavailable,
@@ -83,6 +88,7 @@ impl std::fmt::Display for Transient {
         f.write_str(match self {
             Transient::ConnectionLost => "connection to the server failed",
             Transient::Cancelled => "statement cancelled",
+            Transient::LockTimeout => "timed out waiting for a lock (lock_timeout)",
             Transient::ServerUnavailable => "server unavailable",
             Transient::PoolTimedOut => "timed out waiting for a pooled connection",
             Transient::ReadOnly => "the server takes no writes (a standby)",
@@ -172,7 +178,8 @@ fn transient_kind(err: &sqlx::Error) -> Option<Transient> {
         sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => Some(Transient::ConnectionLost),
         sqlx::Error::PoolTimedOut => Some(Transient::PoolTimedOut),
         sqlx::Error::Database(db) => match db.code().as_deref()? {
-            sqlstate::QUERY_CANCELED | sqlstate::LOCK_NOT_AVAILABLE => Some(Transient::Cancelled),
+            sqlstate::QUERY_CANCELED => Some(Transient::Cancelled),
+            sqlstate::LOCK_NOT_AVAILABLE => Some(Transient::LockTimeout),
             sqlstate::ADMIN_SHUTDOWN => Some(Transient::ConnectionLost),
             sqlstate::READ_ONLY_SQL_TRANSACTION => Some(Transient::ReadOnly),
             sqlstate::CRASH_SHUTDOWN | sqlstate::CANNOT_CONNECT_NOW => {

@@ -16,7 +16,7 @@ mod text;
 
 pub use classify::{Transient, sqlstate};
 pub use text::report;
-use text::server_text;
+use text::{server_text, tls_text};
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -222,6 +222,18 @@ pub enum Error {
     #[error("migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 
+    /// The database's schema is not the one this build of ledger was made for
+    /// ([`schema::check`](crate::schema::check)): migrations are pending (run `ledger migrate`, or
+    /// [`schema::migrate`](crate::schema::migrate), as a release step), or applied migrations
+    /// are unknown to this build (a newer release migrated the database). Nothing was written.
+    #[error("{}", schema_text(pending, unknown))]
+    SchemaMismatch {
+        /// ledger's migrations the database does not have yet, in order.
+        pending: Vec<i64>,
+        /// Migrations the database has that this build does not know, in order.
+        unknown: Vec<i64>,
+    },
+
     /// The call failed for a reason outside the request (a lost connection, a cancelled
     /// statement, a server going down, an exhausted pool). Retry it: with an idempotency key the
     /// same call is always safe to repeat and returns the one result; without one, a write whose
@@ -238,8 +250,10 @@ pub enum Error {
     /// TLS to the server failed: the server offers none (`sslmode=require` and stronger), its
     /// certificate is not signed by a trusted root (`verify-ca`, `verify-full`; see `sslrootcert`),
     /// or it does not name the host (`verify-full`). The source says which. Not transient:
-    /// retrying will not help until the configuration or the certificate changes.
-    #[error("tls with the server failed")]
+    /// retrying will not help until the configuration or the certificate changes. Built with the
+    /// `tls-rustls` feature, a server certificate older than X.509 v3 (which psql and the default
+    /// `tls` feature accept) is refused whatever the mode, and the text says so.
+    #[error("{}", tls_text(.0))]
     Tls(#[source] sqlx::Error),
 
     /// Any other database or connection error. Its text is the server's message (or sqlx's,
@@ -359,9 +373,11 @@ impl Error {
             Error::LocalCluster(_) => "LocalCluster",
             Error::NotAdoptable(_) => "NotAdoptable",
             Error::Migrate(_) => "Migrate",
+            Error::SchemaMismatch { .. } => "SchemaMismatch",
             Error::Transient { kind, .. } => match kind {
                 Transient::ConnectionLost => "ConnectionLost",
                 Transient::Cancelled => "Cancelled",
+                Transient::LockTimeout => "LockTimeout",
                 Transient::ServerUnavailable => "ServerUnavailable",
                 Transient::PoolTimedOut => "PoolTimedOut",
                 Transient::ReadOnly => "ReadOnly",
@@ -393,6 +409,32 @@ impl Error {
     }
 }
 
+/// [`Error::SchemaMismatch`]'s text: "the database schema does not match this build of ledger:
+/// migrations 15, 16 pending (run `ledger migrate` as a release step)".
+fn schema_text(pending: &[i64], unknown: &[i64]) -> String {
+    let list = |versions: &[i64]| {
+        let names: Vec<String> = versions.iter().map(i64::to_string).collect();
+        names.join(", ")
+    };
+    let mut parts = Vec::new();
+    if !pending.is_empty() {
+        parts.push(format!(
+            "migrations {} pending (run `ledger migrate` as a release step)",
+            list(pending)
+        ));
+    }
+    if !unknown.is_empty() {
+        parts.push(format!(
+            "migrations {} applied but unknown to this build (a newer release migrated it)",
+            list(unknown)
+        ));
+    }
+    format!(
+        "the database schema does not match this build of ledger: {}",
+        parts.join("; ")
+    )
+}
+
 /// [`Error::PermissionDenied`]'s text: "permission denied for table users", or the server's
 /// own message when it named no object.
 fn denied_text(object: &str) -> String {
@@ -413,6 +455,10 @@ mod tests {
             Error::NotFound { what: "user" },
             Error::invalid("email", "must contain @"),
             Error::Config("bad port".into()),
+            Error::SchemaMismatch {
+                pending: vec![15, 16],
+                unknown: vec![99],
+            },
             Error::Database(sqlx::Error::RowNotFound),
         ];
         for err in errors {

@@ -11,6 +11,24 @@ pub(super) fn server_text(err: &sqlx::Error) -> String {
     }
 }
 
+/// [`Error::Tls`](super::Error::Tls)'s text: "tls with the server failed", and, when rustls
+/// could not read the server's certificate for its version, what to do about it (webpki reads
+/// X.509 v3 only, and says `UnsupportedCertVersion` even where nothing is verified).
+pub(super) fn tls_text(err: &sqlx::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(s) = source {
+        if s.to_string().contains("UnsupportedCertVersion") {
+            return "tls with the server failed: the server's certificate is X.509 v1 (or v2), \
+                    which rustls cannot read even where it verifies nothing (psql accepts it): \
+                    build ledger with its `tls` feature (OpenSSL, as libpq), or give the server \
+                    a v3 certificate"
+                .to_owned();
+        }
+        source = s.source();
+    }
+    "tls with the server failed".to_owned()
+}
+
 /// An error and its sources on one line, each cause said once and without sqlx's " at line N"
 /// (the line of PostgreSQL's C source that raised a server error, which reads as a line of the
 /// caller's SQL): what to show a user or write to a log. The command line prints its errors so.

@@ -9,7 +9,7 @@ use sqlx::{Connection, PgConnection};
 use crate::hosts::TargetSessionAttrs;
 use crate::{Result, sqlstate};
 
-use super::{CHECK_IDLE_AFTER, CONNECT_TIMEOUT, CONNECTION_MAX_LIFETIME, Config};
+use super::{CHECK_IDLE_AFTER, Config};
 
 /// The span of opening a pool or a connection, as [`Config::connect_op`] completes it (a span's
 /// name is a literal at its call site).
@@ -61,7 +61,7 @@ impl Config {
         match &self.hosts {
             Some(hosts) if hosts.target_session_attrs() != TargetSessionAttrs::Any => {
                 let hosts = Arc::clone(hosts);
-                let base = self.options.clone();
+                let base = self.connect_options();
                 options.after_connect(move |conn, _| {
                     let (hosts, base) = (Arc::clone(&hosts), base.clone());
                     Box::pin(async move {
@@ -76,8 +76,9 @@ impl Config {
     fn base_pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .max_lifetime(CONNECTION_MAX_LIFETIME)
+            .acquire_timeout(self.timeouts.acquire)
+            .idle_timeout(self.timeouts.idle)
+            .max_lifetime(self.timeouts.max_lifetime)
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
@@ -126,12 +127,33 @@ impl Config {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Database`](crate::Error::Database) when the server cannot be reached within [`CONNECT_TIMEOUT`];
+    /// [`Error::Database`](crate::Error::Database) when the server cannot be reached within the
+    /// acquire timeout ([`Timeouts::acquire`](super::Timeouts::acquire));
     /// [`Error::Transient`](crate::Error::Transient) when no server of a list answers, or none has the session asked for
     /// ([`Transient::NoMatchingServer`](crate::Transient::NoMatchingServer)).
     pub async fn connect(&self) -> Result<PgPool> {
+        self.connect_with(self.pool_options()).await
+    }
+
+    /// [`Config::connect`] with pool options of the caller's, made from
+    /// [`Config::pool_options`] (`config.pool_options().max_connections(50)`): the same checks,
+    /// and with a host list the same failover follower.
+    ///
+    /// ```no_run
+    /// # async fn run() -> ledger::Result<()> {
+    /// let config = ledger::Config::resolve()?;
+    /// let pool = config
+    ///     .connect_with(config.pool_options().min_connections(2))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Config::connect`].
+    pub async fn connect_with(&self, pool_options: PgPoolOptions) -> Result<PgPool> {
         let op = connect_span!("ledger.Config.connect", self);
-        crate::telemetry::traced(op, self.connect_pool()).await
+        crate::telemetry::traced(op, self.connect_pool(pool_options)).await
     }
 
     /// The span of opening a pool or a connection: OpenTelemetry's connection attributes
@@ -149,27 +171,25 @@ impl Config {
         }
     }
 
-    async fn connect_pool(&self) -> Result<PgPool> {
+    async fn connect_pool(&self, pool_options: PgPoolOptions) -> Result<PgPool> {
         tracing::debug!(config = ?self, "connecting");
+        let options = self.connect_options();
         let Some(hosts) = &self.hosts else {
-            return Ok(self
-                .pool_options()
-                .connect_with(self.options.clone())
-                .await?);
+            return Ok(pool_options.connect_with(options).await?);
         };
         // The walk finds the server; the pool then opens its connections there, each checked by
         // `pool_options`' `after_connect`, and the walk's connection watches the server for the
         // follower.
-        let (watch, index) = hosts.connect(&self.options).await?;
-        let server = hosts.endpoints()[index].apply_to(&self.options);
+        let (watch, index) = hosts.connect(&options).await?;
+        let server = hosts.endpoints()[index].apply_to(&options);
         record_server(&tracing::Span::current(), &server);
-        let pool = self.pool_options().connect_lazy_with(server);
+        let pool = pool_options.connect_lazy_with(server);
         drop(pool.acquire().await?);
         if hosts.endpoints().len() > 1 {
             tokio::spawn(crate::hosts::follow(
                 pool.clone(),
                 Arc::clone(hosts),
-                self.options.clone(),
+                options,
                 watch,
                 index,
             ));
@@ -213,21 +233,22 @@ impl Config {
         }
     }
 
-    /// Opens one connection (no pool), within [`CONNECT_TIMEOUT`].
+    /// Opens one connection (no pool), within the acquire timeout ([`Timeouts::acquire`](super::Timeouts::acquire)).
     ///
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) when the server cannot be reached.
     pub async fn connect_one(&self) -> Result<PgConnection> {
         let op = connect_span!("ledger.Config.connect_one", self);
         crate::telemetry::traced(op, async {
+            let options = self.connect_options();
             if let Some(hosts) = &self.hosts {
-                let (conn, index) = hosts.connect(&self.options).await?;
-                let server = hosts.endpoints()[index].apply_to(&self.options);
+                let (conn, index) = hosts.connect(&options).await?;
+                let server = hosts.endpoints()[index].apply_to(&options);
                 record_server(&tracing::Span::current(), &server);
                 return Ok(conn);
             }
-            let connect = PgConnection::connect_with(&self.options);
-            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            let connect = PgConnection::connect_with(&options);
+            match tokio::time::timeout(self.timeouts.acquire, connect).await {
                 Ok(conn) => Ok(conn?),
                 Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
             }

@@ -1,6 +1,8 @@
 //! Reading a [`Config`]: the environment (`DATABASE_URL`, the seed's `DB_*` variables, `.env`),
 //! a URL, the replicas' list.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
@@ -11,19 +13,32 @@ use crate::{Error, Result};
 use super::{CONNECT_TIMEOUT, Config, NOTHING_CONFIGURED, Source};
 
 impl Config {
-    /// Reads `.env` (never overriding the environment), then [`Config::from_lookup`] on the
-    /// process environment. `Ok(None)` means nothing is configured.
+    /// [`Config::from_lookup`] on the process environment, then `.env` (the environment wins).
+    /// `Ok(None)` means nothing is configured.
+    ///
+    /// `.env` is read, never loaded: the process environment is the same afterwards (a library
+    /// must not call `std::env::set_var` inside its caller's threads).
     ///
     /// # Errors
     /// [`Error::Config`] when a variable is set but unusable (a malformed URL, a port that is not
-    /// a number).
+    /// a number), or `.env` is malformed.
     pub fn from_env() -> Result<Option<Self>> {
-        load_dotenv()?;
-        Self::from_lookup(env_lookup)
+        Self::from_env_at(std::env::current_dir().ok().as_deref())
+    }
+
+    /// [`Config::from_env`] with the `.env` of `dir` (or its nearest parent that has one).
+    pub(super) fn from_env_at(dir: Option<&Path>) -> Result<Option<Self>> {
+        let dotenv = read_dotenv(dir)?;
+        Self::from_lookup(|key| env_lookup(key, &dotenv))
     }
 
     /// Builds a config from variables found by `lookup`: `DATABASE_URL` first, else `DB_NAME`
-    /// with the other `DB_*` variables. `DB_MAX_CONNECTIONS` sets the pool size either way.
+    /// with the other `DB_*` variables. Either way `DB_MAX_CONNECTIONS` sets the pool size,
+    /// `DB_TRANSACTION_POOLER` the pooler profile, and the timeouts ([`Timeouts`](super::Timeouts))
+    /// come from `DB_ACQUIRE_TIMEOUT`, `DB_IDLE_TIMEOUT`, `DB_MAX_LIFETIME`,
+    /// `DB_STATEMENT_TIMEOUT`, `DB_LOCK_TIMEOUT` and `DB_IDLE_IN_TRANSACTION_SESSION_TIMEOUT`
+    /// (`500ms`, `5s`, `2min`; `0` for none), over the URL's `options=-c lock_timeout=5s`, over
+    /// the defaults. A URL's `application_name` is kept (otherwise it is `ledger`).
     ///
     /// ```
     /// let vars = [("DB_NAME", "mydb"), ("DB_USER", "postgres"), ("DB_PASSWORD", "s3cret")];
@@ -54,7 +69,18 @@ impl Config {
         } else {
             config
         };
-        Ok(Some(config))
+        let mut timeouts = config.timeouts();
+        for (variable, _, _) in super::timeouts::FIELDS {
+            if let Some(value) = lookup(variable) {
+                timeouts.set(variable, &value)?;
+            }
+        }
+        // A password in `.env`'s PGPASSWORD (sqlx reads only the process environment's).
+        let config = match lookup("PGPASSWORD") {
+            Some(password) if !config.has_password() => config.with_password(password),
+            _ => config,
+        };
+        Ok(Some(config.with_timeouts(timeouts)))
     }
 
     /// [`Config::from_env`] with `url` in place of `DATABASE_URL` (a command line's
@@ -65,12 +91,12 @@ impl Config {
     /// # Errors
     /// As [`Config::from_env`]; a malformed `url`'s message names `DATABASE_URL`.
     pub fn from_env_with_url(url: &str) -> Result<Option<Self>> {
-        load_dotenv()?;
+        let dotenv = read_dotenv(std::env::current_dir().ok().as_deref())?;
         Self::from_lookup(|key| {
             if key == "DATABASE_URL" {
                 Some(url.to_owned()).filter(|url| !url.is_empty())
             } else {
-                env_lookup(key)
+                env_lookup(key, &dotenv)
             }
         })
     }
@@ -84,8 +110,8 @@ impl Config {
     /// [`Error::Config`] when `.env` is malformed or an entry is not a PostgreSQL URL (the message
     /// gives the entry's position, never the URL).
     pub fn replicas_from_env() -> Result<Vec<Self>> {
-        load_dotenv()?;
-        Self::replicas_from_lookup(env_lookup)
+        let dotenv = read_dotenv(std::env::current_dir().ok().as_deref())?;
+        Self::replicas_from_lookup(|key| env_lookup(key, &dotenv))
     }
 
     /// [`Config::replicas_from_env`] with the variables found by `lookup`.
@@ -174,7 +200,21 @@ impl Config {
             .map_err(|e| Error::Config(format!("DATABASE_URL: {}", describe_parse_error(&e))))?;
         // The parser takes the password from the URL or PGPASSWORD; ~/.pgpass is read at connect.
         let password = url_password(url).or_else(|| std::env::var("PGPASSWORD").ok());
-        let config = Self::new(options, password, Source::Url);
+        // The server's timeouts the URL sets in `options` are the config's, so that the
+        // defaults sent after them never override them.
+        let mut timeouts = super::Timeouts::default();
+        for (name, value) in super::timeouts::options_settings(options.get_options().unwrap_or(""))
+        {
+            if super::timeouts::FIELDS
+                .iter()
+                .any(|(_, setting, _)| *setting == Some(name.as_str()))
+            {
+                timeouts
+                    .set(&name, &value)
+                    .map_err(|e| prefixed("DATABASE_URL options", e))?;
+            }
+        }
+        let config = Self::new(options, password, Source::Url).with_timeouts(timeouts);
         Ok(match split {
             Some(split) => config.with_hosts(split.hosts),
             None => config,
@@ -301,19 +341,28 @@ pub(super) fn prefixed(variable: &str, err: Error) -> Error {
     }
 }
 
-/// Reads `.env` into the environment (never overriding it). A missing `.env` is normal; a
-/// malformed one is the user's to see.
-pub(super) fn load_dotenv() -> Result<()> {
-    match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(Error::Config(format!(".env: {e}"))),
-    }
+/// The variables of the `.env` in `dir` or its nearest parent that has one (as `dotenvy` finds
+/// it), read without touching the process environment. A missing `.env` is normal; a malformed
+/// one is the user's to see.
+pub(super) fn read_dotenv(dir: Option<&Path>) -> Result<BTreeMap<String, String>> {
+    let Some(path) = dir.and_then(|dir| {
+        dir.ancestors()
+            .map(|d| d.join(".env"))
+            .find(|path| path.is_file())
+    }) else {
+        return Ok(BTreeMap::new());
+    };
+    let vars = dotenvy::from_path_iter(&path).map_err(|e| Error::Config(format!(".env: {e}")))?;
+    vars.map(|var| var.map_err(|e| Error::Config(format!(".env: {e}"))))
+        .collect()
 }
 
-/// A process environment variable, an empty one counting as unset.
-pub(super) fn env_lookup(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.is_empty())
+/// A variable of the process environment, else of `.env`; an empty one counts as unset.
+pub(super) fn env_lookup(key: &str, dotenv: &BTreeMap<String, String>) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .or_else(|| dotenv.get(key).cloned())
+        .filter(|v| !v.is_empty())
 }
 
 /// `DB_TRANSACTION_POOLER`: `1`/`true` or `0`/`false` (unset is off).

@@ -17,7 +17,9 @@
 //! back to plaintext.
 //!
 //! The seed's production extras map as follows: `connect_timeout: 5` is the pool's acquire timeout
-//! (which bounds connecting), `CONN_MAX_AGE: 60` is the pool's connection max lifetime.
+//! (which bounds connecting), `CONN_MAX_AGE: 60` is the pool's connection max lifetime. Those and
+//! the server's `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`
+//! are one [`Timeouts`] value, with defaults chosen for a money service.
 //!
 //! The password is never formatted into a URL, `Debug` output, an error or a log line:
 //! [`PgConnectOptions`] is built field by field and `Debug` shows `<redacted>`.
@@ -36,6 +38,9 @@ mod connect;
 mod env;
 #[cfg(test)]
 mod tests;
+mod timeouts;
+
+pub use timeouts::Timeouts;
 
 /// The seed's `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,6 +81,7 @@ pub struct Config {
     password: Option<String>,
     max_connections: u32,
     transaction_pooler: bool,
+    timeouts: Timeouts,
     source: Source,
 }
 
@@ -132,15 +138,40 @@ impl Config {
         self.hosts.as_deref()
     }
 
+    /// A config of these options; `application_name` is `ledger` unless they name one (a URL's
+    /// `application_name`, or `PGAPPNAME`).
     pub(crate) fn new(options: PgConnectOptions, password: Option<String>, source: Source) -> Self {
+        let options = match options.get_application_name() {
+            Some(_) => options,
+            None => options.application_name("ledger"),
+        };
         Self {
-            options: options.application_name("ledger"),
+            options,
             hosts: None,
             password,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             transaction_pooler: false,
+            timeouts: Timeouts::default(),
             source,
         }
+    }
+
+    /// This config with `password` (read from `.env`'s `PGPASSWORD`).
+    fn with_password(mut self, password: String) -> Self {
+        self.options = self.options.password(&password);
+        self.password = Some(password);
+        self
+    }
+
+    /// Sets the pool's and the server's timeouts ([`Timeouts`]).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The pool's and the server's timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     /// Sets the pool size.
@@ -197,9 +228,19 @@ impl Config {
         &self.source
     }
 
-    /// The connection options, for callers who build their own pool.
-    pub fn connect_options(&self) -> &PgConnectOptions {
-        &self.options
+    /// The connection options every connection of this config is opened with: the server's
+    /// timeouts ([`Timeouts`]) sent as startup `options`, except through a transaction pooler.
+    /// For callers who build their own pool; [`Config::connect_with`] keeps the failover
+    /// follower as well.
+    pub fn connect_options(&self) -> PgConnectOptions {
+        if self.transaction_pooler {
+            return self.options.clone();
+        }
+        self.options.clone().options(
+            self.timeouts
+                .server_settings()
+                .map(|(setting, ms)| (setting, format!("{ms}ms"))),
+        )
     }
 
     /// The same config pointed at another database of the same server.
@@ -308,6 +349,7 @@ impl fmt::Debug for Config {
             .field("database", &o.get_database())
             .field("hosts", &self.hosts)
             .field("max_connections", &self.max_connections)
+            .field("timeouts", &self.timeouts)
             .field("source", &self.source)
             .finish()
     }

@@ -314,3 +314,84 @@ fn each_host_is_a_plain_config_of_one_server() {
             .all(|c| c.hosts().is_none() && c.pool_size() == 7)
     );
 }
+
+/// `.env` is read, not loaded: its settings reach the config (the environment's still win), and
+/// the process environment is exactly what it was (no `std::env::set_var` behind the caller's
+/// threads). A variable only `.env` names stays out of the environment.
+#[test]
+fn a_dotenv_file_configures_without_touching_the_process_environment() {
+    let dir = std::env::temp_dir().join(format!("ledger-dotenv-{}", std::process::id()));
+    let nested = dir.join("service/bin");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "LEDGER_TEST_ONLY_IN_DOTENV=1\nDB_NAME=from_dotenv\nDB_USER=dot\nDB_PASSWORD=s3cret\n\
+         DB_LOCK_TIMEOUT=3s\nDB_STATEMENT_TIMEOUT=45s\n",
+    )
+    .unwrap();
+    let before: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+    let config = Config::from_env_at(Some(&nested)).unwrap().unwrap();
+    let after: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+    assert_eq!(before, after, "the process environment changed");
+    assert!(std::env::var_os("LEDGER_TEST_ONLY_IN_DOTENV").is_none());
+    if std::env::var_os("DATABASE_URL").is_none() && std::env::var_os("DB_NAME").is_none() {
+        // (A developer's shell may name a database of its own, which wins over `.env`.)
+        assert_eq!(config.connect_options().get_database(), Some("from_dotenv"));
+        assert!(config.has_password());
+    }
+    if std::env::var_os("DB_LOCK_TIMEOUT").is_none() {
+        assert_eq!(config.timeouts().lock, Some(Duration::from_secs(3)));
+    }
+    let options = config.connect_options();
+    let sent = options.get_options().unwrap_or_default();
+    assert!(sent.contains("lock_timeout=3000ms"), "{sent}");
+    assert!(sent.contains("statement_timeout=45000ms"), "{sent}");
+    // A malformed `.env` is an error naming it, and still changes nothing.
+    std::fs::write(dir.join(".env"), "DB_NAME='unterminated\n").unwrap();
+    let err = Config::from_env_at(Some(&nested)).unwrap_err().to_string();
+    assert!(err.starts_with("configuration: .env: "), "{err}");
+    assert_eq!(before, std::env::vars_os().collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_servers_timeouts_are_sent_at_connect_except_through_a_transaction_pooler() {
+    let config = Config::from_url("postgres://app@db/bank").unwrap();
+    assert_eq!(config.timeouts(), Timeouts::default());
+    let sent = config.connect_options();
+    assert_eq!(
+        sent.get_options(),
+        Some(
+            "-c statement_timeout=0ms -c lock_timeout=10000ms \
+             -c idle_in_transaction_session_timeout=60000ms"
+        )
+    );
+    assert_eq!(sent.get_application_name(), Some("ledger"));
+    let pooled = config.clone().transaction_pooler();
+    assert_eq!(pooled.connect_options().get_options(), None);
+
+    // The URL's own settings, in libpq's words, are the config's.
+    let config = Config::from_url(
+        "postgres://app@db/bank?application_name=billing&options=-c%20lock_timeout%3D1500ms",
+    )
+    .unwrap();
+    assert_eq!(config.timeouts().lock, Some(Duration::from_millis(1500)));
+    assert_eq!(
+        config.connect_options().get_application_name(),
+        Some("billing")
+    );
+    let err = Config::from_url("postgres://app@db/bank?options=-c%20lock_timeout%3Dsoon")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("configuration: database URL options: lock_timeout: "),
+        "{err}"
+    );
+    let err = Config::from_lookup(lookup(&[
+        ("DATABASE_URL", "postgres://app@db/bank"),
+        ("DB_IDLE_TIMEOUT", "ten minutes"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("configuration: DB_IDLE_TIMEOUT: "), "{err}");
+}

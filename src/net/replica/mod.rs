@@ -218,7 +218,7 @@ impl Router {
             let pool = replica
                 .pool_options()
                 .acquire_timeout(READER_CONNECT_TIMEOUT)
-                .connect_lazy_with(replica.connect_options().clone());
+                .connect_lazy_with(replica.connect_options());
             router = router.with_reader(pool);
         }
         Ok(router)

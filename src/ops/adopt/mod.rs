@@ -24,7 +24,7 @@
 //!   [`Lock::Rewrite`]; on a large `articles` table, run `apply` in a quiet window.
 //!
 //! Each step checks the catalog first, so a run that crashed or was interrupted resumes where it
-//! stopped. The last step records ledger's migrations as applied in `_sqlx_migrations`, and
+//! stopped. The last step records ledger's migrations as applied in `_ledger_migrations`, and
 //! `ledger migrate` continues from there. Django's own tables (`auth_*`, `django_*`, any other
 //! app's) are never touched, and no row is changed or removed: a database whose rows break a rule
 //! is refused ([`Error::NotAdoptable`]) until they are fixed, and `success`, the status Django's
@@ -198,20 +198,11 @@ async fn step_done(conn: &mut PgConnection, planned: &Planned) -> Result<bool> {
     }
 }
 
-/// Whether `_sqlx_migrations` records every ledger migration as applied.
+/// Whether ledger's bookkeeping ([`schema::BOOKKEEPING`](crate::schema::BOOKKEEPING), or an
+/// older build's rows not moved yet) records every ledger migration as applied.
 async fn migrations_recorded(conn: &mut PgConnection) -> Result<bool> {
-    let exists =
-        sqlx::query_scalar!(r#"select to_regclass('_sqlx_migrations') is not null as "exists!""#)
-            .fetch_one(&mut *conn)
-            .await?;
-    if !exists {
-        return Ok(false);
-    }
-    let applied = conn.list_applied_migrations(&MIGRATOR.table_name).await?;
-    Ok(MIGRATOR
-        .iter()
-        .filter(|m| m.migration_type.is_up_migration())
-        .all(|m| applied.iter().any(|a| a.version == m.version)))
+    let status = crate::schema::status(conn).await?;
+    Ok(status.iter().all(|m| m.applied))
 }
 
 async fn is_done(conn: &mut PgConnection, done: &str) -> Result<bool> {

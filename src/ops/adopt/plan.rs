@@ -303,7 +303,7 @@ pub(super) fn plan(app: &str) -> Vec<Planned> {
         // Checked in Rust (`migrations_recorded`): the table may not exist yet.
         done: String::new(),
         sql: vec![format!(
-            "insert into _sqlx_migrations (version, description, success, checksum, \
+            "insert into _ledger_migrations (version, description, success, checksum, \
              execution_time) values (<each of {}>)",
             versions.join(", ")
         )],
