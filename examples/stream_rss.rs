@@ -39,7 +39,7 @@ async fn main() -> AnyResult {
     let pool = config.with_database("ledger_stream_rss").connect().await?;
     schema::migrate(&mut *pool.acquire().await?).await?;
 
-    let present = transactions::stats(&pool).await?.count;
+    let present = transactions::stats_across_currencies(&pool).await?.count;
     if load_only {
         return load(&pool, present, rows).await;
     }

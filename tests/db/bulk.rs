@@ -443,7 +443,9 @@ async fn dropping_a_stream_early_releases_its_connection(pool: PgPool) {
         let first = stream.next().await.unwrap().unwrap();
         assert_eq!(first.to_account_id, Some(a));
     } // dropped after one of 5,001 rows
-    let total = transactions::total_completed(&one).await.unwrap();
+    let total = transactions::total_completed_across_currencies(&one)
+        .await
+        .unwrap();
     assert_eq!(total, Decimal::new((1..=5_000).sum::<i64>(), 2));
     let again: Vec<_> = transactions::stream_all(&one)
         .take(3)

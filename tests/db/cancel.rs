@@ -351,7 +351,9 @@ async fn a_stream_dropped_at_every_await_leaves_a_clean_session(pool: PgPool) {
         .unwrap();
     assert_eq!(read.len(), 6_000 + 2);
     assert_eq!(
-        transactions::total_completed(&mut *tx).await.unwrap(),
+        transactions::total_completed_across_currencies(&mut *tx)
+            .await
+            .unwrap(),
         dec("2060.00")
     );
     tx.commit().await.unwrap();

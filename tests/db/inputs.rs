@@ -249,11 +249,11 @@ async fn nul_and_out_of_range_times_are_refused_naming_the_field(pool: PgPool) {
         );
     }
     assert_eq!(
-        refused_field(transactions::top_spenders(p, i32::MAX, 5).await),
+        refused_field(transactions::top_spenders(p, "USD", i32::MAX, 5).await),
         "days"
     );
     assert!(
-        transactions::top_spenders(p, transactions::MAX_DAYS, 5)
+        transactions::top_spenders(p, "USD", transactions::MAX_DAYS, 5)
             .await
             .is_ok()
     );

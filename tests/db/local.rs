@@ -82,8 +82,9 @@ async fn a_private_cluster_starts_serves_stops_and_restarts_with_its_data() {
 #[test]
 fn without_a_server_or_binaries_the_error_says_what_to_install_or_set() {
     let scratch = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-binaries");
+    // `tour` is the command that starts the private cluster when nothing is configured.
     let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
-        .arg("status")
+        .arg("tour")
         .env_remove("DATABASE_URL")
         .env_remove("DB_NAME")
         .env("LEDGER_PG_BIN", "/nonexistent/bin")

@@ -430,14 +430,18 @@ async fn zero_money_reads_with_the_columns_two_decimals(pool: PgPool) {
     let read = accounts::get(&pool, opened.id).await.unwrap();
     assert_eq!(read.balance.to_string(), "0.00");
     assert_eq!(
-        transactions::total_completed(&pool)
+        transactions::total_completed_across_currencies(&pool)
             .await
             .unwrap()
             .to_string(),
         "0.00"
     );
     assert_eq!(
-        transactions::stats(&pool).await.unwrap().total.to_string(),
+        transactions::stats_across_currencies(&pool)
+            .await
+            .unwrap()
+            .total
+            .to_string(),
         "0.00"
     );
 

@@ -25,8 +25,12 @@ const CONTRACTS: &[(&str, &str)] = &[
         "reports::aggregates_of_an_empty_ledger_are_zero_not_null",
     ),
     (
-        "sum(amount) as \"revenue!\"",
+        "sum(amount) as \"total!\", count(*) as \"count!\" from transactions group by 1",
         "reports::aggregates_of_an_empty_ledger_are_zero_not_null",
+    ),
+    (
+        "from transactions t left join accounts fa on fa.id = t.from_account_id",
+        "reports::money_sums_never_add_currencies_and_count_applied_movements_only",
     ),
     (
         "from transactions t left join accounts f",
@@ -45,7 +49,7 @@ const CONTRACTS: &[(&str, &str)] = &[
         "nullability::null_cases_decode_through_every_function",
     ),
     (
-        "rank() over (order by a.balance desc)",
+        "rank() over (partition by a.currency order by a.balance desc)",
         "nullability::null_cases_decode_through_every_function",
     ),
     (
@@ -159,7 +163,7 @@ async fn null_cases_decode_through_every_function(pool: PgPool) {
             .is_empty()
     );
     assert!(
-        transactions::top_spenders(&pool, 30, 10)
+        transactions::top_spenders(&pool, "USD", 30, 10)
             .await
             .unwrap()
             .is_empty()
@@ -218,7 +222,9 @@ async fn null_cases_decode_through_every_function(pool: PgPool) {
         totals.iter().all(|t| t.running_total == t.amount),
         "{totals:?}"
     );
-    let spenders = transactions::top_spenders(&pool, 30, 10).await.unwrap();
+    let spenders = transactions::top_spenders(&pool, "USD", 30, 10)
+        .await
+        .unwrap();
     assert!(spenders.iter().all(|s| s.total_spent > Decimal::ZERO));
     assert!(
         !spenders.iter().any(|s| s.user_id == owner.id),

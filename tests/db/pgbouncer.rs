@@ -267,7 +267,12 @@ async fn every_module(pool: &PgPool, client: usize) {
         .await
         .unwrap();
     assert!(hits.iter().any(|a| a.id == article.id));
-    assert!(transactions::total_completed(&mut *tx).await.unwrap() >= dec("12.50"));
+    assert!(
+        transactions::total_completed_across_currencies(&mut *tx)
+            .await
+            .unwrap()
+            >= dec("12.50")
+    );
     tx.commit().await.unwrap();
 }
 

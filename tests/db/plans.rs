@@ -236,7 +236,7 @@ fn cases() -> Vec<Case> {
         Case {
             function: "transactions::top_spenders (7 days)",
             marker: "where t.created_at > coalesce($3::timestamptz, now()) - make_interval(",
-            args: |_| bind![7_i32, 10_i64, NONE_TS],
+            args: |_| bind![7_i32, 10_i64, NONE_TS, Some("USD")],
             indexes: &["transactions_created_at_id_idx"],
             // The week is read by index (about 450 transfers); at 100,000 accounts and the
             // default random_page_cost the planner hashes accounts rather than probe its key

@@ -350,7 +350,7 @@ async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
     assert_eq!(entries.len(), 2);
     assert!(transactions::reconcile(&mut *r).await.unwrap().is_empty());
     assert_eq!(
-        transactions::top_spenders(&mut *r, 30, 5)
+        transactions::top_spenders(&mut *r, "USD", 30, 5)
             .await
             .unwrap()
             .len(),

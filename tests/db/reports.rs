@@ -24,11 +24,20 @@ async fn set_entry_time(pool: &PgPool, id: EntryId, at: &str) {
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
 async fn aggregates_of_an_empty_ledger_are_zero_not_null(pool: PgPool) {
-    assert_eq!(
-        transactions::total_completed(&pool).await.unwrap(),
-        Decimal::ZERO
+    // Per currency: no currency at all.
+    assert!(
+        transactions::total_completed(&pool)
+            .await
+            .unwrap()
+            .is_empty()
     );
-    let stats = transactions::stats(&pool).await.unwrap();
+    assert!(transactions::stats(&pool).await.unwrap().is_empty());
+    // Django's figures: zero, not NULL.
+    let total = transactions::total_completed_across_currencies(&pool)
+        .await
+        .unwrap();
+    assert_eq!((total, total.scale()), (Decimal::ZERO, 2));
+    let stats = transactions::stats_across_currencies(&pool).await.unwrap();
     assert_eq!(
         stats,
         transactions::Stats {
@@ -41,6 +50,12 @@ async fn aggregates_of_an_empty_ledger_are_zero_not_null(pool: PgPool) {
     );
     assert!(
         transactions::monthly_revenue(&pool, "UTC")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        transactions::monthly_totals_across_currencies(&pool, "UTC")
             .await
             .unwrap()
             .is_empty()
@@ -58,11 +73,27 @@ async fn aggregates_sum_count_average_max_and_min_in_one_query(pool: PgPool) {
 
     assert_eq!(
         transactions::total_completed(&pool).await.unwrap(),
-        dec("133.34")
+        [transactions::CurrencyTotal {
+            currency: "USD".into(),
+            total: dec("133.34"),
+            count: 3
+        }]
     );
     let counter = StatementCounter::start();
-    let stats = transactions::stats(&pool).await.unwrap();
+    let per_currency = transactions::stats(&pool).await.unwrap();
     assert_eq!(counter.count(), 1);
+    assert_eq!(
+        per_currency,
+        [transactions::CurrencyStats {
+            currency: "USD".into(),
+            total: dec("133.34"),
+            count: 3,
+            average: dec("44.45"),
+            maximum: dec("100"),
+            minimum: dec("0.01"),
+        }]
+    );
+    let stats = transactions::stats_across_currencies(&pool).await.unwrap();
     assert_eq!(
         (
             stats.total,
@@ -290,32 +321,34 @@ async fn top_spenders_sums_outgoing_money_in_the_window(pool: PgPool) {
         .unwrap();
     set_entry_time(&pool, old.id, "2020-01-01T00:00:00Z").await;
 
-    let top = transactions::top_spenders(&pool, 30, 10).await.unwrap();
+    let top = transactions::top_spenders(&pool, "USD", 30, 10)
+        .await
+        .unwrap();
     let got: Vec<(&str, Decimal)> = top
         .iter()
         .map(|s| (s.name.as_str(), s.total_spent))
         .collect();
     assert_eq!(got, [("Big", dec("500")), ("Small", dec("100"))]);
     assert_eq!(
-        transactions::top_spenders(&pool, 30, 1)
+        transactions::top_spenders(&pool, "USD", 30, 1)
             .await
             .unwrap()
             .len(),
         1
     );
-    let all_time = transactions::top_spenders(&pool, 100_000, 10)
+    let all_time = transactions::top_spenders(&pool, "USD", 100_000, 10)
         .await
         .unwrap();
     assert_eq!(all_time[0].name, "Small");
     assert!(matches!(
-        transactions::top_spenders(&pool, 0, 10).await,
+        transactions::top_spenders(&pool, "USD", 0, 10).await,
         Err(Error::InvalidInput { .. })
     ));
 
     // As of a past date the window is the days up to then: only the old withdrawal counts, and
     // nothing after `as_of` does.
     let as_of: DateTime<Utc> = "2020-01-15T00:00:00Z".parse().unwrap();
-    let then = transactions::top_spenders_as_of(&pool, as_of, 30, 10)
+    let then = transactions::top_spenders_as_of(&pool, "USD", as_of, 30, 10)
         .await
         .unwrap();
     let got: Vec<(&str, Decimal)> = then
@@ -325,14 +358,14 @@ async fn top_spenders_sums_outgoing_money_in_the_window(pool: PgPool) {
     assert_eq!(got, [("Small", dec("900"))]);
     let before: DateTime<Utc> = "2019-12-31T23:59:59Z".parse().unwrap();
     assert!(
-        transactions::top_spenders_as_of(&pool, before, 30, 10)
+        transactions::top_spenders_as_of(&pool, "USD", before, 30, 10)
             .await
             .unwrap()
             .is_empty()
     );
     let ancient: DateTime<Utc> = "-4713-12-01T00:00:00Z".parse().unwrap();
     assert!(matches!(
-        transactions::top_spenders_as_of(&pool, ancient, 1_000, 10).await,
+        transactions::top_spenders_as_of(&pool, "USD", ancient, 1_000, 10).await,
         Err(Error::InvalidInput { field: "as_of", .. })
     ));
 }
@@ -403,13 +436,15 @@ async fn djangos_success_counts_as_applied_and_each_spelling_has_its_exact_total
     .unwrap();
 
     assert_eq!(
-        transactions::total_completed(&pool).await.unwrap(),
+        transactions::total_completed_across_currencies(&pool)
+            .await
+            .unwrap(),
         dec("125.50")
     );
     let exact = |status: &'static str| {
         let pool = pool.clone();
         async move {
-            transactions::total_with_status(&pool, &status.into())
+            transactions::total_with_status_across_currencies(&pool, &status.into())
                 .await
                 .unwrap()
         }
@@ -421,4 +456,144 @@ async fn djangos_success_counts_as_applied_and_each_spelling_has_its_exact_total
     assert_eq!((none, none.scale()), (Decimal::ZERO, 2));
     // The books balance: 'success' is applied, 'pending' is not.
     assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+}
+
+/// Two currencies and every status: each sum is per currency and counts applied movements
+/// (`completed`, Django's `success`) only; Django's figures, under their explicit names, add
+/// everything, as the cheat sheet's lines do.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn money_sums_never_add_currencies_and_count_applied_movements_only(pool: PgPool) {
+    let usd_a = funded(&pool, "ua@example.com", "USD", "100").await;
+    let usd_b = funded(&pool, "ub@example.com", "USD", "0").await;
+    let eur = funded(&pool, "e@example.com", "EUR", "70").await;
+    users::update_name(&pool, usd_a.user_id, "Ana")
+        .await
+        .unwrap();
+    users::update_name(&pool, eur.user_id, "Eva").await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    transactions::transfer(&mut conn, &Transfer::new(usd_a.id, usd_b.id, dec("30")))
+        .await
+        .unwrap();
+    transactions::withdraw(&mut conn, &Movement::new(eur.id, dec("20")))
+        .await
+        .unwrap();
+    // Rows a Django app wrote: a `success` in EUR, a pending and a failed one in each currency.
+    sqlx::query!(
+        r#"
+        insert into transactions (to_account_id, from_account_id, amount, type, status)
+        values ($1, null, 5, 'deposit', 'success'),
+               ($1, null, 1000, 'deposit', 'pending'),
+               (null, $2, 2000, 'withdrawal', 'failed'),
+               ($2, null, 4000, 'deposit', 'pending')
+        "#,
+        eur.id.as_uuid(),
+        usd_a.id.as_uuid()
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let totals = transactions::total_completed(&pool).await.unwrap();
+    let got: Vec<(&str, Decimal, i64)> = totals
+        .iter()
+        .map(|t| (t.currency.as_str(), t.total, t.count))
+        .collect();
+    // EUR: deposit 70, withdrawal 20, Django's success 5; USD: deposit 100, transfer 30.
+    assert_eq!(got, [("EUR", dec("95"), 3), ("USD", dec("130"), 2)]);
+    let stats = transactions::stats(&pool).await.unwrap();
+    let got: Vec<(&str, Decimal, Decimal, Decimal)> = stats
+        .iter()
+        .map(|s| (s.currency.as_str(), s.total, s.maximum, s.minimum))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("EUR", dec("95"), dec("70"), dec("5")),
+            ("USD", dec("130"), dec("100"), dec("30"))
+        ]
+    );
+    let months = transactions::monthly_revenue(&pool, "UTC").await.unwrap();
+    let got: Vec<(&str, Decimal, i64)> = months
+        .iter()
+        .map(|m| (m.currency.as_str(), m.revenue, m.count))
+        .collect();
+    assert_eq!(got, [("EUR", dec("95"), 3), ("USD", dec("130"), 2)]);
+
+    // Top spenders of one currency rank that currency's outgoing money only.
+    let usd = transactions::top_spenders(&pool, "USD", 30, 10)
+        .await
+        .unwrap();
+    let got: Vec<(&str, Decimal)> = usd
+        .iter()
+        .map(|s| (s.name.as_str(), s.total_spent))
+        .collect();
+    assert_eq!(got, [("Ana", dec("30"))]);
+    let eur_top = transactions::top_spenders(&pool, "EUR", 30, 10)
+        .await
+        .unwrap();
+    let got: Vec<(&str, Decimal)> = eur_top
+        .iter()
+        .map(|s| (s.name.as_str(), s.total_spent))
+        .collect();
+    assert_eq!(got, [("Eva", dec("20"))]);
+    assert!(matches!(
+        transactions::top_spenders(&pool, "usd", 30, 10).await,
+        Err(Error::InvalidInput {
+            field: "currency",
+            ..
+        })
+    ));
+
+    // Ranks and running totals are per currency too.
+    let ranks = accounts::rank_by_balance(&pool).await.unwrap();
+    let got: Vec<(&str, Decimal, i64)> = ranks
+        .iter()
+        .map(|r| (r.currency.as_str(), r.balance, r.rank))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("EUR", dec("50"), 1),
+            ("USD", dec("70"), 1),
+            ("USD", dec("30"), 2)
+        ]
+    );
+    let running = transactions::running_totals(&pool).await.unwrap();
+    assert!(
+        running
+            .iter()
+            .all(|r| r.currency == "USD" || r.currency == "EUR")
+    );
+    let ana: Vec<_> = running
+        .iter()
+        .filter(|r| r.user_id == usd_a.user_id)
+        .collect();
+    assert_eq!(ana.len(), 1, "the failed withdrawal is not outgoing money");
+    let eva = running.iter().find(|r| r.user_id == eur.user_id).unwrap();
+    assert_eq!(
+        (eva.currency.as_str(), eva.running_total),
+        ("EUR", dec("20"))
+    );
+
+    // Django's figures add every currency (and, where the sheet does, every status).
+    assert_eq!(
+        transactions::total_completed_across_currencies(&pool)
+            .await
+            .unwrap(),
+        dec("225")
+    );
+    let django = transactions::stats_across_currencies(&pool).await.unwrap();
+    assert_eq!((django.total, django.count), (dec("7225"), 8));
+    let django_months = transactions::monthly_totals_across_currencies(&pool, "UTC")
+        .await
+        .unwrap();
+    assert_eq!(django_months.len(), 1);
+    assert_eq!(
+        (django_months[0].total, django_months[0].count),
+        (dec("7225"), 8)
+    );
+    let mixed = transactions::top_spenders_across_currencies(&pool, 30, 10)
+        .await
+        .unwrap();
+    assert_eq!(mixed.len(), 2);
 }

@@ -101,7 +101,7 @@ async fn granted_roles(pool: &PgPool) -> (Role, Role) {
 
 /// Asserts that the command failed with one line on stderr holding every one of `expected`.
 fn refused(out: &Output, expected: &[&str]) -> String {
-    let stderr = text(&out.stderr);
+    let stderr = crate::cli::without_target(&text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     for part in expected {
@@ -188,7 +188,10 @@ async fn the_service_role_runs_the_tour_and_the_bulk_paths_and_cannot_change_the
     assert!(!service.may(&pool, BOOKKEEPING, "INSERT").await);
 
     let url = service.url(&pool);
-    let seeded = ledger(&["seed", "--users", "40", "--seed", "5"], Some(&url));
+    let seeded = ledger(
+        &["seed", "--yes", "--users", "40", "--seed", "5"],
+        Some(&url),
+    );
     assert!(seeded.status.success(), "{}", text(&seeded.stderr));
     let tour = ledger(&["tour"], Some(&url));
     assert!(tour.status.success(), "{}", text(&tour.stderr));
@@ -280,7 +283,13 @@ async fn the_service_role_runs_the_tour_and_the_bulk_paths_and_cannot_change_the
     );
     let err = schema::revert_to(&mut conn, 15).await.unwrap_err();
     assert!(matches!(err, Error::PermissionDenied { .. }), "{err:?}");
-    assert_eq!(schema::status(&mut conn).await.unwrap().len(), 16);
+    assert_eq!(
+        schema::status(&mut conn).await.unwrap().len(),
+        ledger::MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count()
+    );
     assert!(support::all_applied(&mut conn).await);
 }
 
@@ -289,7 +298,7 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
     let (service, reader) = granted_roles(&pool).await;
     assert!(!reader.may(&pool, "users", "INSERT").await);
     let seeded = ledger(
-        &["seed", "--users", "30", "--seed", "9"],
+        &["seed", "--yes", "--users", "30", "--seed", "9"],
         Some(&service.url(&pool)),
     );
     assert!(seeded.status.success(), "{}", text(&seeded.stderr));
@@ -312,7 +321,10 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
         ],
     );
     refused(
-        &ledger(&["seed", "--users", "1", "--seed", "10"], Some(&url)),
+        &ledger(
+            &["seed", "--yes", "--users", "1", "--seed", "10"],
+            Some(&url),
+        ),
         &[
             "permission denied for table",
             "`ledger seed` writes rows",
@@ -484,13 +496,10 @@ async fn status_only_reads_and_seed_refuses_a_configured_database_it_would_have_
     assert!(status.status.success(), "{}", text(&status.stderr));
     assert!(text(&status.stdout).contains("[ ] 0001_users"));
     // ... and seed, pointed at it without --migrate, refuses before writing anything.
-    let seed = ledger(&["seed", "--users", "5"], Some(&url_of(&pool)));
+    let seed = ledger(&["seed", "--yes", "--users", "5"], Some(&url_of(&pool)));
     refused(
         &seed,
-        &[
-            "16 of ledger's migrations are not applied",
-            "pass --migrate",
-        ],
+        &["of ledger's migrations are not applied", "pass --migrate"],
     );
     let tour = ledger(&["tour"], Some(&url_of(&pool)));
     refused(&tour, &["migrations are not applied", "ledger migrate"]);

@@ -45,8 +45,12 @@ pub(crate) enum Command {
     /// Apply pending migrations (`manage.py migrate`), or revert down to a version.
     Migrate {
         /// Revert down to this version instead (0 reverts everything: `migrate myapp zero`).
+        /// Says what it would drop, and does it only with --yes.
         #[arg(long)]
         target: Option<i64>,
+        /// Revert, after saying what is dropped (with --target).
+        #[arg(long)]
+        yes: bool,
     },
     /// List migrations and whether each is applied (`manage.py showmigrations`); only reads.
     Status,
@@ -65,6 +69,16 @@ pub(crate) enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Delete idempotency keys older than their lifetime, in small batches, on a live database
+    /// (a repeat of a single movement after it is refused; of a batch, applied again).
+    PruneKeys {
+        /// The keys' lifetime, in days (at least 1 hour's worth: fractions are fine).
+        #[arg(long, default_value_t = 7.0)]
+        keep_days: f64,
+        /// Keys deleted per transaction.
+        #[arg(long, default_value_t = ledger::transactions::PRUNE_BATCH)]
+        batch: i64,
+    },
     /// Load deterministic demo data through the bulk paths.
     Seed {
         /// How many users (each gets 1 to 3 accounts, movements, and more).
@@ -73,6 +87,9 @@ pub(crate) enum Command {
         /// The generator's seed: the same seed gives the same data.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Write demo rows into a database that is not the private cluster.
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         migrate: MigrateFlag,
     },
@@ -112,6 +129,10 @@ pub(crate) enum Command {
         /// Make the changes (resumes an interrupted run). Without it, nothing is changed.
         #[arg(long)]
         apply: bool,
+        /// With --apply: give the model's own NOT NULL columns without a database default (which
+        /// ledger's inserts do not name) a default of their type's zero, saying so first.
+        #[arg(long, requires = "apply")]
+        default_extra_columns: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,

@@ -7,6 +7,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod progress;
+mod revert;
 mod settings;
 mod table;
 mod tour;
@@ -68,9 +69,34 @@ fn unreachable(config: &Config, err: &ledger::Error) -> Box<dyn std::error::Erro
 
 type AnyResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-/// The configuration, resolved as the library resolves it ([`Config::from_env`], with
-/// `--database-url` in place of `DATABASE_URL`), else the private cluster.
+/// What a command other than `tour` and `db` says when nothing is configured: it never falls
+/// back to the private cluster, where a forgotten `DATABASE_URL` would make a backup of nothing
+/// or a migration of the wrong database "succeed".
+const NOTHING_CONFIGURED: &str = "no database configured: set DATABASE_URL, or DB_NAME (with \
+     DB_USER, DB_PASSWORD, DB_HOST, DB_PORT), or pass --database-url (only `ledger tour` and \
+     `ledger db` use the private development cluster)";
+
+/// The configured database ([`Config::from_env`], with `--database-url` in place of
+/// `DATABASE_URL`), or one line saying that there is none.
 async fn config(cli: &Cli) -> AnyResult<Config> {
+    configured(cli)?.ok_or_else(|| NOTHING_CONFIGURED.into())
+}
+
+/// The configured database, else the private cluster: for `tour` and `db` only.
+async fn config_or_local(cli: &Cli) -> AnyResult<Config> {
+    match configured(cli)? {
+        Some(config) => Ok(config),
+        None => Ok(Config::resolve_or_local().await?),
+    }
+}
+
+/// Says on stderr which database a command that writes or dumps is about to use (host, port,
+/// database and role; never the password), before it starts.
+fn announce(command: &str, config: &Config) {
+    eprintln!("ledger {command}: {}", config.target());
+}
+
+fn configured(cli: &Cli) -> AnyResult<Option<Config>> {
     let configured = match cli.database_url.as_deref() {
         Some(url) => Config::from_env_with_url(url).map_err(|e| match e {
             Error::Config(message) => {
@@ -80,10 +106,7 @@ async fn config(cli: &Cli) -> AnyResult<Config> {
         })?,
         None => Config::from_env()?,
     };
-    match configured {
-        Some(config) => Ok(config),
-        None => Ok(Config::resolve_or_local().await?),
-    }
+    Ok(configured)
 }
 
 /// Brings the schema up to date where the command may change it: always in the private
@@ -130,7 +153,7 @@ fn explain(command: &str, config: &Config, err: Error) -> Box<dyn std::error::Er
             "`ledger {command}` changes the schema or its grants, which only the role that owns \
              ledger's tables may do"
         ),
-        "seed" | "load" => format!(
+        "seed" | "load" | "prune-keys" => format!(
             "`ledger {command}` writes rows: it needs the service role's INSERT, UPDATE and \
              DELETE (`ledger grants --service <role> --apply`, run as the owner, grants them)"
         ),
@@ -145,16 +168,20 @@ fn explain(command: &str, config: &Config, err: Error) -> Box<dyn std::error::Er
 async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
     match &cli.command {
         Command::Tour { migrate } => {
-            let config = config(&cli).await?;
+            let config = config_or_local(&cli).await?;
             let mut conn = connect_one(&config).await?;
             ensure_schema(&config, &mut conn, *migrate).await?;
             tour::run(&config, conn, out).await
         }
-        Command::Migrate { target } => {
+        Command::Migrate { target, yes } => {
             let config = config(&cli).await?;
+            announce("migrate", &config);
             let mut conn = connect_one(&config).await?;
             match target {
-                Some(target) => schema::revert_to(&mut conn, *target).await,
+                Some(target) => {
+                    revert::confirm(&config, &mut conn, *target, *yes).await?;
+                    schema::revert_to(&mut conn, *target).await
+                }
                 None => schema::migrate(&mut conn).await,
             }
             .map_err(|e| explain("migrate", &config, e))?;
@@ -186,6 +213,9 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
                 read_only: read_only.as_deref(),
             };
             let config = config(&cli).await?;
+            if *apply {
+                announce("grants --apply", &config);
+            }
             let mut conn = connect_one(&config).await?;
             let statements = if *apply {
                 grants::apply(&mut conn, &roles)
@@ -203,12 +233,38 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             Ok(())
         }
         Command::Db { command } => db(&cli, command, out).await,
+        Command::PruneKeys { keep_days, batch } => {
+            let keep =
+                std::time::Duration::try_from_secs_f64(keep_days * 86_400.0).map_err(|_| {
+                    format!("--keep-days must be a positive number of days, not {keep_days}")
+                })?;
+            let config = config(&cli).await?;
+            announce("prune-keys", &config);
+            let pool = connect(&config).await?;
+            let pruned = ledger::transactions::prune_idempotency_keys(&pool, keep, *batch)
+                .await
+                .map_err(|e| explain("prune-keys", &config, e))?;
+            writeln!(
+                out,
+                "pruned {pruned} idempotency keys older than {keep_days} days"
+            )?;
+            Ok(())
+        }
         Command::Seed {
             users,
             seed,
+            yes,
             migrate,
         } => {
             let config = config(&cli).await?;
+            announce("seed", &config);
+            if !*yes && !matches!(config.source(), Source::LocalCluster(_)) {
+                return Err(format!(
+                    "seed writes demo rows into {}: pass --yes to do it",
+                    config.target()
+                )
+                .into());
+            }
             let mut conn = connect_one(&config).await?;
             ensure_schema(&config, &mut conn, *migrate).await?;
             let bars = progress::Bars::new();
@@ -253,6 +309,7 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
                 return Err("--table applies to the ndjson format only".into());
             }
             let config = config(&cli).await?;
+            announce("dump", &config);
             let pool = connect(&config).await?;
             let bars = progress::Bars::new();
             let mut report = |table: Table, rows: u64| bars.update(table.name(), rows, 0);
@@ -287,6 +344,7 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
             migrate,
         } => {
             let config = config(&cli).await?;
+            announce("load", &config);
             let mut conn = connect_one(&config).await?;
             ensure_schema(&config, &mut conn, *migrate).await?;
             let bars = progress::Bars::new();
@@ -304,13 +362,18 @@ async fn run(cli: Cli, out: &mut impl Write) -> AnyResult {
         Command::Adopt {
             app_label,
             apply,
+            default_extra_columns,
             json,
         } => {
             let config = config(&cli).await?;
+            if *apply {
+                announce("adopt --apply", &config);
+            }
             let mut conn = connect_one(&config).await?;
             let report = if *apply {
                 let mut step = |step: &adopt::Step| eprintln!("{} [{}]", step.name, step.lock);
-                adopt::apply(&mut conn, app_label, &mut step)
+                let options = adopt::Options::new().default_extra_columns(*default_extra_columns);
+                adopt::apply_with(&mut conn, app_label, &options, &mut step)
                     .await
                     .map_err(|e| explain("adopt --apply", &config, e))?
             } else {
@@ -346,7 +409,7 @@ Dry run: nothing was changed. Run again with --apply."
 async fn db(cli: &Cli, command: &DbCommand, out: &mut impl Write) -> AnyResult {
     match command {
         DbCommand::Url { database } => {
-            let config = config(cli).await?;
+            let config = config_or_local(cli).await?;
             let config = match database {
                 Some(name) => {
                     // Only in the private cluster: a configured server's databases are its owner's.

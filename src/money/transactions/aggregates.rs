@@ -1,6 +1,16 @@
-//! Aggregates over the ledger: totals, the stats, monthly revenue, running totals (window
-//! functions), top spenders (the seed's raw SQL report) and reconciliation. Re-exported by
-//! [`transactions`](super).
+//! Aggregates over the ledger, **per currency**: totals, the stats, monthly revenue, running
+//! totals (window functions), top spenders (the seed's raw SQL report), and reconciliation.
+//! Re-exported by [`transactions`](super).
+//!
+//! **Currencies are never added together.** The cheat sheet's `Sum('amount')` adds a USD amount
+//! to a EUR one, and its monthly "revenue" counts failed and pending movements too. Here every
+//! sum is grouped by currency and counts applied movements only (`completed`, and Django's
+//! `success`: [`APPLIED`](super::APPLIED)); Django's exact figures keep names that say what they
+//! are, in [`across_currencies`](super::across_currencies) (`total_completed_across_currencies`,
+//! `stats_across_currencies`, `monthly_totals_across_currencies`,
+//! `top_spenders_across_currencies`). A movement's currency is its accounts': the account the
+//! money leaves (for a deposit, the one it enters); a transfer moves between accounts of one
+//! currency ([`Error::CurrencyMismatch`](crate::Error::CurrencyMismatch)).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -9,138 +19,138 @@ use sqlx::PgExecutor;
 use super::EntryId;
 use crate::accounts::AccountId;
 use crate::ids::UserId;
-use crate::kinds::EntryStatus;
 use crate::numeric::Numeric;
 use crate::page;
 use crate::{Error, Result};
 
-/// The sum of every applied movement (`completed` or Django's `success`, [`APPLIED`](super::APPLIED)); zero
-/// (never NULL) when there is none.
+/// `sqlx::query_as!` over the applied movements, each with its currency: `select currency, `
+/// then `$select`, one written `from` and `where`, then `$rest` (`group by ...`). A movement's
+/// currency is written here once: the account the money leaves, for a deposit the one it enters.
+/// Still one checked query macro (sqlx joins literals with `+`).
+macro_rules! query_applied_by_currency {
+    ($row:ty, $select:tt, $rest:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $row,
+            "select coalesce(fa.currency, ta.currency) as \"currency!\", " + $select
+                + " from transactions t left join accounts fa on fa.id = t.from_account_id \
+                   left join accounts ta on ta.id = t.to_account_id \
+                   where t.status in ('completed', 'success') " + $rest
+            $(, $arg)*
+        )
+    };
+}
+
+/// The applied movements of one currency: their sum and count.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CurrencyTotal {
+    /// The currency (`USD`).
+    pub currency: String,
+    /// Sum of its applied movements' amounts.
+    pub total: Decimal,
+    /// How many.
+    pub count: i64,
+}
+
+/// The sum and count of the applied movements (`completed` or Django's `success`), per currency,
+/// in currency order; empty when there is none.
 ///
-/// Django: `Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))` — the
-/// seed's `'success'` is what this crate writes as `'completed'`; both are counted. For Django's
-/// exact filter on one spelling, use [`total_with_status`].
+/// Django: `Transaction.objects.filter(status='success').values('from_account__currency')
+/// .annotate(total=Sum('amount'))` — the cheat sheet's `aggregate(total=Sum('amount'))` adds the
+/// currencies together: that figure is
+/// [`total_completed_across_currencies`](super::total_completed_across_currencies).
 ///
-/// SQL: `select coalesce(sum(amount), 0.00) from transactions where status in ('completed',
-/// 'success')`.
+/// SQL: `select coalesce(f.currency, t.currency), sum(amount), count(*) from transactions left
+/// join accounts f (the source) left join accounts t (the destination) where status in
+/// ('completed', 'success') group by 1 order by 1`.
 ///
 /// # Errors
 /// [`Error::Database`] only.
-pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Decimal> {
+pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Vec<CurrencyTotal>> {
     let op = crate::telemetry::op_span!(
         "ledger.transactions.total_completed",
         "SELECT",
         "transactions"
     );
     crate::telemetry::traced(op, async move {
-        Ok(sqlx::query_scalar!(
-            r#"
-        select coalesce(sum(amount), 0.00) as "total!: Numeric"
-        from transactions
-        where status in ('completed', 'success')
-        "#
+        Ok(query_applied_by_currency!(
+            CurrencyTotal,
+            r#"sum(t.amount) as "total!: Numeric", count(*) as "count!""#,
+            "group by 1 order by 1"
         )
-        .fetch_one(db)
-        .await?
-        .into())
-    })
-    .await
-}
-
-/// The sum of the movements whose status is exactly `status`; zero (never NULL) when there is
-/// none: Django's filter, one spelling at a time.
-///
-/// Django: `Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))`
-///
-/// SQL: `select coalesce(sum(amount), 0.00) from transactions where status = $1`.
-///
-/// # Errors
-/// [`Error::Database`] only.
-pub async fn total_with_status(db: impl PgExecutor<'_>, status: &EntryStatus) -> Result<Decimal> {
-    let op = crate::telemetry::op_span!(
-        "ledger.transactions.total_with_status",
-        "SELECT",
-        "transactions"
-    );
-    crate::telemetry::traced(op, async move {
-        Ok(sqlx::query_scalar!(
-            r#"
-        select coalesce(sum(amount), 0.00) as "total!: Numeric"
-        from transactions
-        where status = $1
-        "#,
-            status as &EntryStatus
-        )
-        .fetch_one(db)
-        .await?
-        .into())
-    })
-    .await
-}
-
-/// Sum, count, average, maximum and minimum of the amounts, in one query.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Stats {
-    /// Sum of amounts; zero when there are none.
-    pub total: Decimal,
-    /// How many rows.
-    pub count: i64,
-    /// Mean amount, rounded by the server to 2 places; `None` when there are none.
-    pub average: Option<Decimal>,
-    /// Largest amount; `None` when there are none.
-    pub maximum: Option<Decimal>,
-    /// Smallest amount; `None` when there are none.
-    pub minimum: Option<Decimal>,
-}
-
-/// Statistics over every movement, in one query.
-///
-/// Django: `Transaction.objects.aggregate(total=Sum('amount'), count=Count('id'),
-/// average=Avg('amount'), maximum=Max('amount'))` (and `Min`)
-///
-/// SQL: `select coalesce(sum(amount), 0.00), count(*), round(avg(amount), 2), max(amount),
-/// min(amount) from transactions`.
-///
-/// # Errors
-/// [`Error::Database`] only.
-pub async fn stats(db: impl PgExecutor<'_>) -> Result<Stats> {
-    let op = crate::telemetry::op_span!("ledger.transactions.stats", "SELECT", "transactions");
-    crate::telemetry::traced(op, async move {
-        Ok(sqlx::query_as!(
-            Stats,
-            r#"
-        select coalesce(sum(amount), 0.00) as "total!: Numeric",
-               count(*) as "count!",
-               round(avg(amount), 2) as average,
-               max(amount) as maximum,
-               min(amount) as minimum
-        from transactions
-        "#
-        )
-        .fetch_one(db)
+        .fetch_all(db)
         .await?)
     })
     .await
 }
 
-/// One month of movements.
+/// Sum, count, average, maximum and minimum of one currency's applied amounts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CurrencyStats {
+    /// The currency (`USD`).
+    pub currency: String,
+    /// Sum of amounts.
+    pub total: Decimal,
+    /// How many movements.
+    pub count: i64,
+    /// Mean amount, rounded by the server to 2 places.
+    pub average: Decimal,
+    /// Largest amount.
+    pub maximum: Decimal,
+    /// Smallest amount.
+    pub minimum: Decimal,
+}
+
+/// Statistics over the applied movements, per currency, in currency order, in one query.
+///
+/// Django: `Transaction.objects.filter(status='success').values('from_account__currency')
+/// .annotate(total=Sum('amount'), count=Count('id'), average=Avg('amount'),
+/// maximum=Max('amount'), minimum=Min('amount'))` — the cheat sheet's `aggregate(...)` over every
+/// row of every status and currency is [`stats_across_currencies`](super::stats_across_currencies).
+///
+/// SQL: as [`total_completed`], with `round(avg(amount), 2), max(amount), min(amount)`.
+///
+/// # Errors
+/// [`Error::Database`] only.
+pub async fn stats(db: impl PgExecutor<'_>) -> Result<Vec<CurrencyStats>> {
+    let op = crate::telemetry::op_span!("ledger.transactions.stats", "SELECT", "transactions");
+    crate::telemetry::traced(op, async move {
+        Ok(query_applied_by_currency!(
+            CurrencyStats,
+            r#"sum(t.amount) as "total!: Numeric", count(*) as "count!",
+               round(avg(t.amount), 2) as "average!: Numeric",
+               max(t.amount) as "maximum!: Numeric", min(t.amount) as "minimum!: Numeric""#,
+            "group by 1 order by 1"
+        )
+        .fetch_all(db)
+        .await?)
+    })
+    .await
+}
+
+/// One month of one currency's applied movements.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MonthlyRevenue {
     /// The first day of the month, in the report's time zone.
     pub month: NaiveDate,
-    /// Sum of the month's amounts.
+    /// The currency (`USD`).
+    pub currency: String,
+    /// Sum of the month's applied amounts in that currency.
     pub revenue: Decimal,
-    /// How many movements.
+    /// How many applied movements.
     pub count: i64,
 }
 
-/// Revenue and count per calendar month in `time_zone` (an IANA name), oldest month first.
-/// Months without movements do not appear (as in Django's `GROUP BY`).
+/// Revenue and count per calendar month in `time_zone` (an IANA name) and currency, oldest
+/// month first, applied movements only. Months without movements do not appear (as in Django's
+/// `GROUP BY`).
 ///
-/// Django: `Transaction.objects.annotate(month=TruncMonth('created_at')).values('month')
-/// .annotate(revenue=Sum('amount'), count=Count('id')).order_by('month')`
+/// Django: `Transaction.objects.filter(status='success').annotate(month=TruncMonth('created_at'))
+/// .values('month', 'from_account__currency').annotate(revenue=Sum('amount'),
+/// count=Count('id')).order_by('month')` — the cheat sheet's line, which adds every status and
+/// currency, is [`monthly_totals_across_currencies`](super::monthly_totals_across_currencies).
 ///
-/// SQL: `date_trunc('month', created_at at time zone $1)::date`, `group by 1 order by 1`.
+/// SQL: `date_trunc('month', created_at at time zone $1)::date` and the movement's currency,
+/// `group by 1, 2 order by 1, 2`.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for an unknown time zone.
@@ -155,16 +165,11 @@ pub async fn monthly_revenue(
     );
     crate::telemetry::traced(op, async move {
         Error::check_text("time_zone", time_zone)?;
-        sqlx::query_as!(
+        query_applied_by_currency!(
             MonthlyRevenue,
-            r#"
-        select date_trunc('month', created_at at time zone $1)::date as "month!",
-               sum(amount) as "revenue!",
-               count(*) as "count!"
-        from transactions
-        group by 1
-        order by 1
-        "#,
+            r#"date_trunc('month', t.created_at at time zone $1)::date as "month!",
+               sum(t.amount) as "revenue!: Numeric", count(*) as "count!""#,
+            "group by 1, 2 order by 2, 1",
             time_zone
         )
         .fetch_all(db)
@@ -181,6 +186,8 @@ pub struct RunningTotal {
     pub id: EntryId,
     /// The owner of the debited account.
     pub user_id: UserId,
+    /// The debited account's currency: each user's running total is kept per currency.
+    pub currency: String,
     /// The entry's amount.
     pub amount: Decimal,
     /// When it happened.
@@ -189,15 +196,17 @@ pub struct RunningTotal {
     pub running_total: Decimal,
 }
 
-/// Each outgoing movement (withdrawals and transfers) with the running total of its user's
-/// outgoing money, oldest first. Deposits have no `from` account and so no user here (Django
-/// would put them in one `NULL` partition; they are left out).
+/// Each applied outgoing movement (withdrawals and transfers, `completed` or `success`) with the
+/// running total of its user's outgoing money **in that currency**, oldest first. Deposits have no `from` account and so no
+/// user here (Django would put them in one `NULL` partition; they are left out). Django's window
+/// partitions by user alone, adding a user's USD and EUR into one running figure; here the
+/// partition is the user and the currency (on a one-currency database the two agree).
 ///
 /// Django: `Transaction.objects.annotate(running_total=Window(expression=Sum('amount'),
 /// partition_by=[F('from_account__user')], order_by=F('created_at').asc()))`
 ///
-/// SQL: `sum(amount) over (partition by user_id order by created_at, id rows between unbounded
-/// preceding and current row)`: the `id` tie-breaker and the ROWS frame make it deterministic
+/// SQL: `sum(amount) over (partition by user_id, currency order by created_at, id rows between
+/// unbounded preceding and current row)`: the `id` tie-breaker and the ROWS frame make it deterministic
 /// when timestamps tie (Django's default RANGE frame would give tied rows the same total).
 ///
 /// # Errors
@@ -214,16 +223,18 @@ pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>
             r#"
         select t.id,
                a.user_id,
+               a.currency,
                t.amount,
                t.created_at,
                sum(t.amount) over (
-                   partition by a.user_id
+                   partition by a.user_id, a.currency
                    order by t.created_at, t.id
                    rows between unbounded preceding and current row
                ) as "running_total!"
         from transactions t
         join accounts a on a.id = t.from_account_id
-        order by a.user_id, t.created_at, t.id
+        where t.status in ('completed', 'success')
+        order by a.user_id, a.currency, t.created_at, t.id
         "#
         )
         .fetch_all(db)
@@ -247,15 +258,18 @@ pub struct Spender {
 /// must stay within PostgreSQL's timestamps.
 pub const MAX_DAYS: i32 = 1_000_000;
 
-/// The users who sent the most money in the last `days` days, biggest first.
+/// The users who sent the most money **in `currency`** in the last `days` days, biggest first.
 ///
 /// Django: the seed's raw `cursor.execute("SELECT u.name, SUM(t.amount) AS total_spent FROM users
 /// u JOIN transactions t ON t.from_account_id IN (SELECT id FROM accounts WHERE user_id = u.id)
-/// WHERE t.created_at > NOW() - INTERVAL '30 days' ... LIMIT %s", [10])`
+/// WHERE t.created_at > NOW() - INTERVAL '30 days' ... LIMIT %s", [10])` with `AND currency =
+/// %s`: the seed's report adds its users' currencies together, which
+/// [`top_spenders_across_currencies`](super::top_spenders_across_currencies) keeps.
 ///
 /// SQL: the seed's intent with plain joins — `users join accounts join transactions on
-/// from_account_id`, completed only, `created_at > now() - make_interval(days => $1)`, `group by
-/// u.id order by total desc, u.id limit $2` — with the window a parameter too.
+/// from_account_id`, the accounts of `currency`, completed only, `created_at > now() -
+/// make_interval(days => $1)`, `group by u.id order by total desc, u.id limit $2` — with the
+/// window a parameter too.
 ///
 /// A top-N report: `limit` is the N, and there is no next page (ask for a bigger N, up to
 /// `MAX_PER_PAGE`).
@@ -266,12 +280,21 @@ pub const MAX_DAYS: i32 = 1_000_000;
 /// users by `users_pkey`.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for `days` outside `1..=MAX_DAYS` or a limit outside
-/// `1..=MAX_PER_PAGE`.
-pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Result<Vec<Spender>> {
+/// [`Error::InvalidInput`] for a currency that is not three uppercase letters, `days` outside
+/// `1..=MAX_DAYS` or a limit outside `1..=MAX_PER_PAGE`.
+pub async fn top_spenders(
+    db: impl PgExecutor<'_>,
+    currency: &str,
+    days: i32,
+    limit: i64,
+) -> Result<Vec<Spender>> {
     let op =
         crate::telemetry::op_span!("ledger.transactions.top_spenders", "SELECT", "transactions");
-    crate::telemetry::traced(op, async move { spenders(db, None, days, limit).await }).await
+    crate::telemetry::traced(op, async move {
+        crate::accounts::validate_currency(currency)?;
+        spenders(db, Some(currency), None, days, limit).await
+    })
+    .await
 }
 
 /// [`top_spenders`] as of a given time: the window is the `days` days up to and including
@@ -288,6 +311,7 @@ pub async fn top_spenders(db: impl PgExecutor<'_>, days: i32, limit: i64) -> Res
 /// before the earliest time PostgreSQL holds.
 pub async fn top_spenders_as_of(
     db: impl PgExecutor<'_>,
+    currency: &str,
     as_of: DateTime<Utc>,
     days: i32,
     limit: i64,
@@ -297,15 +321,17 @@ pub async fn top_spenders_as_of(
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(
-        op,
-        async move { spenders(db, Some(as_of), days, limit).await },
-    )
+    crate::telemetry::traced(op, async move {
+        crate::accounts::validate_currency(currency)?;
+        spenders(db, Some(currency), Some(as_of), days, limit).await
+    })
     .await
 }
 
-async fn spenders(
+/// The spenders' report: of one currency's accounts, or (`None`) of every account.
+pub(super) async fn spenders(
     db: impl PgExecutor<'_>,
+    currency: Option<&str>,
     as_of: Option<DateTime<Utc>>,
     days: i32,
     limit: i64,
@@ -335,13 +361,15 @@ async fn spenders(
         where t.created_at > coalesce($3::timestamptz, now()) - make_interval(days => $1)
           and ($3::timestamptz is null or t.created_at <= $3)
           and t.status in ('completed', 'success')
+          and ($4::text is null or a.currency = $4)
         group by u.id, u.name
         order by 3 desc, u.id
         limit $2
         "#,
         days,
         limit,
-        as_of
+        as_of,
+        currency
     )
     .fetch_all(db)
     .await?)

@@ -11,8 +11,8 @@
 //! The seed's aggregate filters `status='success'`, a status its own transfer never writes (it
 //! writes `'completed'`). This crate writes `completed`; a database Django filled holds `success`
 //! as well, and both mean the movement was applied ([`APPLIED`]): every report and
-//! [`reconcile`] counts both, and [`total_with_status`] answers Django's exact question,
-//! `filter(status='success')`, on whichever spelling is asked for. The database refuses any other
+//! [`reconcile`] counts both, and [`total_with_status_across_currencies`] answers Django's exact
+//! question, `filter(status='success')`, on whichever spelling is asked for. The database refuses any other
 //! status.
 //!
 //! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`, batches ([`post_batch`],
@@ -50,6 +50,7 @@ macro_rules! query_entries {
 }
 pub(crate) use query_entries;
 
+mod across_currencies;
 mod aggregates;
 mod batch;
 mod copy_out;
@@ -58,9 +59,11 @@ pub(crate) mod movements;
 mod poster;
 mod posting;
 mod reports;
+mod retention;
 pub(crate) mod retry;
 mod stream;
 
+pub use across_currencies::*;
 pub use aggregates::*;
 pub use batch::*;
 pub use copy_out::{COPY_PAGES, copy_all, copy_all_pooled};
@@ -68,6 +71,9 @@ pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
 pub use movements::{Movement, Transfer, deposit, transfer, validate_amount, withdraw};
 pub use poster::{Poster, PosterOptions};
 pub use reports::*;
+pub use retention::{
+    DEFAULT_KEY_RETENTION, MIN_KEY_RETENTION, PRUNE_BATCH, prune_idempotency_keys,
+};
 pub use retry::MAX_ATTEMPTS;
 pub use stream::*;
 

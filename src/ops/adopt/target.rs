@@ -184,6 +184,12 @@ pub(super) const INDEXES: &[Index] = &[
         unique: true,
     },
     Index {
+        table: "idempotency_keys",
+        name: "idempotency_keys_created_at_idx",
+        definition: "USING btree (created_at)",
+        unique: false,
+    },
+    Index {
         table: "payments",
         name: "payments_data_gin_idx",
         definition: "USING gin (data)",

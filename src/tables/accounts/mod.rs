@@ -253,26 +253,33 @@ pub async fn expire_trials(db: impl PgExecutor<'_>) -> Result<u64> {
     .await
 }
 
-/// An account's place in the ranking by balance.
+/// An account's place in the ranking by balance of its currency.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BalanceRank {
     /// The account.
     pub account_id: AccountId,
+    /// Its currency: accounts are ranked among those of the same currency.
+    pub currency: String,
     /// Its owner's name.
     pub user_name: String,
     /// Its balance.
     pub balance: Decimal,
-    /// 1 for the richest; equal balances share a rank and the next rank is skipped, as `RANK()`.
+    /// 1 for the richest of its currency; equal balances share a rank and the next rank is
+    /// skipped, as `RANK()`.
     pub rank: i64,
 }
 
-/// Every account ranked by balance, richest first, with its owner's name.
+/// Every account ranked by balance among the accounts of its currency, richest first, with its
+/// owner's name: currencies in order, then rank.
 ///
-/// Django: `Account.objects.annotate(rank=Window(expression=Rank(),
-/// order_by=F('balance').desc())).values('user__name', 'balance', 'rank')`
+/// Django: `Account.objects.annotate(rank=Window(expression=Rank(), partition_by=F('currency'),
+/// order_by=F('balance').desc())).values('user__name', 'balance', 'rank')` — the cheat sheet's
+/// window has no partition, and so ranks 100 EUR against 100 USD; on a one-currency database the
+/// two agree.
 ///
-/// SQL: `rank() over (order by balance desc)` over `accounts join users`, ordered by rank then
-/// account id (a tie-breaker for the output order only; tied balances keep one rank).
+/// SQL: `rank() over (partition by currency order by balance desc)` over `accounts join users`,
+/// ordered by currency, rank, then account id (a tie-breaker for the output order only; tied
+/// balances keep one rank).
 ///
 /// # Errors
 /// [`Error::Database`] only.
@@ -283,12 +290,13 @@ pub async fn rank_by_balance(db: impl PgExecutor<'_>) -> Result<Vec<BalanceRank>
             BalanceRank,
             r#"
         select a.id as "account_id: AccountId",
+               a.currency,
                u.name as user_name,
                a.balance,
-               rank() over (order by a.balance desc) as "rank!"
+               rank() over (partition by a.currency order by a.balance desc) as "rank!"
         from accounts a
         join users u on u.id = a.user_id
-        order by 4, a.id
+        order by a.currency, 5, a.id
         "#
         )
         .fetch_all(db)

@@ -14,15 +14,47 @@ pub(super) async fn aggregations(conn: &mut PgConnection, out: &mut impl Write) 
     step(
         out,
         "Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))",
-        "transactions::total_completed(db)  (completed, and Django's success)",
+        "transactions::total_completed(db)  (per currency: completed, and Django's success)",
     )?;
-    value(out, transactions::total_completed(&mut *conn).await?)?;
+    let mut t = Table::new(&["currency", "total", "count"]);
+    for c in transactions::total_completed(&mut *conn).await? {
+        t.row(vec![c.currency, c.total.to_string(), c.count.to_string()]);
+    }
+    t.print(out)?;
+    step(
+        out,
+        "(the sheet's figure: every currency added together)",
+        "transactions::total_completed_across_currencies(db)",
+    )?;
+    value(
+        out,
+        transactions::total_completed_across_currencies(&mut *conn).await?,
+    )?;
     step(
         out,
         "Transaction.objects.aggregate(total=Sum, count=Count, average=Avg, maximum=Max)",
-        "transactions::stats(db)",
+        "transactions::stats(db)  (per currency, applied movements only)",
     )?;
-    let s = transactions::stats(&mut *conn).await?;
+    let mut t = Table::new(&[
+        "currency", "total", "count", "average", "maximum", "minimum",
+    ]);
+    for s in transactions::stats(&mut *conn).await? {
+        t.row(vec![
+            s.currency,
+            s.total.to_string(),
+            s.count.to_string(),
+            s.average.to_string(),
+            s.maximum.to_string(),
+            s.minimum.to_string(),
+        ]);
+    }
+    t.print(out)?;
+    step(
+        out,
+        "(the sheet's figures: every status and currency together)",
+        "transactions::stats_across_currencies(db)",
+    )?;
+    let s = transactions::stats_across_currencies(&mut *conn).await?;
     let mut t = Table::new(&["total", "count", "average", "maximum", "minimum"]);
     t.row(vec![
         s.total.to_string(),
@@ -35,12 +67,13 @@ pub(super) async fn aggregations(conn: &mut PgConnection, out: &mut impl Write) 
     step(
         out,
         "Transaction.objects.annotate(month=TruncMonth('created_at')).values('month').annotate(revenue=Sum, count=Count)",
-        r#"transactions::monthly_revenue(db, "UTC")"#,
+        r#"transactions::monthly_revenue(db, "UTC")  (per currency, applied movements only)"#,
     )?;
-    let mut t = Table::new(&["month", "revenue", "count"]);
+    let mut t = Table::new(&["month", "currency", "revenue", "count"]);
     for m in transactions::monthly_revenue(&mut *conn, "UTC").await? {
         t.row(vec![
             m.month.format("%Y-%m").to_string(),
+            m.currency,
             m.revenue.to_string(),
             m.count.to_string(),
         ]);

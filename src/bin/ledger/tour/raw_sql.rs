@@ -16,10 +16,20 @@ pub(super) async fn raw_sql(conn: &mut PgConnection, out: &mut impl Write) -> An
     step(
         out,
         "cursor.execute('SELECT u.name, SUM(t.amount) AS total_spent ... LIMIT %s', [10])",
-        "transactions::top_spenders(db, 30, 10)",
+        r#"transactions::top_spenders(db, "USD", 30, 10)  (one currency: the sheet's adds them)"#,
     )?;
     let mut t = Table::new(&["name", "total_spent"]);
-    for s in transactions::top_spenders(&mut *conn, 30, 10).await? {
+    for s in transactions::top_spenders(&mut *conn, "USD", 30, 10).await? {
+        t.row(vec![s.name, s.total_spent.to_string()]);
+    }
+    t.print(out)?;
+    step(
+        out,
+        "(the same report as the cheat sheet writes it: USD and EUR added together)",
+        "transactions::top_spenders_across_currencies(db, 30, 10)",
+    )?;
+    let mut t = Table::new(&["name", "total_spent (mixed currencies)"]);
+    for s in transactions::top_spenders_across_currencies(&mut *conn, 30, 10).await? {
         t.row(vec![s.name, s.total_spent.to_string()]);
     }
     t.print(out)?;

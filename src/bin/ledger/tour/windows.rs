@@ -15,13 +15,14 @@ pub(super) async fn windows(conn: &mut PgConnection, out: &mut impl Write) -> An
     step(
         out,
         "Transaction.objects.annotate(running_total=Window(Sum('amount'), partition_by=[F('from_account__user')], order_by=F('created_at').asc()))",
-        "transactions::running_totals(db)",
+        "transactions::running_totals(db)  (per user and currency, applied movements only)",
     )?;
-    let mut t = Table::new(&["entry", "user", "amount", "running_total"]);
+    let mut t = Table::new(&["entry", "user", "currency", "amount", "running_total"]);
     for r in transactions::running_totals(&mut *conn).await? {
         t.row(vec![
             short(r.id),
             short(r.user_id),
+            r.currency,
             r.amount.to_string(),
             r.running_total.to_string(),
         ]);
@@ -30,11 +31,16 @@ pub(super) async fn windows(conn: &mut PgConnection, out: &mut impl Write) -> An
     step(
         out,
         "Account.objects.annotate(rank=Window(Rank(), order_by=F('balance').desc())).values('user__name', 'balance', 'rank')",
-        "accounts::rank_by_balance(db)",
+        "accounts::rank_by_balance(db)  (ranked within each currency)",
     )?;
-    let mut t = Table::new(&["rank", "user", "balance"]);
+    let mut t = Table::new(&["currency", "rank", "user", "balance"]);
     for r in accounts::rank_by_balance(&mut *conn).await? {
-        t.row(vec![r.rank.to_string(), r.user_name, r.balance.to_string()]);
+        t.row(vec![
+            r.currency,
+            r.rank.to_string(),
+            r.user_name,
+            r.balance.to_string(),
+        ]);
     }
     t.print(out)?;
     Ok(())

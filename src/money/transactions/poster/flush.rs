@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::super::LedgerEntry;
 use super::super::batch::{insert_entries, net_balances};
 use super::super::idempotency;
-use super::super::posting::{Locked, Posting, check, lock_accounts};
+use super::super::posting::{Locked, Posting, check, find_by_key, lock_accounts};
 use super::super::retry::retrying;
 use super::{Owned, PosterOptions, Request};
 use crate::accounts::AccountId;
@@ -105,29 +105,47 @@ pub(super) async fn flush_once(
     }
     let mut keys: Vec<&str> = key_ids.keys().copied().collect();
     keys.sort_unstable();
-    let claimed: HashSet<String> = if keys.is_empty() {
-        HashSet::new()
-    } else {
+    //    A key claimed anew whose entry still carries it (its claim was pruned past its
+    //    lifetime, `prune_idempotency_keys`) is answered from that entry, as a single movement
+    //    is: the claim says so in the same statement, so the common flush pays nothing for it.
+    let mut claimed: HashSet<String> = HashSet::new();
+    let mut kept: Vec<String> = Vec::new();
+    if !keys.is_empty() {
         let ids: Vec<Uuid> = keys.iter().map(|k| key_ids[k]).collect();
-        sqlx::query_scalar!(
+        let rows = sqlx::query!(
             r#"
-            insert into idempotency_keys (key, entry_ids)
-            select k, array[e] from unnest($1::text[], $2::uuid[]) with ordinality as c(k, e, n)
-            order by n
-            on conflict (key) do nothing
-            returning key as "key!"
+            with claimed as (
+                insert into idempotency_keys (key, entry_ids)
+                select k, array[e]
+                from unnest($1::text[], $2::uuid[]) with ordinality as c(k, e, n)
+                order by n
+                on conflict (key) do nothing
+                returning key
+            )
+            select c.key as "key!",
+                   exists (select 1 from transactions t where t.idempotency_key = c.key)
+                       as "kept!"
+            from claimed c
             "#,
             &keys as &[&str],
             &ids
         )
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect()
-    };
+        .await?;
+        for row in rows {
+            if row.kept {
+                kept.push(row.key.clone());
+            }
+            claimed.insert(row.key);
+        }
+    }
     let mut used_before: HashMap<&str, Vec<LedgerEntry>> = HashMap::new();
     for key in keys.iter().filter(|k| !claimed.contains(**k)) {
         used_before.insert(key, idempotency::replay(&mut tx, key).await?);
+    }
+    for key in keys.iter().filter(|k| kept.iter().any(|kept| kept == **k)) {
+        let entry = find_by_key(&mut tx, key).await?;
+        used_before.insert(key, entry.into_iter().collect());
     }
 
     // 2. Every account that a movement judged here touches, locked in one statement.
