@@ -76,6 +76,7 @@ on_each_release!(
     an_interrupted_adoption_resumes,
     django_keeps_moving_money_while_ledger_adopts_the_database,
     the_cheat_sheets_own_models_are_adopted_under_another_app_label,
+    a_model_with_fields_of_its_own_is_adopted_only_when_ledger_can_insert_into_it,
     djangos_fixtures_round_trip_through_ledger,
     django_changes_the_schema_while_ledger_moves_money_and_no_call_fails,
 );
@@ -195,7 +196,7 @@ impl Django {
             "{:?}",
             report.django_changes
         );
-        let models = self.dir.join("myapp/models.py");
+        let models = self.dir.join(self.app).join("models.py");
         let text = std::fs::read_to_string(&models).unwrap();
         let text = text.replace(
             "    data = models.JSONField(default=dict)\n",
@@ -206,8 +207,8 @@ impl Django {
             text.trim_end()
         );
         std::fs::write(&models, text).unwrap();
-        self.manage(&["makemigrations", "myapp"]).await;
-        self.manage(&["migrate", "myapp", "--fake"]).await;
+        self.manage(&["makemigrations", self.app]).await;
+        self.manage(&["migrate", self.app, "--fake"]).await;
     }
 }
 
@@ -468,7 +469,7 @@ async fn a_django_database_is_adopted_with_no_row_lost_and_both_sides_read_each_
     assert!(missing.is_empty(), "{missing:?}");
 
     // Ledger's answers on Django's data equal Django's.
-    let success = transactions::total_with_status(&pool, &"success".into())
+    let success = transactions::total_with_status_across_currencies(&pool, &"success".into())
         .await
         .unwrap();
     assert_eq!(success.to_string(), before_facts["success_total"]);
@@ -1180,7 +1181,7 @@ async fn djangos_fixtures_round_trip_through_ledger(pool: PgPool, release: Relea
         .unwrap();
     assert_eq!(loaded as usize, records.len());
     assert_eq!(
-        transactions::total_with_status(&ledger_db, &"success".into())
+        transactions::total_with_status_across_currencies(&ledger_db, &"success".into())
             .await
             .unwrap()
             .to_string(),
@@ -1362,4 +1363,117 @@ async fn django_changes_the_schema_while_ledger_moves_money_and_no_call_fails(
         .unwrap();
     assert_eq!(after, before);
     service.close().await;
+}
+
+/// The sheet's models with fields of their own (`tests/django/extended`, app label `extended`):
+/// nullable fields and fields with a `db_default` pass; a `NOT NULL` field whose default lives
+/// in Python only is refused by the dry run and by `apply`, naming the column and the two ways
+/// out, with nothing changed. The model's `db_default` clears one (Django writes it); `apply` with
+/// `default_extra_columns` sets the other's after saying so. Then ledger inserts into every table
+/// and Django reads what it wrote.
+async fn a_model_with_fields_of_its_own_is_adopted_only_when_ledger_can_insert_into_it(
+    pool: PgPool,
+    release: Release,
+) {
+    let django = Django::for_test("extended", &pool, release).with_app("extended");
+    django.manage(&["makemigrations", "extended", "-v0"]).await;
+    django.manage(&["migrate", "-v0"]).await;
+    django
+        .manage(&[
+            "shell",
+            "-c",
+            "from extended.models import *\n\
+             u = User.objects.create(email='ann@example.com', name='Ann')\n\
+             Account.objects.create(user=u, balance='10.00')\n\
+             Payment.objects.create(data={'method': 'card'})",
+        ])
+        .await;
+    let mut conn = pool.acquire().await.unwrap();
+    let refusal = |result: Result<adopt::Report, Error>| match result {
+        Err(Error::NotAdoptable(message)) => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let dry = refusal(adopt::inspect(&mut conn, "extended").await);
+    for needle in [
+        "users.referral_code (character varying(20))",
+        "accounts.branch (character varying(10))",
+        "db_default",
+        "--default-extra-columns",
+    ] {
+        assert!(dry.contains(needle), "missing {needle:?}: {dry}");
+    }
+    for fine in ["nickname", "tier", "opened_at", "channel", "source"] {
+        assert!(!dry.contains(fine), "{fine} is fine: {dry}");
+    }
+    let refused = refusal(adopt::apply(&mut conn, "extended", &mut |_| {}).await);
+    assert!(refused.contains("users.referral_code"), "{refused}");
+    let untouched =
+        sqlx::query_scalar!(r#"select to_regclass('extended_payment') is not null as "django!""#)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert!(untouched, "a refused apply changed nothing");
+
+    // Way out one: the model gives the field a database default; Django's migration writes it.
+    let models = django.dir.join("extended/models.py");
+    let text = std::fs::read_to_string(&models).unwrap();
+    std::fs::write(
+        &models,
+        text.replace(
+            "referral_code = models.CharField(max_length=20, default='')",
+            "referral_code = models.CharField(max_length=20, default='', db_default='')",
+        ),
+    )
+    .unwrap();
+    django.manage(&["makemigrations", "extended", "-v0"]).await;
+    django.manage(&["migrate", "-v0"]).await;
+    let dry = refusal(adopt::inspect(&mut conn, "extended").await);
+    assert!(!dry.contains("referral_code"), "{dry}");
+    assert!(dry.contains("accounts.branch"), "{dry}");
+
+    // Way out two: apply sets the remaining default, and says so first.
+    let mut said = Vec::new();
+    let options = adopt::Options::new().default_extra_columns(true);
+    let report = adopt::apply_with(&mut conn, "extended", &options, &mut |step| {
+        said.push(step.name.clone());
+    })
+    .await
+    .unwrap();
+    assert!(report.is_adopted(), "{report}");
+    assert!(
+        said.first()
+            .is_some_and(|s| s.contains("accounts.branch ''")),
+        "{said:?}"
+    );
+    django.follow_the_report(&report).await;
+
+    // ledger inserts into every table; Django reads each row back with its own fields.
+    let bob = users::insert(&pool, &NewUser::new("bob@example.com", "Bob"))
+        .await
+        .unwrap();
+    let account = accounts::open(&pool, bob.id, Some("USD")).await.unwrap();
+    transactions::deposit(&mut conn, &Movement::new(account.id, dec("5.00")))
+        .await
+        .unwrap();
+    payments::insert_json(&pool, &json!({"method": "transfer"}))
+        .await
+        .unwrap();
+    let seen = django
+        .manage(&[
+            "shell",
+            "-c",
+            "from extended.models import *\n\
+             u = User.objects.get(email='bob@example.com')\n\
+             a = u.accounts.get()\n\
+             print(repr(u.referral_code), u.tier, repr(a.branch), a.balance, \
+                   Transaction.objects.filter(to_account=a).count(), \
+                   Payment.objects.filter(data__method='transfer').get().source)",
+        ])
+        .await;
+    // (Django 5.2's shell first says how many objects it imported.)
+    assert_eq!(
+        seen.trim().lines().last(),
+        Some("'' basic '' 5.00 1 web"),
+        "{seen}"
+    );
 }

@@ -39,6 +39,20 @@ pub(super) async fn django_migrations(
     Ok(names)
 }
 
+/// The money tables under either name they may have now: ledger's, or Django's for the two
+/// models without a `db_table` (`<app>_payment`, `<app>_article`) before the rename step.
+pub(super) fn money_tables(app_label: &str) -> [String; 7] {
+    [
+        "users".to_owned(),
+        "accounts".to_owned(),
+        "transactions".to_owned(),
+        "payments".to_owned(),
+        "articles".to_owned(),
+        format!("{app_label}_payment"),
+        format!("{app_label}_article"),
+    ]
+}
+
 /// Checks every seed column's type and nullability, under the table name it has now (Django's
 /// or, after the rename step, ledger's).
 pub(super) async fn check_seed_columns(conn: &mut PgConnection, app_label: &str) -> Result<()> {
@@ -53,15 +67,7 @@ pub(super) async fn check_seed_columns(conn: &mut PgConnection, app_label: &str)
           and a.attnum > 0 and not a.attisdropped
           and c.relname = any($1)
         "#,
-        &[
-            "users".to_owned(),
-            "accounts".to_owned(),
-            "transactions".to_owned(),
-            "payments".to_owned(),
-            "articles".to_owned(),
-            format!("{app_label}_payment"),
-            format!("{app_label}_article"),
-        ] as &[String]
+        &money_tables(app_label) as &[String]
     )
     .fetch_all(&mut *conn)
     .await?;

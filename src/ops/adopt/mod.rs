@@ -44,6 +44,7 @@ use crate::schema::MIGRATOR;
 use crate::{Error, Result};
 
 mod checks;
+mod extra;
 mod plan;
 mod target;
 
@@ -108,6 +109,30 @@ pub struct Violation {
     pub rows: i64,
     /// Up to five of their ids, smallest first.
     pub sample_ids: Vec<String>,
+}
+
+/// How [`apply_with`] may change the database beyond ledger's own steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Give each column of the model's own that is `NOT NULL` without a database default (which
+    /// would make every ledger insert into its table fail) a default of its type's zero (`''`,
+    /// `0`, `false`, `now()`, `'{}'`), saying so through `progress` first. Off: such a column is
+    /// refused, naming it.
+    pub default_extra_columns: bool,
+}
+
+impl Options {
+    /// Nothing beyond ledger's steps ([`Options::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Options::default_extra_columns`].
+    pub fn default_extra_columns(mut self, on: bool) -> Self {
+        self.default_extra_columns = on;
+        self
+    }
 }
 
 /// What [`inspect`] found, or what [`apply`] left.
@@ -226,13 +251,17 @@ async fn is_done(conn: &mut PgConnection, done: &str) -> Result<bool> {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad app label; [`Error::NotAdoptable`] when the database has no
 /// `django_migrations` row for the app, lacks a table or column of the seed, has one of another
-/// type, or has a money table's foreign key that deletes on the server (Django 6.1's
-/// `DB_CASCADE`, `DB_SET_NULL`, `DB_SET_DEFAULT`); [`Error::Database`] otherwise.
+/// type, has a money table's foreign key that deletes on the server (Django 6.1's
+/// `DB_CASCADE`, `DB_SET_NULL`, `DB_SET_DEFAULT`), or has a column of the model's own that is
+/// `NOT NULL` without a database default (every ledger insert into its table would fail: the
+/// message names it and the two ways out, a `db_default` in the model or
+/// [`Options::default_extra_columns`]); [`Error::Database`] otherwise.
 pub async fn inspect(conn: &mut PgConnection, app_label: &str) -> Result<Report> {
     check_app_label(app_label)?;
     let django_migrations = django_migrations(conn, app_label).await?;
     check_seed_columns(conn, app_label).await?;
     check_delete_rules(conn).await?;
+    extra::refuse(&extra::columns(conn, app_label).await?, false)?;
     let mut steps = Vec::new();
     for planned in plan(app_label) {
         let done = step_done(conn, &planned).await?;
@@ -274,12 +303,34 @@ pub async fn apply(
     app_label: &str,
     progress: &mut (dyn FnMut(&Step) + Send),
 ) -> Result<Report> {
+    apply_with(conn, app_label, &Options::default(), progress).await
+}
+
+/// [`apply`], with [`Options`]: `default_extra_columns` gives the model's own `NOT NULL` columns
+/// without a database default one (each said through `progress` as a step first), where
+/// [`apply`] refuses them.
+///
+/// Django: `python manage.py migrate`
+///
+/// SQL: as [`apply`], and `alter table ... alter column ... set default ...` for each such
+/// column, in one transaction after `set local lock_timeout = '5s'` (a catalog change).
+///
+/// # Errors
+/// As [`apply`]; [`Error::NotAdoptable`] for such a column whose type has no zero ledger knows.
+pub async fn apply_with(
+    conn: &mut PgConnection,
+    app_label: &str,
+    options: &Options,
+    progress: &mut (dyn FnMut(&Step) + Send),
+) -> Result<Report> {
     // The dry run's checks, without its per-step reads: the loop below reads each step's state
     // just before running it.
     check_app_label(app_label)?;
     django_migrations(conn, app_label).await?;
     check_seed_columns(conn, app_label).await?;
     check_delete_rules(conn).await?;
+    let extra = extra::columns(conn, app_label).await?;
+    extra::refuse(&extra, options.default_extra_columns)?;
     let violations = violations(conn, app_label).await?;
     if !violations.is_empty() {
         let rules: Vec<String> = violations
@@ -290,6 +341,25 @@ pub async fn apply(
             "rows break ledger's rules: {}; `ledger adopt` without --apply lists them",
             rules.join(", ")
         )));
+    }
+    if !extra.is_empty() {
+        progress(&Step {
+            name: format!(
+                "set a default for the model's own not-null columns: {}",
+                extra
+                    .iter()
+                    .map(|c| format!("{}.{} {}", c.table, c.column, c.zero().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            sql: extra
+                .iter()
+                .filter_map(extra::ExtraColumn::set_default)
+                .collect(),
+            lock: Lock::Catalog,
+            done: false,
+        });
+        extra::set_defaults(conn, &extra, LOCK_TIMEOUT).await?;
     }
     for planned in plan(app_label) {
         if step_done(conn, &planned).await? {

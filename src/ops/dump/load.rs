@@ -87,8 +87,61 @@ pub(crate) async fn load_records(
         progress(table, counts[table as usize]);
     }
     advance_identities(&mut tx).await?;
-    tx.commit().await?;
+    // A deferred foreign key (a database Django made) is checked here, at the commit.
+    tx.commit()
+        .await
+        .map_err(|e| orphan(records, e).unwrap_or_else(|e| e.into()))?;
     Ok(loaded)
+}
+
+/// A foreign-key refusal as the record that caused it: PostgreSQL checks a key after the
+/// statement (or at the commit, for a deferred one), so its error names no line of the `COPY`,
+/// only the value (`Key (user_id)=(...) is not present in table "users"`). The first record whose
+/// row holds that value in that column is the one that points nowhere. `Err(err)` for any other
+/// error, or when no record holds it.
+fn orphan(records: &Records<'_>, err: sqlx::Error) -> std::result::Result<Error, sqlx::Error> {
+    let Some((column, value, target, constraint)) = err
+        .as_database_error()
+        .and_then(|d| d.try_downcast_ref::<PgDatabaseError>())
+        .filter(|d| d.code() == crate::sqlstate::FOREIGN_KEY_VIOLATION)
+        .and_then(|d| {
+            let detail = d.detail()?;
+            let rest = detail.strip_prefix("Key (")?;
+            let (column, rest) = rest.split_once(")=(")?;
+            let (value, rest) = rest.split_once(") is not present in table \"")?;
+            let target = rest.split('"').next()?;
+            Some((
+                column.to_owned(),
+                value.to_owned(),
+                target.to_owned(),
+                d.constraint().unwrap_or_default().to_owned(),
+            ))
+        })
+    else {
+        return Err(err);
+    };
+    let Ok(lines) = records.lines() else {
+        return Err(err);
+    };
+    for (at, line) in (1u64..).zip(lines) {
+        let Ok(line) = line else { break };
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let held = &record["row"][column.as_str()];
+        if held.as_str() == Some(value.as_str())
+            || value.parse::<i64>().is_ok_and(|n| held.as_i64() == Some(n))
+        {
+            return Ok(records.refusal(
+                at,
+                format!(
+                    "its {column} {value} is neither in the file nor in the database's \
+                     {target} ({constraint})"
+                ),
+            ));
+        }
+    }
+    Err(err)
 }
 
 /// Moves the payments' and articles' identity sequences past the ids a load wrote, as Django's
@@ -347,9 +400,10 @@ async fn copy_table(conn: &mut PgConnection, records: &Records<'_>, table: Table
         }
     }
     copy.send(data.take()).await?;
-    copy.finish()
-        .await
-        .map_err(|e| refused_line(records, e, table, &lines))
+    copy.finish().await.map_err(|e| match orphan(records, e) {
+        Ok(named) => named,
+        Err(e) => refused_line(records, e, table, &lines),
+    })
 }
 
 /// Names the file line of the row a `COPY` refused (PostgreSQL reports "COPY users, line 3"),
