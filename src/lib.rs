@@ -71,7 +71,7 @@
 //! | a function that ... | takes | because |
 //! | :--- | :--- | :--- |
 //! | runs one statement (every `get`, `find_*`, `list_*`, `insert`, `update_*`, `delete`, keyset page, report) | `impl PgExecutor` | it composes in any transaction: pass `&pool`, `&mut *conn` or `&mut *tx` |
-//! | runs several statements that must see one connection (`UserQuery::page`, `UserQuery::get_page`, `users::list_with_accounts`, `dump::load`) | `&mut PgConnection` | a pool does not promise the same connection between two statements |
+//! | runs several statements that must see one connection (`UserQuery::page`, `UserQuery::get_page`, `UserQuery::keyset_with_accounts`, `dump::load`) | `&mut PgConnection` | a pool does not promise the same connection between two statements |
 //! | is a unit of work that begins a transaction or savepoint (`transactions::deposit`, `withdraw`, `transfer`, `post_batch`, `post_batch_with_key`, the bulk loaders) | `&mut PgConnection` | it calls `begin`: its own transaction on a pooled connection, a savepoint inside yours |
 //! | holds a connection across calls on its own (`transactions::chunks`, `dump::dump`) | `&PgPool` | it acquires and releases a connection per chunk |
 //!

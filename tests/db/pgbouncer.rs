@@ -241,11 +241,14 @@ async fn every_module(pool: &PgPool, client: usize) {
         .await
         .unwrap();
     assert!(page.items.iter().any(|u| u.id == owner.id));
-    let mine = users::list_with_accounts(&mut tx, ledger::users::Visibility::Live)
+    let mine = ledger::users::UserQuery::new()
+        .per_page(100)
+        .keyset_with_accounts(&mut tx, None)
         .await
         .unwrap();
     assert!(
-        mine.iter()
+        mine.items
+            .iter()
             .any(|u| u.user.id == owner.id && u.accounts.len() == 1)
     );
     let entries = transactions::EntryQuery::new()

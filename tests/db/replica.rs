@@ -328,10 +328,11 @@ async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
             .len(),
         1
     );
-    let with_accounts = users::list_with_accounts(&mut r, ledger::users::Visibility::Live)
+    let with_accounts = ledger::users::UserQuery::new()
+        .keyset_with_accounts(&mut r, None)
         .await
         .unwrap();
-    assert_eq!(with_accounts[0].accounts.len(), 2);
+    assert_eq!(with_accounts.items[0].accounts.len(), 2);
     let balances: Vec<_> = accounts::list_for_user(&mut *r, owner.id)
         .await
         .unwrap()

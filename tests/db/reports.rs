@@ -200,7 +200,10 @@ async fn select_related_keeps_deposits_and_withdrawals_with_their_missing_side(p
     assert_eq!(transfer.to_account.as_ref().map(|x| x.id), Some(b.id));
 }
 
+/// The whole-table prefetch, deprecated in 0.1.0 (it reads every user into memory), still
+/// answers as it did until it goes.
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
+#[allow(deprecated)]
 async fn prefetch_uses_two_queries_however_many_users(pool: PgPool) {
     let mut counts = Vec::new();
     for n in [1usize, 5, 40] {
@@ -596,4 +599,68 @@ async fn money_sums_never_add_currencies_and_count_applied_movements_only(pool: 
         .await
         .unwrap();
     assert_eq!(mixed.len(), 2);
+}
+
+/// The prefetch a page at a time: each page of 7 users is two queries (the page, then its users'
+/// accounts), the pages cover every live user once, newest first, each with exactly their own
+/// accounts (none for a user without), and a user deleted between pages is not shown.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn prefetch_by_page_reads_two_queries_a_page_and_every_user_once(pool: PgPool) {
+    let mut made = Vec::new();
+    for i in 0..40 {
+        let u = user(&pool, &format!("pp{i}@example.com"), "P").await;
+        if i % 5 != 0 {
+            accounts::open(&pool, u.id, Some("USD")).await.unwrap();
+            accounts::open(&pool, u.id, Some("EUR")).await.unwrap();
+        }
+        made.push(u.id);
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let query = users::UserQuery::new().per_page(7);
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let counter = StatementCounter::start();
+        let page = query
+            .keyset_with_accounts(&mut conn, cursor.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(counter.count(), 2, "page {pages}");
+        assert!(page.items.len() <= 7);
+        for u in &page.items {
+            let owned = if made.iter().position(|id| *id == u.user.id).unwrap() % 5 == 0 {
+                0
+            } else {
+                2
+            };
+            assert_eq!(u.accounts.len(), owned, "{:?}", u.user.email);
+            assert!(u.accounts.iter().all(|a| a.user_id == u.user.id));
+            seen.push(u.user.id);
+        }
+        pages += 1;
+        if pages == 1 {
+            // Deleted after the first page was read: a later page does not show it.
+            users::soft_delete(&pool, made[0]).await.unwrap();
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 6);
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "every user once");
+    assert_eq!(
+        seen.len(),
+        39,
+        "the user deleted between pages is not shown"
+    );
+    assert!(matches!(
+        users::UserQuery::new()
+            .order(users::UserOrder::NameAsc)
+            .keyset_with_accounts(&mut conn, None)
+            .await,
+        Err(Error::InvalidInput { field: "order", .. })
+    ));
 }

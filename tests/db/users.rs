@@ -824,9 +824,13 @@ async fn every_listing_shows_soft_deleted_users_when_asked_for_all(pool: PgPool)
                     .await
                     .unwrap(),
             ),
-            ids(users::list_with_accounts(&mut conn, visibility)
+            ids(UserQuery::new()
+                .visibility(visibility)
+                .per_page(10)
+                .keyset_with_accounts(&mut conn, None)
                 .await
                 .unwrap()
+                .items
                 .into_iter()
                 .map(|u| u.user)
                 .collect()),

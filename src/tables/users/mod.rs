@@ -54,6 +54,7 @@ pub use bulk::{copy_in, insert_many};
 pub use filters::*;
 pub use listing::*;
 pub use paginate::*;
+#[allow(deprecated)]
 pub use prefetch::*;
 pub use query::{DEFAULT_PER_PAGE, UserQuery};
 pub use writes::*;

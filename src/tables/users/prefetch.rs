@@ -23,6 +23,9 @@ pub struct UserWithAccounts {
 /// Every user (live ones, or all) with their accounts, in exactly two queries whatever the number
 /// of users.
 ///
+/// **Reads every user into memory**: at a few million users that is an out-of-memory kill. A
+/// page at a time, in the same two queries: [`UserQuery::keyset_with_accounts`](super::UserQuery::keyset_with_accounts).
+///
 /// Django: `User.objects.prefetch_related('accounts')` (then `user.accounts.all()` costs no query)
 ///
 /// SQL: the live users (`order by created_at, id`), then `select ... from accounts where user_id
@@ -31,6 +34,10 @@ pub struct UserWithAccounts {
 ///
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) only.
+#[deprecated(
+    since = "0.1.0",
+    note = "reads every user into memory: use `UserQuery::keyset_with_accounts`, a page at a time"
+)]
 pub async fn list_with_accounts(
     conn: &mut PgConnection,
     visibility: Visibility,
@@ -47,6 +54,18 @@ pub async fn list_with_accounts(
         )
         .fetch_all(&mut *conn)
         .await?;
+        with_accounts(conn, users).await
+    })
+    .await
+}
+
+/// `users` with their accounts, read in one query (`where user_id = any($1)`), by currency then
+/// id; a user without accounts gets none.
+pub(super) async fn with_accounts(
+    conn: &mut PgConnection,
+    users: Vec<User>,
+) -> Result<Vec<UserWithAccounts>> {
+    {
         let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.id.as_uuid()).collect();
         let accounts = sqlx::query_as!(
             Account,
@@ -71,8 +90,7 @@ pub async fn list_with_accounts(
                 user,
             })
             .collect())
-    })
-    .await
+    }
 }
 
 /// Users (live ones, or all: [`Visibility`]) who hold more than `min` in at least one account,

@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::listing::{count, keyset, list_ordered, slice};
 use super::paginate::{Counting, UserPaginator};
+use super::prefetch::{UserWithAccounts, with_accounts};
 use super::{User, UserOrder, Visibility};
 use crate::page::{Cursor, KeysetPage, Page, Paginator};
 use crate::{Error, Result};
@@ -221,6 +222,45 @@ impl UserQuery {
                 ));
             }
             keyset(db, self.visibility, cursor, self.per_page).await
+        })
+        .await
+    }
+
+    /// One keyset page of users with their accounts: Django's `prefetch_related('accounts')`
+    /// over a page, in two queries whatever the table's size, so memory holds one page.
+    ///
+    /// Django: `User.objects.filter(deleted_at__isnull=True).order_by('-created_at')
+    /// .prefetch_related('accounts')[:20]`
+    ///
+    /// SQL: as [`UserQuery::keyset`], then `select ... from accounts where user_id = any($1)
+    /// order by currency, id` with the page's ids; the rows are grouped in Rust. Two statements
+    /// on one connection: `&mut *tx` for one snapshot.
+    ///
+    /// # Errors
+    /// As [`UserQuery::keyset`].
+    pub async fn keyset_with_accounts(
+        self,
+        conn: &mut PgConnection,
+        cursor: Option<&Cursor>,
+    ) -> Result<KeysetPage<UserWithAccounts>> {
+        let op = crate::telemetry::op_span!(
+            "ledger.users.UserQuery.keyset_with_accounts",
+            "SELECT",
+            "users"
+        );
+        crate::telemetry::traced(op, async move {
+            if self.order != UserOrder::NewestFirst {
+                return Err(Error::invalid(
+                    "order",
+                    "keyset pages of users read newest first only (UserOrder::NewestFirst)",
+                ));
+            }
+            let page = keyset(&mut *conn, self.visibility, cursor, self.per_page).await?;
+            Ok(KeysetPage {
+                items: with_accounts(conn, page.items).await?,
+                next: page.next,
+                previous: page.previous,
+            })
         })
         .await
     }

@@ -34,10 +34,14 @@ pub(super) async fn joins(conn: &mut PgConnection, out: &mut impl Write) -> AnyR
     step(
         out,
         "User.objects.prefetch_related('accounts')",
-        "users::list_with_accounts(&mut conn, ledger::users::Visibility::Live)  (two queries, however many users)",
+        "UserQuery::new().per_page(20).keyset_with_accounts(&mut conn, None)  (two queries a page, however many users)",
     )?;
     let mut t = Table::new(&["user", "accounts"]);
-    for u in users::list_with_accounts(&mut *conn, ledger::users::Visibility::Live).await? {
+    let page = users::UserQuery::new()
+        .per_page(20)
+        .keyset_with_accounts(&mut *conn, None)
+        .await?;
+    for u in page.items {
         let list: Vec<String> = u
             .accounts
             .iter()
