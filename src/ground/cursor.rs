@@ -45,6 +45,18 @@ pub const FETCH_ROWS: usize = 5000;
 /// what it wanted) leaves at most this many for sqlx to read, well under a millisecond.
 pub const FIRST_FETCH_ROWS: usize = 1000;
 
+/// Lets a transaction that waits on its reader by design (a stream's, a dump's) sit idle for as
+/// long as its reader takes: `set local idle_in_transaction_session_timeout = 0`, for this
+/// transaction (or savepoint) alone, whatever the session's
+/// [`Timeouts::idle_in_transaction`](crate::config::Timeouts::idle_in_transaction) says for the
+/// rest. Without it a reader slower than that timeout between two chunks would lose its session.
+pub(crate) async fn paced_by_reader(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query!("set local idle_in_transaction_session_timeout = 0")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The cursor a stream is read through: its `declare` statement (a query macro, so that the
 /// query's text is checked against the schema at compile time) and the `fetch`es that read it.
 pub(crate) struct Cursor {
@@ -81,6 +93,7 @@ where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'a,
 {
     let mut tx = db.begin().await?;
+    paced_by_reader(&mut tx).await?;
     cursor.declare.persistent(false).execute(&mut *tx).await?;
     let [first, fetch] = cursor.fetch;
     let (mut statement, mut rows_wanted) = (first, FIRST_FETCH_ROWS);

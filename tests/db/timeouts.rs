@@ -162,3 +162,71 @@ async fn the_servers_timeouts_are_the_sessions(pool: PgPool) {
         ("0", "0", "0")
     );
 }
+
+/// A stream's transaction waits on its reader by design: with a 1 s
+/// `idle_in_transaction_session_timeout`, a reader that pauses 2 s between rows still reads
+/// every row, through each kind of stream, and the same session then runs a query; a caller's
+/// own transaction left idle that long is ended by the server, as the setting says.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_slow_reader_keeps_its_stream_past_the_idle_in_transaction_timeout(pool: PgPool) {
+    use futures::StreamExt;
+    let a = funded(&pool, "slow@example.com", "USD", "0").await.id;
+    let mut conn = pool.acquire().await.unwrap();
+    for _ in 0..3 {
+        transactions::deposit(&mut conn, &ledger::transactions::Movement::new(a, dec("1")))
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let reader = Config::from_url(&url_of(&pool))
+        .unwrap()
+        .with_timeouts(Timeouts::default().idle_in_transaction(Some(Duration::from_secs(1))))
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+    let pause = Duration::from_secs(2);
+    let mut all = transactions::stream_all(&reader);
+    let first = all.next().await.unwrap().unwrap();
+    tokio::time::sleep(pause).await;
+    let rest: Vec<_> = all.map(|r| r.unwrap()).collect().await;
+    assert_eq!(rest.len() + 1, 3, "{first:?}");
+    let mut unordered = transactions::stream_unordered(&reader);
+    unordered.next().await.unwrap().unwrap();
+    tokio::time::sleep(pause).await;
+    assert_eq!(
+        unordered
+            .map(|r| r.unwrap())
+            .collect::<Vec<_>>()
+            .await
+            .len(),
+        2
+    );
+    let mut copied = transactions::copy_all_pooled(&reader);
+    copied.next().await.unwrap().unwrap();
+    tokio::time::sleep(pause).await;
+    assert_eq!(
+        copied.map(|r| r.unwrap()).collect::<Vec<_>>().await.len(),
+        2
+    );
+    sqlx::query_scalar!(r#"select 1 as "one!""#)
+        .fetch_one(&reader)
+        .await
+        .unwrap();
+
+    // The setting itself holds for a caller's own idle transaction.
+    let mut conn = reader.acquire().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query_scalar!(r#"select 1 as "one!""#)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tokio::time::sleep(pause).await;
+    let ended = sqlx::query_scalar!(r#"select 1 as "one!""#)
+        .fetch_one(&mut *tx)
+        .await;
+    assert!(ended.is_err(), "the server ended the idle transaction");
+    drop(tx);
+    drop(conn);
+    reader.close().await;
+}

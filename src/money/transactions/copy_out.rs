@@ -132,6 +132,7 @@ async fn copy_chunks(pool: PgPool, blocks: tokio::sync::mpsc::Sender<sqlx::Resul
         sqlx::query!("set transaction isolation level repeatable read, read only")
             .execute(&mut *tx)
             .await?;
+        crate::cursor::paced_by_reader(&mut tx).await?;
         sqlx::query!("lock table transactions in access share mode")
             .execute(&mut *tx)
             .await?;

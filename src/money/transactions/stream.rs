@@ -132,6 +132,7 @@ where
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
+    crate::cursor::paced_by_reader(&mut tx).await?;
     let mut after: Option<(DateTime<Utc>, Uuid)> = None;
     let mut limit = FIRST_FETCH_ROWS;
     loop {

@@ -63,7 +63,9 @@ pub struct Timeouts {
     /// `DB_IDLE_IN_TRANSACTION_SESSION_TIMEOUT`, or `idle_in_transaction_session_timeout` in the
     /// URL's `options`. Default 60 s: ledger's units of work are never idle in their
     /// transactions for more than a round trip, and a caller's transaction that waits a minute on
-    /// something else holds row locks that money movements need.
+    /// something else holds row locks that money movements need. ledger's own streams and dumps,
+    /// whose transactions wait on their reader by design, turn it off for their transaction
+    /// alone (`set local`), so a slow reader keeps its stream.
     pub idle_in_transaction: Option<Duration>,
 }
 

@@ -158,6 +158,7 @@ pub async fn dump(
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
+    crate::cursor::paced_by_reader(&mut tx).await?;
     let mut records = 0;
     for table in chosen {
         let mut written = 0u64;
