@@ -1,7 +1,7 @@
 //! Django's figures, exactly: sums that add every currency together (and, where the cheat sheet
 //! does, every status). They answer the cheat sheet's lines as Django answers them, for a Django
 //! team comparing the two or a database that holds one currency; a money report uses the
-//! per-currency forms of [`aggregates`](super::aggregates) instead, which never add USD to EUR
+//! per-currency forms of [`aggregates`](crate::transactions::aggregates) instead, which never add USD to EUR
 //! and count applied movements only. Re-exported by [`transactions`](super).
 
 use chrono::NaiveDate;
@@ -12,10 +12,10 @@ use crate::kinds::EntryStatus;
 use crate::numeric::Numeric;
 use crate::{Error, Result};
 
-use super::aggregates::{Spender, spenders};
+use super::spenders::{Spender, spenders};
 
 /// The sum of every applied movement (`completed` or Django's `success`), **all currencies added
-/// together**; zero (never NULL) when there is none. Per currency: [`total_completed`](super::total_completed).
+/// together**; zero (never NULL) when there is none. Per currency: [`total_completed`](crate::transactions::total_completed).
 ///
 /// Django: `Transaction.objects.filter(status='success').aggregate(total=Sum('amount'))` — the
 /// seed's `'success'` is what this crate writes as `'completed'`; both are counted.
@@ -96,7 +96,7 @@ pub struct Stats {
 }
 
 /// Statistics over **every movement, of every status and currency**, in one query, as Django
-/// computes them. Per currency, applied movements only: [`stats`](super::stats).
+/// computes them. Per currency, applied movements only: [`stats`](crate::transactions::stats).
 ///
 /// Django: `Transaction.objects.aggregate(total=Sum('amount'), count=Count('id'),
 /// average=Avg('amount'), maximum=Max('amount'))` (and `Min`)
@@ -143,7 +143,7 @@ pub struct MonthlyTotal {
 
 /// The sum and count of **every movement of every status and currency** per calendar month in
 /// `time_zone` (an IANA name), oldest month first, as Django's line computes its "revenue".
-/// Per currency, applied movements only: [`monthly_revenue`](super::monthly_revenue).
+/// Per currency, applied movements only: [`monthly_revenue`](crate::transactions::monthly_revenue).
 ///
 /// Django: `Transaction.objects.annotate(month=TruncMonth('created_at')).values('month')
 /// .annotate(revenue=Sum('amount'), count=Count('id')).order_by('month')`
@@ -184,16 +184,16 @@ pub async fn monthly_totals_across_currencies(
 
 /// The users who sent the most money in the last `days` days, biggest first, **their accounts'
 /// currencies added together** (the seed's raw report). Per currency:
-/// [`top_spenders`](super::top_spenders).
+/// [`top_spenders`](crate::transactions::top_spenders).
 ///
 /// Django: the seed's raw `cursor.execute("SELECT u.name, SUM(t.amount) AS total_spent FROM users
 /// u JOIN transactions t ON t.from_account_id IN (SELECT id FROM accounts WHERE user_id = u.id)
 /// WHERE t.created_at > NOW() - INTERVAL '30 days' ... LIMIT %s", [10])`
 ///
-/// SQL: as [`top_spenders`](super::top_spenders), without the currency filter.
+/// SQL: as [`top_spenders`](crate::transactions::top_spenders), without the currency filter.
 ///
 /// # Errors
-/// As [`top_spenders`](super::top_spenders).
+/// As [`top_spenders`](crate::transactions::top_spenders).
 pub async fn top_spenders_across_currencies(
     db: impl PgExecutor<'_>,
     days: i32,

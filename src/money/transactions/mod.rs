@@ -61,6 +61,7 @@ mod posting;
 mod reports;
 mod retention;
 pub(crate) mod retry;
+mod spenders;
 mod stream;
 
 pub use across_currencies::*;
@@ -75,6 +76,7 @@ pub use retention::{
     DEFAULT_KEY_RETENTION, MIN_KEY_RETENTION, PRUNE_BATCH, prune_idempotency_keys,
 };
 pub use retry::MAX_ATTEMPTS;
+pub use spenders::{MAX_DAYS, Spender, top_spenders, top_spenders_as_of};
 pub use stream::*;
 
 use chrono::{DateTime, Utc};
