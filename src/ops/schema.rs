@@ -17,8 +17,10 @@
 //! (or [`migrate`], or `MIGRATOR.run`) as the owner, directly against the server (not through
 //! PgBouncer), from a release job, an init container or a CI step, before the new release
 //! starts; the service then calls [`check`], which refuses to start on a schema that is behind or
-//! ahead of the crate. Every migration is written to be safe under the previous release while a
-//! rolling deploy runs: it adds, and never removes or renames, what that release reads or writes.
+//! ahead of the crate. From 0.1.0 on, every migration is written to be safe under the previous
+//! release while a rolling deploy runs: it adds, and never removes or renames, what that release
+//! reads or writes. (0001 to 0017 are the first release's schema: a database that ran a
+//! development build migrates once, with that build stopped.)
 
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
