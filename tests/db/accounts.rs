@@ -1,5 +1,6 @@
 //! `ledger::accounts`: opening, reading, the seed's balance and status filters, status updates.
 
+use futures::TryStreamExt;
 use ledger::Error;
 use ledger::accounts::{self, AccountFilter, AccountId};
 use ledger::users::{self, UserId};
@@ -83,21 +84,25 @@ async fn five_accounts(pool: &PgPool) -> Vec<AccountId> {
 async fn balance_filters_include_their_bounds(pool: PgPool) {
     let a = five_accounts(&pool).await;
 
-    let rich = accounts::list_balance_at_least(&pool, dec("100"))
+    let rich = accounts::stream_balance_at_least(&pool, dec("100"))
+        .try_collect::<Vec<_>>()
         .await
         .unwrap();
     assert_eq!(ids(&rich, |x| x.id), [a[4], a[3], a[2], a[1]]);
 
-    let between = accounts::list_balance_between(&pool, dec("100"), dec("500"))
+    let between = accounts::stream_balance_between(&pool, dec("100"), dec("500"))
+        .try_collect::<Vec<_>>()
         .await
         .unwrap();
     assert_eq!(ids(&between, |x| x.id), [a[1], a[2], a[3]]);
-    let point = accounts::list_balance_between(&pool, dec("250.00"), dec("250"))
+    let point = accounts::stream_balance_between(&pool, dec("250.00"), dec("250"))
+        .try_collect::<Vec<_>>()
         .await
         .unwrap();
     assert_eq!(ids(&point, |x| x.id), [a[2]]);
 
-    let err = accounts::list_balance_between(&pool, dec("500"), dec("100"))
+    let err = accounts::stream_balance_between(&pool, dec("500"), dec("100"))
+        .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
@@ -111,28 +116,35 @@ async fn status_filters_in_and_or_not(pool: PgPool) {
         v
     };
 
-    let in_list = accounts::list_status_in(&pool, &["active", "vip"])
+    let in_list = accounts::stream_status_in(&pool, &["active", "vip"])
+        .try_collect::<Vec<_>>()
         .await
         .unwrap();
     assert_eq!(ids(&in_list, |x| x.id), sorted(vec![a[0], a[1], a[2]]));
     assert!(
-        accounts::list_status_in(&pool, &[])
+        accounts::stream_status_in(&pool, &[])
+            .try_collect::<Vec<_>>()
             .await
             .unwrap()
             .is_empty()
     );
 
-    let and = accounts::list_balance_at_least_and_status(&pool, dec("100"), "active")
+    let and = accounts::stream_balance_at_least_and_status(&pool, dec("100"), "active")
+        .try_collect::<Vec<_>>()
         .await
         .unwrap();
     assert_eq!(ids(&and, |x| x.id), [a[1]]);
 
-    let or = accounts::list_balance_at_least_or_status(&pool, dec("300"), "vip")
+    let or = accounts::stream_balance_at_least_or_status(&pool, dec("300"), "vip")
+        .try_collect::<Vec<_>>()
         .await
         .unwrap();
     assert_eq!(ids(&or, |x| x.id), [a[4], a[3], a[2]]);
 
-    let not = accounts::list_status_not(&pool, "banned").await.unwrap();
+    let not = accounts::stream_status_not(&pool, "banned")
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     assert_eq!(ids(&not, |x| x.id), sorted(vec![a[0], a[1], a[2], a[4]]));
 }
 
@@ -218,7 +230,8 @@ async fn bulk_update_expires_every_trial_and_reports_the_count(pool: PgPool) {
     assert_eq!(accounts::expire_trials(&pool).await.unwrap(), 3);
     assert_eq!(accounts::expire_trials(&pool).await.unwrap(), 0);
     assert_eq!(
-        accounts::list_status_in(&pool, &["expired"])
+        accounts::stream_status_in(&pool, &["expired"])
+            .try_collect::<Vec<_>>()
             .await
             .unwrap()
             .len(),
@@ -229,7 +242,8 @@ async fn bulk_update_expires_every_trial_and_reports_the_count(pool: PgPool) {
         Err(Error::InvalidInput { .. })
     ));
     assert_eq!(
-        accounts::list_status_in(&pool, &["active"])
+        accounts::stream_status_in(&pool, &["active"])
+            .try_collect::<Vec<_>>()
             .await
             .unwrap()
             .len(),

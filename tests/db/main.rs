@@ -37,6 +37,7 @@ mod retention;
 mod roles;
 mod schema;
 mod secrets;
+mod streamed;
 mod support;
 mod telemetry;
 mod timeouts;

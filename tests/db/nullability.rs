@@ -5,6 +5,7 @@
 //! no entries, a partition of one row) and decodes the row. A new query of that kind that is not
 //! listed fails [`every_outer_join_aggregate_and_window_query_has_a_null_case_test`].
 
+use futures::TryStreamExt;
 use ledger::replica::{Fallback, Route, Router};
 use ledger::transactions::{self, Movement, Transfer};
 use ledger::users;
@@ -155,9 +156,16 @@ fn every_outer_join_aggregate_and_window_query_has_a_null_case_test() {
 async fn null_cases_decode_through_every_function(pool: PgPool) {
     // Empty tables: a count of nothing, ranks and running totals of nothing, no spenders.
     assert_eq!(users::count_active(&pool).await.unwrap(), 0);
-    assert!(accounts::rank_by_balance(&pool).await.unwrap().is_empty());
     assert!(
-        transactions::running_totals(&pool)
+        accounts::stream_rank_by_balance(&pool)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        transactions::stream_running_totals(&pool)
+            .try_collect::<Vec<_>>()
             .await
             .unwrap()
             .is_empty()
@@ -216,7 +224,10 @@ async fn null_cases_decode_through_every_function(pool: PgPool) {
     );
 
     // Partitions of one row: a and b were each debited once.
-    let totals = transactions::running_totals(&pool).await.unwrap();
+    let totals = transactions::stream_running_totals(&pool)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     assert_eq!(totals.len(), 2);
     assert!(
         totals.iter().all(|t| t.running_total == t.amount),
@@ -230,7 +241,10 @@ async fn null_cases_decode_through_every_function(pool: PgPool) {
         !spenders.iter().any(|s| s.user_id == owner.id),
         "no outgoing money"
     );
-    let ranks = accounts::rank_by_balance(&pool).await.unwrap();
+    let ranks = accounts::stream_rank_by_balance(&pool)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     assert_eq!(ranks.len(), 3);
     assert_eq!(ranks[0].rank, 1);
 

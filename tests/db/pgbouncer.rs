@@ -321,7 +321,8 @@ async fn pgbouncer_a_statement_outside_a_transaction_fails_and_writes_nothing() 
     }
     let mut tx = pool.begin().await.unwrap();
     assert!(
-        users::list_ids(&mut *tx, ledger::users::Visibility::Live)
+        users::stream_ids(&mut *tx, ledger::users::Visibility::Live)
+            .try_collect::<Vec<_>>()
             .await
             .unwrap()
             .is_empty()
@@ -351,7 +352,8 @@ async fn pgbouncer_without_the_reset_two_clients_statements_do_not_collide() {
             .fetch_one(&mut *tx)
             .await
             .unwrap();
-        users::list_ids(&mut *tx, ledger::users::Visibility::Live)
+        users::stream_ids(&mut *tx, ledger::users::Visibility::Live)
+            .try_collect::<Vec<_>>()
             .await
             .unwrap();
         let named = sqlx::query_scalar!(r#"select count(*) as "n!" from pg_prepared_statements"#)

@@ -102,6 +102,15 @@ fn cases() -> Vec<Case> {
             sort_ok: false,
         },
         Case {
+            // `explain declare` plans as the cursor does, for the first rows fast.
+            function: "users::stream_active",
+            marker: "declare ledger_users_active no scroll cursor for",
+            args: |_| bind![],
+            indexes: &["users_live_created_at_id_idx"],
+            seq_scan_ok: &[],
+            sort_ok: false,
+        },
+        Case {
             function: "UserQuery::keyset (newest first)",
             marker: "deleted_at is null) and (created_at, id) < ($1, $2) order by created_at desc",
             args: |f| bind![f.user_at, f.user, 20_i64, false],
@@ -171,8 +180,8 @@ fn cases() -> Vec<Case> {
             sort_ok: true,
         },
         Case {
-            function: "accounts::list_balance_at_least",
-            marker: "from accounts where balance >= $1 order by balance desc, id",
+            function: "accounts::stream_balance_at_least (and the deprecated list form)",
+            marker: "declare ledger_accounts_at_least no scroll cursor for",
             args: |_| bind![Decimal::new(999_000, 2)],
             indexes: &["accounts_balance_idx"],
             seq_scan_ok: &[],

@@ -284,6 +284,7 @@ async fn replica_stopped_reads_keep_working_and_return_when_it_does() {
 /// What the module documentation of `ledger::replica` promises: a read of every module runs on
 /// a standby, and the units of work fail there with the read-only error, writing nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(deprecated)] // the Vec form, tested until it is removed
 async fn replica_serves_a_read_of_every_module_and_refuses_units_of_work() {
     let pair = Pair::start("replica-modules").await;
     let router = pair.router().await;

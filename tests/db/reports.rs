@@ -1,6 +1,7 @@
 //! `ledger::transactions` reads: aggregates, joins, prefetching, windows, raw SQL, reconciliation.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
 use ledger::transactions::{self, EntryId, Movement, Transfer};
 use ledger::users;
 use ledger::{Error, accounts};
@@ -254,7 +255,10 @@ async fn running_totals_are_per_user_and_deterministic_on_tied_times(pool: PgPoo
         set_entry_time(&pool, e.id, "2026-05-01T00:00:00Z").await;
     }
 
-    let totals = transactions::running_totals(&pool).await.unwrap();
+    let totals = transactions::stream_running_totals(&pool)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     let mut a_rows: Vec<_> = totals.iter().filter(|r| r.user_id == a.user_id).collect();
     assert_eq!(a_rows.len(), 3);
     a_rows.sort_by_key(|r| r.id);
@@ -273,7 +277,13 @@ async fn running_totals_are_per_user_and_deterministic_on_tied_times(pool: PgPoo
         (b_rows[0].id, b_rows[0].running_total),
         (b_out.id, dec("7"))
     );
-    assert_eq!(transactions::running_totals(&pool).await.unwrap(), totals);
+    assert_eq!(
+        transactions::stream_running_totals(&pool)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap(),
+        totals
+    );
 }
 
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
@@ -286,7 +296,10 @@ async fn rank_by_balance_shares_ranks_on_ties(pool: PgPool) {
     ] {
         funded(&pool, email, "USD", amount).await;
     }
-    let ranks = accounts::rank_by_balance(&pool).await.unwrap();
+    let ranks = accounts::stream_rank_by_balance(&pool)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     let got: Vec<(Decimal, i64)> = ranks.iter().map(|r| (r.balance, r.rank)).collect();
     assert_eq!(
         got,
@@ -548,7 +561,10 @@ async fn money_sums_never_add_currencies_and_count_applied_movements_only(pool: 
     ));
 
     // Ranks and running totals are per currency too.
-    let ranks = accounts::rank_by_balance(&pool).await.unwrap();
+    let ranks = accounts::stream_rank_by_balance(&pool)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     let got: Vec<(&str, Decimal, i64)> = ranks
         .iter()
         .map(|r| (r.currency.as_str(), r.balance, r.rank))
@@ -561,7 +577,10 @@ async fn money_sums_never_add_currencies_and_count_applied_movements_only(pool: 
             ("USD", dec("30"), 2)
         ]
     );
-    let running = transactions::running_totals(&pool).await.unwrap();
+    let running = transactions::stream_running_totals(&pool)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
     assert!(
         running
             .iter()

@@ -337,7 +337,11 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
     let users_before = users::count_active(&as_reader).await.unwrap();
     assert_eq!(users_before, 30);
     let mut pair = None;
-    for user in users::list_active(&as_reader).await.unwrap() {
+    for user in users::stream_active(&as_reader)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+    {
         let owned = accounts::list_for_user(&as_reader, user.id).await.unwrap();
         if let [first, second, ..] = owned.as_slice() {
             pair = Some((user, first.clone(), second.clone()));
@@ -377,7 +381,8 @@ async fn the_read_only_role_reads_lists_and_dumps_and_every_write_is_a_typed_ref
     transactions::monthly_revenue(&as_reader, "UTC")
         .await
         .unwrap();
-    accounts::list_status_in(&as_reader, &["active", "vip"])
+    accounts::stream_status_in(&as_reader, &["active", "vip"])
+        .try_collect::<Vec<_>>()
         .await
         .unwrap();
     articles::ArticleQuery::new()

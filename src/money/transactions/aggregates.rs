@@ -179,7 +179,7 @@ pub async fn monthly_revenue(
 }
 
 /// An outgoing movement with its owner's running total.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct RunningTotal {
     /// The entry.
     pub id: EntryId,
@@ -208,8 +208,15 @@ pub struct RunningTotal {
 /// unbounded preceding and current row)`: the `id` tie-breaker and the ROWS frame make it deterministic
 /// when timestamps tie (Django's default RANGE frame would give tied rows the same total).
 ///
+/// **Reads every outgoing movement into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_running_totals`].
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every outgoing movement into memory: use `transactions::stream_running_totals`"
+)]
 pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>> {
     let op = crate::telemetry::op_span!(
         "ledger.transactions.running_totals",
@@ -240,6 +247,64 @@ pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>
         .await?)
     })
     .await
+}
+
+/// [`running_totals`]' rows as a stream: each applied outgoing movement with the running total
+/// of its user's outgoing money in that currency, by user, currency, then time.
+///
+/// Django: `Transaction.objects.annotate(running_total=Window(expression=Sum('amount'),
+/// partition_by=[F('from_account__user')], order_by=F('created_at').asc()))
+/// .iterator(chunk_size=1000)`
+///
+/// SQL: in a transaction of its own (a savepoint inside a caller's), `declare
+/// ledger_running_totals no scroll cursor for select ..., sum(t.amount) over (partition by
+/// a.user_id, a.currency order by t.created_at, t.id rows between unbounded preceding and
+/// current row) ... order by a.user_id, a.currency, t.created_at, t.id`, then `fetch 1000` and
+/// `fetch 5000` until the cursor is exhausted, then `rollback` (see [`crate::cursor`]). The
+/// server sorts for the window as for one `select`; the client holds one chunk, and dropping
+/// the stream early costs at most the rest of one.
+///
+/// # Errors
+/// Items are [`Error::Database`] (or a transient error) from the server; after one, the
+/// stream ends.
+pub fn stream_running_totals<'a, A>(
+    db: A,
+) -> impl futures::Stream<Item = Result<RunningTotal>> + Send + Unpin + 'a
+where
+    A: sqlx::Acquire<'a, Database = sqlx::Postgres> + Send + 'a,
+{
+    let declare = sqlx::query!(
+        r#"
+        declare ledger_running_totals no scroll cursor for
+        select t.id,
+               a.user_id,
+               a.currency,
+               t.amount,
+               t.created_at,
+               sum(t.amount) over (
+                   partition by a.user_id, a.currency
+                   order by t.created_at, t.id
+                   rows between unbounded preceding and current row
+               ) as running_total
+        from transactions t
+        join accounts a on a.id = t.from_account_id
+        where t.status in ('completed', 'success')
+        order by a.user_id, a.currency, t.created_at, t.id
+        "#
+    );
+    let cursor = crate::cursor::Cursor {
+        declare,
+        fetch: [
+            "fetch 1000 from ledger_running_totals",
+            "fetch 5000 from ledger_running_totals",
+        ],
+    };
+    let op = crate::telemetry::op_span!(
+        "ledger.transactions.stream_running_totals",
+        "SELECT",
+        "transactions"
+    );
+    crate::telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
 }
 
 /// An account whose balance disagrees with its ledger.

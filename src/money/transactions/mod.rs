@@ -65,6 +65,7 @@ mod spenders;
 mod stream;
 
 pub use across_currencies::*;
+#[allow(deprecated)]
 pub use aggregates::*;
 pub use batch::*;
 pub use copy_out::{COPY_PAGES, copy_all, copy_all_pooled};

@@ -10,7 +10,7 @@ use crate::ids::UserId;
 use crate::page;
 use crate::{Error, Result};
 
-fn check_range(lo: Decimal, hi: Decimal) -> Result<()> {
+pub(super) fn check_range(lo: Decimal, hi: Decimal) -> Result<()> {
     if lo > hi {
         return Err(Error::invalid(
             "balance range",
@@ -28,8 +28,15 @@ fn check_range(lo: Decimal, hi: Decimal) -> Result<()> {
 ///
 /// Plan (100,000 rows, checked by `tests/db/plans.rs`): a range scan of `accounts_balance_idx`.
 ///
+/// **Reads every matching account into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_balance_at_least`](super::stream_balance_at_least); a page at a time: [`filter`].
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every matching account into memory: use `accounts::stream_balance_at_least`, or `accounts::filter` a page at a time"
+)]
 pub async fn list_balance_at_least(db: impl PgExecutor<'_>, min: Decimal) -> Result<Vec<Account>> {
     let op = crate::telemetry::op_span!(
         "ledger.accounts.list_balance_at_least",
@@ -59,8 +66,15 @@ pub async fn list_balance_at_least(db: impl PgExecutor<'_>, min: Decimal) -> Res
 ///
 /// SQL: `where balance between $1 and $2 order by balance, id`.
 ///
+/// **Reads every matching account into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_balance_between`](super::stream_balance_between); a page at a time: [`filter`].
+///
 /// # Errors
 /// [`Error::InvalidInput`] when `lo > hi` (nothing is sent).
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every matching account into memory: use `accounts::stream_balance_between`, or `accounts::filter` a page at a time"
+)]
 pub async fn list_balance_between(
     db: impl PgExecutor<'_>,
     lo: Decimal,
@@ -93,8 +107,15 @@ pub async fn list_balance_between(
 ///
 /// SQL: `where status = any($1) order by id` — one array parameter, however many statuses.
 ///
+/// **Reads every matching account into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_status_in`](super::stream_status_in); a page at a time: [`filter`].
+///
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every matching account into memory: use `accounts::stream_status_in`, or `accounts::filter` a page at a time"
+)]
 pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Result<Vec<Account>> {
     let op = crate::telemetry::op_span!("ledger.accounts.list_status_in", "SELECT", "accounts");
     crate::telemetry::traced(op, async move {
@@ -123,8 +144,15 @@ pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Resul
 ///
 /// SQL: `where balance >= $1 and status = $2 order by balance desc, id`.
 ///
+/// **Reads every matching account into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_balance_at_least_and_status`](super::stream_balance_at_least_and_status); a page at a time: [`filter`].
+///
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every matching account into memory: use `accounts::stream_balance_at_least_and_status`, or `accounts::filter` a page at a time"
+)]
 pub async fn list_balance_at_least_and_status(
     db: impl PgExecutor<'_>,
     min: Decimal,
@@ -160,8 +188,15 @@ pub async fn list_balance_at_least_and_status(
 ///
 /// SQL: `where balance >= $1 or status = $2 order by balance desc, id`.
 ///
+/// **Reads every matching account into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_balance_at_least_or_status`](super::stream_balance_at_least_or_status); a page at a time: [`filter`].
+///
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every matching account into memory: use `accounts::stream_balance_at_least_or_status`, or `accounts::filter` a page at a time"
+)]
 pub async fn list_balance_at_least_or_status(
     db: impl PgExecutor<'_>,
     min: Decimal,
@@ -198,8 +233,15 @@ pub async fn list_balance_at_least_or_status(
 ///
 /// SQL: `where status <> $1 order by id` (`status` is `not null`, so no row escapes through NULL).
 ///
+/// **Reads every matching account into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_status_not`](super::stream_status_not); a page at a time: [`filter`].
+///
 /// # Errors
 /// [`Error::InvalidInput`] for a status holding U+0000; otherwise [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every matching account into memory: use `accounts::stream_status_not`, or `accounts::filter` a page at a time"
+)]
 pub async fn list_status_not(db: impl PgExecutor<'_>, status: &str) -> Result<Vec<Account>> {
     let op = crate::telemetry::op_span!("ledger.accounts.list_status_not", "SELECT", "accounts");
     crate::telemetry::traced(op, async move {

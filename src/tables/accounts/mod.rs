@@ -5,16 +5,24 @@
 //! exists and cannot be deleted while the account does ([`USER_FKEY`], Django's `PROTECT`).
 //!
 //! **The seed filters `balance` and `status` on `User`, which has neither.** They are account
-//! columns, so those filters live here: [`list_balance_at_least`] (`balance__gte`),
-//! [`list_balance_between`] (`balance__range`), [`list_status_in`] (`status__in`), the AND, OR
-//! and NOT examples, and [`expire_trials`] (the bulk `update()`). [`filter`] combines them at run
-//! time. A balance changes only through the money movements of [`transactions`](crate::transactions).
+//! columns, so those filters live here, as streams: [`stream_balance_at_least`]
+//! (`balance__gte`), [`stream_balance_between`] (`balance__range`), [`stream_status_in`]
+//! (`status__in`), the AND, OR and NOT examples, and [`expire_trials`] (the bulk `update()`).
+//! [`filter`] combines them at run time, a page at a time.
+//!
+//! **Reads that grow with the table are bounded.** Each listing of accounts is a stream (one
+//! chunk in memory, a dropped stream costs one chunk) or a page ([`filter`]'s limit and `after`);
+//! the `list_*` forms that read every match into a `Vec`, and [`rank_by_balance`], are
+//! deprecated, each naming its stream. A balance changes only through the money movements of [`transactions`](crate::transactions).
 
 mod bulk;
 mod filters;
+mod stream;
 
 pub use bulk::{NewAccount, open_many, set_statuses};
+#[allow(deprecated)]
 pub use filters::*;
+pub use stream::*;
 
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
@@ -37,7 +45,7 @@ pub use crate::ids::AccountId;
 pub use crate::kinds::AccountStatus;
 
 /// A row of `accounts`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct Account {
     /// Primary key.
     pub id: AccountId,
@@ -254,7 +262,7 @@ pub async fn expire_trials(db: impl PgExecutor<'_>) -> Result<u64> {
 }
 
 /// An account's place in the ranking by balance of its currency.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct BalanceRank {
     /// The account.
     pub account_id: AccountId,
@@ -281,8 +289,15 @@ pub struct BalanceRank {
 /// ordered by currency, rank, then account id (a tie-breaker for the output order only; tied
 /// balances keep one rank).
 ///
+/// **Reads every account into memory**; the same ranking as a stream, one chunk in memory:
+/// [`stream_rank_by_balance`].
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every account into memory: use `accounts::stream_rank_by_balance`"
+)]
 pub async fn rank_by_balance(db: impl PgExecutor<'_>) -> Result<Vec<BalanceRank>> {
     let op = crate::telemetry::op_span!("ledger.accounts.rank_by_balance", "SELECT", "accounts");
     crate::telemetry::traced(op, async move {

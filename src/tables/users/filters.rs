@@ -24,8 +24,16 @@ use crate::{Error, Result};
 /// Plan (100,000 rows, checked by `tests/db/plans.rs`): the live-name index
 /// (`users_live_name_id_idx` or `users_live_name_pattern_idx`), then a sort of that name's users.
 ///
+/// **Reads every match into memory**: a common name, a one-letter fragment or a busy day can
+/// match most of the table. A page at a time, by `(name, id)`: [`filter`] with
+/// [`UserFilter::name`], its `limit` and `after`.
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every match into memory: use `users::filter` with `UserFilter { name, limit, after, .. }`, a page at a time"
+)]
 pub async fn list_by_name(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
@@ -56,8 +64,16 @@ pub async fn list_by_name(
 ///
 /// SQL: `where name ilike '%' || <escaped fragment> || '%' escape '\' and deleted_at is null`.
 ///
+/// **Reads every match into memory**: a common name, a one-letter fragment or a busy day can
+/// match most of the table. A page at a time, by `(name, id)`: [`filter`] with
+/// [`UserFilter::name_contains`], its `limit` and `after`.
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every match into memory: use `users::filter` with `UserFilter { name_contains, limit, after, .. }`, a page at a time"
+)]
 pub async fn list_name_contains(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
@@ -94,8 +110,16 @@ pub async fn list_name_contains(
 /// `users_live_name_pattern_idx` (`like` prefix bounds), then a sort of the matches. Without that
 /// index (migration 0012) it was a sequential scan of `users`.
 ///
+/// **Reads every match into memory**: a common name, a one-letter fragment or a busy day can
+/// match most of the table. A page at a time, by `(name, id)`: [`filter`] with
+/// [`UserFilter::name_starts_with`], its `limit` and `after`.
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every match into memory: use `users::filter` with `UserFilter { name_starts_with, limit, after, .. }`, a page at a time"
+)]
 pub async fn list_name_starts_with(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
@@ -133,8 +157,16 @@ pub async fn list_name_starts_with(
 /// Plan (100,000 rows, checked by `tests/db/plans.rs`): a range scan of
 /// `users_live_created_at_id_idx`; no sort.
 ///
+/// **Reads every match into memory**: a common name, a one-letter fragment or a busy day can
+/// match most of the table. A page at a time, by `(name, id)`: [`filter`] with
+/// [`UserFilter::created_on`], its `limit` and `after`.
+///
 /// # Errors
 /// [`Error::InvalidInput`] for a time zone the server does not know.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every match into memory: use `users::filter` with `UserFilter { created_on, limit, after, .. }`, a page at a time"
+)]
 pub async fn list_created_on(
     db: impl PgExecutor<'_>,
     visibility: Visibility,

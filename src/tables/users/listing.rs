@@ -164,8 +164,15 @@ pub(super) async fn keyset(
 ///
 /// SQL: `select id, email from users where deleted_at is null order by created_at, id`.
 ///
+/// **Reads every user's id and email into memory**; the same rows as a stream, one chunk in
+/// memory: [`stream_id_email`](super::stream_id_email).
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every user into memory: use `users::stream_id_email`"
+)]
 pub async fn list_id_email(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
@@ -194,8 +201,15 @@ pub async fn list_id_email(
 ///
 /// SQL: `select id from users where deleted_at is null order by created_at, id`.
 ///
+/// **Reads every user's id into memory**; the same ids as a stream, one chunk in memory:
+/// [`stream_ids`](super::stream_ids).
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every user's id into memory: use `users::stream_ids`"
+)]
 pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<Vec<UserId>> {
     let op = crate::telemetry::op_span!("ledger.users.list_ids", "SELECT", "users");
     crate::telemetry::traced(op, async move {

@@ -12,8 +12,15 @@
 //! orderings, slices, pages, projections and [`count_active`] — sees live users only, as the
 //! seed's `filter(deleted_at__isnull=True)` does.
 //!
-//! **Text filters.** [`list_name_contains`] (`icontains`) and [`list_name_starts_with`]
-//! (`startswith`) escape `%`, `_` and `\` in the input, as Django does, so they match themselves.
+//! **Reads that grow with the table are bounded.** Every listing is a page ([`UserQuery`],
+//! [`filter`]'s `limit` and `after`) or a stream ([`stream_active`], [`stream_ids`],
+//! [`stream_id_email`]: one chunk in memory, a dropped stream costs one chunk). The forms that
+//! read every match into a `Vec` (`list_active`, `list_ids`, `list_id_email`, the name and date
+//! filters) are deprecated, each naming its replacement.
+//!
+//! **Text filters.** [`UserFilter::name_contains`] (`icontains`) and
+//! [`UserFilter::name_starts_with`] (`startswith`) escape `%`, `_` and `\` in the input, as
+//! Django does, so they match themselves.
 //! `icontains` is `ILIKE`, whose case folding follows the database's `LC_CTYPE`: with a UTF-8
 //! locale (the private cluster's is `C.UTF-8`) "GARCÍA" finds "Ana García"; a database created
 //! with `LC_CTYPE=C` folds ASCII only.
@@ -48,15 +55,19 @@ mod listing;
 mod paginate;
 mod prefetch;
 mod query;
+mod stream;
 mod writes;
 
 pub use bulk::{copy_in, insert_many};
+#[allow(deprecated)]
 pub use filters::*;
+#[allow(deprecated)]
 pub use listing::*;
 pub use paginate::*;
 #[allow(deprecated)]
 pub use prefetch::*;
 pub use query::{DEFAULT_PER_PAGE, UserQuery};
+pub use stream::{stream_active, stream_id_email, stream_ids};
 pub use writes::*;
 
 use crate::{Error, Result};
@@ -73,7 +84,7 @@ pub const MAX_NAME_LEN: usize = 100;
 pub use crate::ids::UserId;
 
 /// A row of `users`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct User {
     /// Primary key.
     pub id: UserId,
@@ -116,7 +127,7 @@ impl NewUser {
 }
 
 /// `values('id', 'email')`: the two columns, nothing else.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct IdEmail {
     /// The user's id.
     pub id: UserId,
@@ -293,8 +304,16 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Optio
 ///
 /// SQL: `where deleted_at is null order by created_at, id`.
 ///
+/// **Reads every live user into memory**: at a few million users that is an out-of-memory
+/// kill. The same rows as a stream, one chunk in memory: [`stream_active`]; a page at a time:
+/// [`UserQuery::keyset`].
+///
 /// # Errors
 /// [`Error::Database`] only.
+#[deprecated(
+    since = "0.1.1",
+    note = "reads every live user into memory: use `users::stream_active`, or `UserQuery::keyset` a page at a time"
+)]
 pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
     let op = crate::telemetry::op_span!("ledger.users.list_active", "SELECT", "users");
     crate::telemetry::traced(op, async move {

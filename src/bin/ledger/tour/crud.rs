@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use futures::TryStreamExt;
 use ledger::users::{self, NewUser};
 use sqlx::PgConnection;
 
@@ -35,9 +36,14 @@ pub(super) async fn crud(conn: &mut PgConnection, out: &mut impl Write) -> AnyRe
     step(
         out,
         "User.objects.filter(deleted_at__isnull=True)",
-        "users::list_active(db)",
+        "users::stream_active(db).try_collect()",
     )?;
-    user_table(out, &users::list_active(&mut *conn).await?)?;
+    user_table(
+        out,
+        &users::stream_active(&mut *conn)
+            .try_collect::<Vec<_>>()
+            .await?,
+    )?;
 
     step(
         out,

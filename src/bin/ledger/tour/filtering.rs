@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use chrono::Utc;
+use futures::TryStreamExt;
 use ledger::accounts::{self, AccountFilter};
 use ledger::users::{self, UserFilter};
 use rust_decimal::Decimal;
@@ -13,66 +14,71 @@ use super::{AnyResult, account_table, heading, step, user_table, value};
 
 pub(super) async fn filtering(conn: &mut PgConnection, out: &mut impl Write) -> AnyResult {
     heading(out, "Filtering")?;
-    step(
-        out,
-        "User.objects.filter(name='Ana García')",
-        r#"users::list_by_name(db, ledger::users::Visibility::Live, "Ana García")"#,
-    )?;
-    user_table(
-        out,
-        &users::list_by_name(&mut *conn, ledger::users::Visibility::Live, "Ana García").await?,
-    )?;
-    step(
-        out,
-        "User.objects.filter(name__icontains='GARCÍA')",
-        r#"users::list_name_contains(db, ledger::users::Visibility::Live, "GARCÍA")"#,
-    )?;
-    user_table(
-        out,
-        &users::list_name_contains(&mut *conn, ledger::users::Visibility::Live, "GARCÍA").await?,
-    )?;
-    step(
-        out,
-        "User.objects.filter(name__icontains='%')",
-        r#"users::list_name_contains(db, ledger::users::Visibility::Live, "%")  (wildcards match themselves)"#,
-    )?;
-    user_table(
-        out,
-        &users::list_name_contains(&mut *conn, ledger::users::Visibility::Live, "%").await?,
-    )?;
-    step(
-        out,
-        "User.objects.filter(name__startswith='An')",
-        r#"users::list_name_starts_with(db, ledger::users::Visibility::Live, "An")"#,
-    )?;
-    user_table(
-        out,
-        &users::list_name_starts_with(&mut *conn, ledger::users::Visibility::Live, "An").await?,
-    )?;
+    // Each name filter reads one page (`limit`, default and most 1,000; `after` for the next).
+    for (django, ledger, criteria) in [
+        (
+            "User.objects.filter(name='Ana García')",
+            r#"users::filter(db, &UserFilter { name: Some("Ana García"), .. })"#,
+            UserFilter {
+                name: Some("Ana García".into()),
+                ..UserFilter::default()
+            },
+        ),
+        (
+            "User.objects.filter(name__icontains='GARCÍA')",
+            r#"users::filter(db, &UserFilter { name_contains: Some("GARCÍA"), .. })"#,
+            UserFilter {
+                name_contains: Some("GARCÍA".into()),
+                ..UserFilter::default()
+            },
+        ),
+        (
+            "User.objects.filter(name__icontains='%')",
+            r#"users::filter(db, &UserFilter { name_contains: Some("%"), .. })  (wildcards match themselves)"#,
+            UserFilter {
+                name_contains: Some("%".into()),
+                ..UserFilter::default()
+            },
+        ),
+        (
+            "User.objects.filter(name__startswith='An')",
+            r#"users::filter(db, &UserFilter { name_starts_with: Some("An"), .. })"#,
+            UserFilter {
+                name_starts_with: Some("An".into()),
+                ..UserFilter::default()
+            },
+        ),
+    ] {
+        step(out, django, ledger)?;
+        user_table(out, &users::filter(&mut *conn, &criteria).await?)?;
+    }
     step(
         out,
         "User.objects.filter(created_at__date=today)",
-        r#"users::list_created_on(db, ledger::users::Visibility::Live, today, "UTC")  (a half-open range in an explicit zone)"#,
+        r#"users::filter(db, &UserFilter { created_on: Some(today), time_zone: Some("UTC"), .. })  (a half-open range in an explicit zone)"#,
     )?;
     let today = Utc::now().date_naive();
+    let created_today = UserFilter {
+        created_on: Some(today),
+        time_zone: Some("UTC".into()),
+        ..UserFilter::default()
+    };
     value(
         out,
         format!(
             "{} users created today (UTC)",
-            users::list_created_on(&mut *conn, ledger::users::Visibility::Live, today, "UTC")
-                .await?
-                .len()
+            users::filter(&mut *conn, &created_today).await?.len()
         ),
     )?;
     step(
         out,
         "User.objects.exclude(deleted_at__isnull=False)",
-        "users::list_active(db)",
+        "users::stream_active(db)  (counted as it streams)",
     )?;
-    value(
-        out,
-        format!("{} live users", users::list_active(&mut *conn).await?.len()),
-    )?;
+    let live = users::stream_active(&mut *conn)
+        .try_fold(0, |n, _| async move { Ok(n + 1) })
+        .await?;
+    value(out, format!("{live} live users"))?;
 
     writeln!(
         out,
@@ -81,55 +87,69 @@ pub(super) async fn filtering(conn: &mut PgConnection, out: &mut impl Write) -> 
     step(
         out,
         "User.objects.filter(balance__gte=100)",
-        "accounts::list_balance_at_least(db, Decimal::from(100))",
+        "accounts::stream_balance_at_least(db, Decimal::from(100))",
     )?;
     account_table(
         out,
-        &accounts::list_balance_at_least(&mut *conn, Decimal::from(100)).await?,
+        &accounts::stream_balance_at_least(&mut *conn, Decimal::from(100))
+            .try_collect::<Vec<_>>()
+            .await?,
     )?;
     step(
         out,
         "User.objects.filter(balance__range=(100, 500))",
-        "accounts::list_balance_between(db, 100, 500)",
+        "accounts::stream_balance_between(db, 100, 500)",
     )?;
     account_table(
         out,
-        &accounts::list_balance_between(&mut *conn, Decimal::from(100), Decimal::from(500)).await?,
+        &accounts::stream_balance_between(&mut *conn, Decimal::from(100), Decimal::from(500))
+            .try_collect::<Vec<_>>()
+            .await?,
     )?;
     step(
         out,
         "User.objects.filter(status__in=['active','vip'])",
-        r#"accounts::list_status_in(db, &["active", "vip"])"#,
+        r#"accounts::stream_status_in(db, &["active", "vip"])"#,
     )?;
     account_table(
         out,
-        &accounts::list_status_in(&mut *conn, &["active", "vip"]).await?,
+        &accounts::stream_status_in(&mut *conn, &["active", "vip"])
+            .try_collect::<Vec<_>>()
+            .await?,
     )?;
     step(
         out,
         "User.objects.filter(balance__gte=100, status='active')",
-        r#"accounts::list_balance_at_least_and_status(db, 100, "active")"#,
+        r#"accounts::stream_balance_at_least_and_status(db, 100, "active")"#,
     )?;
     account_table(
         out,
-        &accounts::list_balance_at_least_and_status(&mut *conn, Decimal::from(100), "active")
+        &accounts::stream_balance_at_least_and_status(&mut *conn, Decimal::from(100), "active")
+            .try_collect::<Vec<_>>()
             .await?,
     )?;
     step(
         out,
         "User.objects.filter(Q(balance__gte=100) | Q(status='vip'))",
-        r#"accounts::list_balance_at_least_or_status(db, 100, "vip")"#,
+        r#"accounts::stream_balance_at_least_or_status(db, 100, "vip")"#,
     )?;
     account_table(
         out,
-        &accounts::list_balance_at_least_or_status(&mut *conn, Decimal::from(100), "vip").await?,
+        &accounts::stream_balance_at_least_or_status(&mut *conn, Decimal::from(100), "vip")
+            .try_collect::<Vec<_>>()
+            .await?,
     )?;
     step(
         out,
         "User.objects.filter(~Q(status='banned'))",
-        r#"accounts::list_status_not(db, "banned")"#,
+        r#"accounts::stream_status_not(db, "banned")"#,
     )?;
-    account_table(out, &accounts::list_status_not(&mut *conn, "banned").await?)?;
+    account_table(
+        out,
+        &accounts::stream_status_not(&mut *conn, "banned")
+            .try_collect::<Vec<_>>()
+            .await?,
+    )?;
     step(
         out,
         "Account.objects.filter(**criteria)  (criteria chosen at run time)",

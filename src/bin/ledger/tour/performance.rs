@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use futures::TryStreamExt;
 use ledger::accounts;
 use ledger::bulk::BulkOptions;
 use ledger::users::{self, NewUser};
@@ -17,23 +18,24 @@ pub(super) async fn performance(conn: &mut PgConnection, out: &mut impl Write) -
     step(
         out,
         "User.objects.values('id', 'email')",
-        "users::list_id_email(db, ledger::users::Visibility::Live)",
+        "users::stream_id_email(db, ledger::users::Visibility::Live)",
     )?;
     let mut t = Table::new(&["id", "email"]);
-    for p in users::list_id_email(&mut *conn, ledger::users::Visibility::Live).await? {
+    let mut rows = users::stream_id_email(&mut *conn, ledger::users::Visibility::Live);
+    while let Some(p) = rows.try_next().await? {
         t.row(vec![short(p.id), p.email]);
     }
+    drop(rows);
     t.print(out)?;
     step(
         out,
         "User.objects.values_list('id', flat=True)",
-        "users::list_ids(db, ledger::users::Visibility::Live)",
+        "users::stream_ids(db, ledger::users::Visibility::Live)",
     )?;
-    let ids: Vec<String> = users::list_ids(&mut *conn, ledger::users::Visibility::Live)
-        .await?
-        .into_iter()
-        .map(short)
-        .collect();
+    let ids: Vec<String> = users::stream_ids(&mut *conn, ledger::users::Visibility::Live)
+        .map_ok(short)
+        .try_collect()
+        .await?;
     value(out, format!("[{}]", ids.join(", ")))?;
     step(
         out,
