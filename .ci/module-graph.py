@@ -204,6 +204,42 @@ def layer_problems(graph, modules, strays):
     return problems
 
 
+def file_of(src, path):
+    """The module a file is: its path under src without `.rs` (a folder's `mod.rs` is the folder)."""
+    rel = os.path.relpath(path, src)[: -len(".rs")]
+    return rel[: -len("/mod")] if rel.endswith("/mod") else rel
+
+
+def file_pairs(src):
+    """Files that import each other: within a module folder, `super::x` (or `super::super::x`
+    from a nested file) names the sibling file or folder `x`; two files naming each other, however
+    they do it, are a pair. A file naming its parent's own items (`super::LedgerEntry`) is no
+    edge: only names that are files or folders count."""
+    files = {}
+    for folder, _, names in os.walk(src):
+        for name in names:
+            if name.endswith(".rs") and "/bin" not in os.path.join(folder, name)[len(src):]:
+                path = os.path.join(folder, name)
+                files[file_of(src, path)] = path
+    edges = {f: set() for f in files}
+    for module, path in files.items():
+        with open(path, encoding="utf-8") as f:
+            text = strip(f.read())
+        for m in re.finditer(r"\b((?:super::)+)(\{[^}]*\}|[a-z_][a-z0-9_]*)", text):
+            depth = m.group(1).count("super::")
+            base = module
+            for _ in range(depth):
+                base = os.path.dirname(base)
+            targets = re.findall(r"\b([a-z_][a-z0-9_]*)\b", m.group(2).strip("{}"))
+            for name in targets[:1] if not m.group(2).startswith("{") else targets:
+                target = f"{base}/{name}" if base else name
+                if target in files and target != module:
+                    edges[module].add(target)
+    return sorted(
+        (a, b) for a in edges for b in edges[a] if a < b and a in edges.get(b, set())
+    )
+
+
 def check(src, quiet=False):
     graph, modules, strays = graph_of(src)
     if not quiet:
@@ -247,10 +283,27 @@ def self_test():
         failures.append(f"the planted layer violation was not found: {problems}")
     if not any(p.startswith("src/stray.rs is in no layer") for p in problems):
         failures.append(f"the planted file in no layer was not found: {problems}")
+    with tempfile.TemporaryDirectory() as src:
+        for name, text in {
+            "money/transactions/mod.rs": "mod a;\nmod b;\nmod poster;\npub struct Entry;\n",
+            # a -> b through a grouped `super::` import; b -> a through a plain one.
+            "money/transactions/a.rs": "use super::{Entry, b::f};\npub fn g() {}\n",
+            "money/transactions/b.rs": "use super::a::g;\npub fn f() {}\n",
+            # A nested file naming its grandparent's sibling is an edge; the parent's item is not.
+            "money/transactions/poster/mod.rs": "use super::Entry;\n",
+            "money/transactions/poster/flush.rs": "use super::super::a::g;\n",
+        }.items():
+            os.makedirs(os.path.dirname(os.path.join(src, name)), exist_ok=True)
+            with open(os.path.join(src, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        pairs = file_pairs(src)
+    if pairs != [("money/transactions/a", "money/transactions/b")]:
+        failures.append(f"the planted pair of files a <-> b was not found alone: {pairs}")
     if failures:
         print("module-graph self-test failed:", *failures, sep="\n  ", file=sys.stderr)
         sys.exit(1)
-    print("self-test: a planted cycle, layer violation and file in no layer are all found")
+    print("self-test: a planted cycle, layer violation, file in no layer and pair of files that "
+          "import each other are all found")
 
 
 if __name__ == "__main__":
@@ -258,6 +311,11 @@ if __name__ == "__main__":
         self_test()
         sys.exit(0)
     graph, cycles, problems = check("src")
+    pairs = file_pairs("src")
+    if pairs:
+        print("files that import each other:", *(f"{a} <-> {b}" for a, b in pairs), sep="\n  ",
+              file=sys.stderr)
+        problems = problems + [f"{a} <-> {b}" for a, b in pairs]
     if cycles:
         print("import cycles:", *(" -> ".join(c) for c in cycles), sep="\n  ", file=sys.stderr)
     if problems:
@@ -265,4 +323,4 @@ if __name__ == "__main__":
     if cycles or problems:
         sys.exit(1)
     print(f"{len(graph)} modules in {len(LAYERS)} layers (src/{{{','.join(LAYERS)}}}/), "
-          "no import cycle, no import up a layer")
+          "no import cycle, no import up a layer, no two files that import each other")

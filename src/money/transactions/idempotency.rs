@@ -12,6 +12,8 @@
 //! Because the claim precedes every account lock, a retry is never judged against the balance its
 //! own first attempt already moved.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -103,6 +105,174 @@ pub(super) fn conflict(key: &str) -> Error {
     Error::IdempotencyConflict {
         key: key.to_owned(),
     }
+}
+
+/// What claiming one unit's key found.
+pub(super) enum Claim {
+    /// The key is this unit's now: go on, and its claim commits or rolls back with the unit.
+    Fresh,
+    /// A committed unit used the key: the answer to give, its entries when `same` accepted them,
+    /// else [`Error::IdempotencyConflict`]. Nothing else is to be done in the transaction.
+    Replayed(Result<Vec<LedgerEntry>>),
+}
+
+/// The protocol of one keyed unit (a movement, a batch), its first statement: claims `key` for
+/// the rows `entry_ids` (waiting while a transaction in flight holds it) and, when a committed
+/// unit used it, reads that unit's entries and asks `same` whether they are this unit's. Records
+/// `ledger.idempotency.replayed` on the operation's span, and counts a replay.
+///
+/// SQL: [`claim`], then for a used key [`replay`].
+pub(super) async fn claim_one(
+    conn: &mut PgConnection,
+    key: &str,
+    entry_ids: &[Uuid],
+    same: impl FnOnce(&[LedgerEntry]) -> bool,
+) -> Result<Claim> {
+    let claimed = claim(&mut *conn, key, entry_ids).await?;
+    // On the operation's span (`crate::telemetry`).
+    tracing::Span::current().record("ledger.idempotency.replayed", !claimed);
+    if claimed {
+        return Ok(Claim::Fresh);
+    }
+    crate::telemetry::metered::replay("transactions");
+    let first = replay(conn, key).await?;
+    Ok(Claim::Replayed(if same(&first) {
+        Ok(first)
+    } else {
+        Err(conflict(key))
+    }))
+}
+
+/// The answer to one movement whose key a committed unit used: that unit's one entry when `same`
+/// accepts it, else [`Error::IdempotencyConflict`].
+pub(super) fn replayed_one(
+    key: &str,
+    first: &[LedgerEntry],
+    same: impl FnOnce(&LedgerEntry) -> bool,
+) -> Result<LedgerEntry> {
+    match first {
+        [entry] if same(entry) => Ok(entry.clone()),
+        _ => Err(conflict(key)),
+    }
+}
+
+/// The claims of many keys at once (the poster's flush), each key with the id its first
+/// accepted movement will have.
+pub(super) struct Claims<'k> {
+    /// The keys, in the order they were claimed (sorted, so that two flushes never wait on each
+    /// other in a cycle).
+    pub(super) keys: Vec<&'k str>,
+    /// Each key's id.
+    pub(super) ids: HashMap<&'k str, Uuid>,
+    /// The keys this flush holds now.
+    pub(super) fresh: HashSet<&'k str>,
+    /// The keys a committed unit used, with that unit's entries (for a key whose claim was
+    /// pruned but whose entry still carries it, that entry).
+    pub(super) used: HashMap<&'k str, Vec<LedgerEntry>>,
+}
+
+/// The protocol of many keyed movements in one transaction: claims every key in one statement,
+/// in key order; a key a committed unit used is answered from that unit's entries; a key claimed
+/// anew whose entry still carries it (its claim was pruned past its lifetime,
+/// `prune_idempotency_keys`) is answered from that entry, as a single movement is: the claim
+/// says so in the same statement, so the common flush pays nothing for it.
+///
+/// SQL: `with claimed as (insert into idempotency_keys ... select ... from unnest($1::text[],
+/// $2::uuid[]) with ordinality ... on conflict (key) do nothing returning key) select key,
+/// exists (select 1 from transactions where idempotency_key = key) from claimed`; then
+/// [`replay`] per used key, [`find_by_key`] per pruned one.
+pub(super) async fn claim_many<'k>(
+    conn: &mut PgConnection,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> Result<Claims<'k>> {
+    let mut ids: HashMap<&str, Uuid> = HashMap::new();
+    for key in keys {
+        ids.entry(key).or_insert_with(Uuid::new_v4);
+    }
+    let mut keys: Vec<&str> = ids.keys().copied().collect();
+    keys.sort_unstable();
+    let mut claims = Claims {
+        keys,
+        ids,
+        fresh: HashSet::new(),
+        used: HashMap::new(),
+    };
+    if claims.keys.is_empty() {
+        return Ok(claims);
+    }
+    let entry_ids: Vec<Uuid> = claims.keys.iter().map(|k| claims.ids[k]).collect();
+    let rows = sqlx::query!(
+        r#"
+        with claimed as (
+            insert into idempotency_keys (key, entry_ids)
+            select k, array[e]
+            from unnest($1::text[], $2::uuid[]) with ordinality as c(k, e, n)
+            order by n
+            on conflict (key) do nothing
+            returning key
+        )
+        select c.key as "key!",
+               exists (select 1 from transactions t where t.idempotency_key = c.key)
+                   as "kept!"
+        from claimed c
+        "#,
+        &claims.keys as &[&str],
+        &entry_ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut kept = Vec::new();
+    for row in rows {
+        let Some(key) = claims.keys.iter().copied().find(|k| *k == row.key) else {
+            continue;
+        };
+        claims.fresh.insert(key);
+        if row.kept {
+            kept.push(key);
+        }
+    }
+    for key in claims.keys.clone() {
+        if !claims.fresh.contains(key) {
+            claims.used.insert(key, replay(&mut *conn, key).await?);
+        }
+    }
+    for key in kept {
+        let entry = find_by_key(&mut *conn, key).await?;
+        claims.used.insert(key, entry.into_iter().collect());
+    }
+    Ok(claims)
+}
+
+/// Gives back the claims of `keys`, which nothing in this transaction applied.
+///
+/// SQL: `delete from idempotency_keys where key = any($1)`.
+pub(super) async fn give_back(conn: &mut PgConnection, keys: &[&str]) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "delete from idempotency_keys where key = any($1)",
+        keys as &[&str]
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The entry that carries `key` in its own row (a single movement's, or a movement another
+/// client wrote without claiming the key).
+///
+/// SQL: `select ... from transactions where idempotency_key = $1` (its unique index).
+pub(super) async fn find_by_key(conn: &mut PgConnection, key: &str) -> Result<Option<LedgerEntry>> {
+    Ok(query_entries!(
+        select r#"
+        from transactions
+        where idempotency_key = $1
+        "#,
+        key
+    )
+    .fetch_optional(conn)
+    .await?)
 }
 
 #[cfg(test)]

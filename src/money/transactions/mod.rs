@@ -15,7 +15,13 @@
 //! question, `filter(status='success')`, on whichever spelling is asked for. The database refuses any other
 //! status.
 //!
-//! Writes ([`deposit`], [`withdraw`], [`transfer`]) are in `movements`, batches ([`post_batch`],
+//! **One posting engine under every writer.** What a caller asks for ([`Movement`],
+//! [`Transfer`], [`BatchItem`], the amount rule) is `requests`; the row a request writes and its
+//! checks that need no database, `posting`; the accounts locked in id order, each posting judged
+//! against the balances the earlier ones left and the net change written once, `book`; the
+//! idempotency protocol (one key, or many in one statement), `idempotency`; the `insert`s and
+//! the `ledger_post` call, `writes`. The writers are thin callers of them: single movements
+//! ([`deposit`], [`withdraw`], [`transfer`]) in `movements`, batches ([`post_batch`],
 //! [`post_batch_with_key`]) in `batch`, many tasks' movements in shared commits ([`Poster`]) in
 //! `poster`; reads (aggregates, joins, window functions, the seed's raw
 //! SQL, [`reconcile`]) in `reports`. All are re-exported here.
@@ -53,16 +59,19 @@ pub(crate) use query_entries;
 mod across_currencies;
 mod aggregates;
 mod batch;
+mod book;
 mod copy_out;
 mod idempotency;
-pub(crate) mod movements;
+mod movements;
 mod poster;
 mod posting;
 mod reports;
+mod requests;
 mod retention;
 pub(crate) mod retry;
 mod spenders;
 mod stream;
+mod writes;
 
 pub use across_currencies::*;
 #[allow(deprecated)]
@@ -70,9 +79,10 @@ pub use aggregates::*;
 pub use batch::*;
 pub use copy_out::{COPY_PAGES, copy_all, copy_all_pooled};
 pub use idempotency::{IdempotencyKey, MAX_IDEMPOTENCY_KEY_LEN};
-pub use movements::{Movement, Transfer, deposit, transfer, validate_amount, withdraw};
+pub use movements::{deposit, transfer, withdraw};
 pub use poster::{Poster, PosterOptions};
 pub use reports::*;
+pub use requests::{BatchItem, Movement, Transfer, validate_amount};
 pub use retention::{
     DEFAULT_KEY_RETENTION, MIN_KEY_RETENTION, PRUNE_BATCH, prune_idempotency_keys,
 };

@@ -50,92 +50,17 @@
 //! transaction should be `read committed` (PostgreSQL's default): under `repeatable read`, a key
 //! or a row changed by a concurrent commit is a serialization failure.
 
-use rust_decimal::Decimal;
-use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{Acquire, Connection, PgConnection};
+use uuid::Uuid;
 
-use super::LedgerEntry;
-use super::posting::{Posting, post};
-use crate::accounts::AccountId;
+use super::book::{Locked, check};
+use super::idempotency::{self, Claim};
+use super::posting::Posting;
+use super::requests::{Movement, Transfer};
+use super::retry::retrying;
+use super::writes::post_function;
+use super::{COMPLETED, IDEMPOTENCY_KEY_UNIQUE, LedgerEntry};
 use crate::{Error, Result};
-
-/// 10^13: numeric(15,2) holds values below it (checked by a unit test).
-pub(super) const AMOUNT_LIMIT: Decimal = Decimal::from_parts(1_316_134_912, 2_328, 0, false, 0);
-
-/// A deposit or a withdrawal: money into or out of one account.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Movement {
-    /// The account credited (deposit) or debited (withdrawal).
-    pub account: AccountId,
-    /// Positive, at most two decimal places.
-    pub amount: Decimal,
-    /// Caller metadata, a JSON object (`{}` by default).
-    pub metadata: Value,
-    /// Makes a repeated call return the first result instead of moving money again.
-    pub idempotency_key: Option<String>,
-}
-
-impl Movement {
-    /// A movement of `amount` on `account`, no metadata, no idempotency key.
-    pub fn new(account: AccountId, amount: Decimal) -> Self {
-        Self {
-            account,
-            amount,
-            metadata: Value::Object(Default::default()),
-            idempotency_key: None,
-        }
-    }
-}
-
-/// A transfer between two accounts of the same currency.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transfer {
-    /// The debited account.
-    pub from: AccountId,
-    /// The credited account.
-    pub to: AccountId,
-    /// Positive, at most two decimal places.
-    pub amount: Decimal,
-    /// Caller metadata, a JSON object (`{}` by default).
-    pub metadata: Value,
-    /// Makes a repeated call return the first result instead of moving money again.
-    pub idempotency_key: Option<String>,
-}
-
-impl Transfer {
-    /// A transfer of `amount` from `from` to `to`, no metadata, no idempotency key.
-    pub fn new(from: AccountId, to: AccountId, amount: Decimal) -> Self {
-        Self {
-            from,
-            to,
-            amount,
-            metadata: Value::Object(Default::default()),
-            idempotency_key: None,
-        }
-    }
-}
-
-/// The options a movement and a transfer share: one set of setters for both request types.
-macro_rules! request_options {
-    ($($request:ty),+) => {$(
-        impl $request {
-            /// Sets the metadata, a JSON object (`{}` by default).
-            pub fn metadata(mut self, metadata: Value) -> Self {
-                self.metadata = metadata;
-                self
-            }
-
-            /// Sets the idempotency key: a repeated call with it returns the first result
-            /// instead of moving money again.
-            pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-                self.idempotency_key = Some(key.into());
-                self
-            }
-        }
-    )+};
-}
-
-request_options!(Movement, Transfer);
 
 /// Puts money into an account.
 ///
@@ -235,87 +160,82 @@ pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<Le
     .await
 }
 
-/// Checks an amount: positive, at most two decimal places, below 10^13 (numeric(15,2)).
-///
-/// # Errors
-/// [`Error::InvalidInput`] for the field `amount`.
-pub fn validate_amount(amount: Decimal) -> Result<()> {
-    if amount <= Decimal::ZERO {
-        return Err(Error::invalid(
-            "amount",
-            format!("must be positive, not {amount}"),
-        ));
+/// Runs the posting as one unit of work, retrying it on serialization failure or deadlock.
+async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
+    posting.validate()?;
+    match retrying!(post_once(conn, posting).await) {
+        // Another client wrote the key straight into `transactions`, without claiming it.
+        Err(err) if err.constraint() == Some(IDEMPOTENCY_KEY_UNIQUE) => {
+            let key = posting.key.unwrap_or_default();
+            let first = idempotency::find_by_key(&mut *conn, key).await?;
+            let entry =
+                idempotency::replayed_one(key, first.as_slice(), |e| posting.is_same_as(e))?;
+            tracing::Span::current().record("ledger.idempotency.replayed", true);
+            crate::telemetry::metered::replay("transactions");
+            Ok(entry)
+        }
+        result => result,
     }
-    if amount.normalize().scale() > 2 {
-        return Err(Error::invalid(
-            "amount",
-            format!("must have at most 2 decimal places, not {amount}"),
-        ));
-    }
-    if amount >= AMOUNT_LIMIT {
-        return Err(Error::invalid(
-            "amount",
-            "must be below 10^13 (numeric(15,2))",
-        ));
-    }
-    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::TRANSFER;
-    use super::*;
-
-    fn dec(s: &str) -> Decimal {
-        s.parse().unwrap()
+async fn post_once(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
+    let id = Uuid::new_v4();
+    if posting.key.is_none()
+        && !Connection::is_in_transaction(&*conn)
+        && Connection::cached_statements_size(&*conn) > 0
+    {
+        // Nothing to claim and no caller's transaction to keep usable: the one statement is
+        // the whole unit, committed by the server as it ends. A connection that caches no
+        // statement is the transaction-pooler profile (`Config::transaction_pooler`): there
+        // sqlx prepares and executes in two exchanges, between which a pooler may hand the
+        // server connection to another client, so the unit begins a transaction below.
+        return apply(conn, posting, id).await;
     }
-
-    #[test]
-    fn amounts_are_positive_cents_that_fit_numeric_15_2() {
-        for good in ["0.01", "1", "10.50", "10.500", "9999999999999.99"] {
-            assert!(validate_amount(dec(good)).is_ok(), "{good}");
-        }
-        for bad in [
-            "0",
-            "-1",
-            "0.001",
-            "1.005",
-            "10000000000000",
-            "10000000000000.00",
-        ] {
-            assert!(
-                matches!(
-                    validate_amount(dec(bad)),
-                    Err(Error::InvalidInput {
-                        field: "amount",
-                        ..
-                    })
-                ),
-                "{bad}"
-            );
+    let mut tx = Acquire::begin(conn).await?;
+    if let Some(key) = posting.key {
+        let same = |first: &[LedgerEntry]| matches!(first, [entry] if posting.is_same_as(entry));
+        if let Claim::Replayed(first) = idempotency::claim_one(&mut tx, key, &[id], same).await? {
+            tx.rollback().await?;
+            return first.map(|mut entries| entries.remove(0));
         }
     }
+    // A refusal returns here and dropping `tx` rolls the claim back.
+    let entry = apply(&mut tx, posting, id).await?;
+    tx.commit().await?;
+    Ok(entry)
+}
 
-    #[test]
-    fn the_amount_limit_is_ten_to_the_thirteenth() {
-        assert_eq!(AMOUNT_LIMIT, Decimal::from(10_000_000_000_000_i64));
+/// Locks, checks and writes in one call of `ledger_post` ([`post_function`]); when it wrote
+/// nothing, [`check`] runs on the rows it locked to say why.
+async fn apply(conn: &mut PgConnection, posting: &Posting<'_>, id: Uuid) -> Result<LedgerEntry> {
+    let rows = post_function(conn, posting, id).await?;
+    if let Some(row) = rows.first()
+        && let (Some(created_at), Some(metadata)) = (row.created_at, row.metadata.clone())
+    {
+        return Ok(LedgerEntry {
+            id: id.into(),
+            from_account_id: posting.from,
+            to_account_id: posting.to,
+            amount: posting.amount,
+            kind: posting.kind.clone(),
+            status: COMPLETED.into(),
+            metadata,
+            created_at,
+            idempotency_key: posting.key.map(str::to_owned),
+        });
     }
-
-    #[test]
-    fn a_transfer_to_the_same_account_is_refused() {
-        let id = AccountId::new();
-        let t = Transfer::new(id, id, Decimal::ONE);
-        let p = Posting {
-            kind: TRANSFER,
-            from: Some(t.from),
-            to: Some(t.to),
-            amount: t.amount,
-            metadata: &t.metadata,
-            key: None,
-        };
-        assert!(matches!(
-            p.validate(),
-            Err(Error::InvalidInput { field: "to", .. })
-        ));
-    }
+    let locked: Vec<Locked> = rows
+        .into_iter()
+        .map(|row| Locked {
+            id: row.id,
+            balance: row.balance.into(),
+            currency: row.currency,
+            status: row.status,
+        })
+        .collect();
+    check(posting, |id| locked.iter().find(|row| row.id == id))?;
+    // `ledger_post` checks exactly what `check` does: reaching here is a bug in one of them.
+    Err(Error::Database(sqlx::Error::Protocol(
+        "the posting wrote nothing, yet its accounts pass every check".into(),
+    )))
 }

@@ -3,20 +3,20 @@
 //! its own reason, which the others do not share), or, when the flush fails as a whole, the
 //! flush's error.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use rust_decimal::Decimal;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::super::LedgerEntry;
-use super::super::batch::{insert_entries, net_balances};
+use super::super::book::Book;
 use super::super::idempotency;
-use super::super::posting::{Locked, Posting, check, find_by_key, lock_accounts};
+use super::super::posting::Posting;
+use super::super::requests::BatchItem;
 use super::super::retry::retrying;
-use super::{Owned, PosterOptions, Request};
-use crate::accounts::AccountId;
+use super::super::writes::insert_entries;
+use super::{PosterOptions, Request};
 use crate::{Error, Result};
 
 /// The flusher: takes what has queued, flushes it, until the queue is closed and empty.
@@ -54,7 +54,7 @@ pub(super) async fn run(
 }
 
 pub(super) async fn flush(pool: &PgPool, batch: Vec<Request>) {
-    let (movements, replies): (Vec<Owned>, Vec<_>) =
+    let (movements, replies): (Vec<BatchItem>, Vec<_>) =
         batch.into_iter().map(|r| (r.movement, r.reply)).unzip();
     let waited = std::time::Instant::now();
     let acquired = pool.acquire().await;
@@ -93,74 +93,19 @@ enum Verdict {
 /// One attempt at a flush: every movement's result, or an error for all of them.
 pub(super) async fn flush_once(
     conn: &mut PgConnection,
-    movements: &[Owned],
+    movements: &[BatchItem],
 ) -> Result<Vec<Result<LedgerEntry>>> {
-    let postings: Vec<Posting<'_>> = movements.iter().map(Owned::posting).collect();
+    let postings: Vec<Posting<'_>> = movements.iter().map(Posting::of).collect();
     let mut tx = conn.begin().await?;
 
     // 1. The keys, each with the id its first accepted movement will have, claimed in key order.
-    let mut key_ids: HashMap<&str, Uuid> = HashMap::new();
-    for key in postings.iter().filter_map(|p| p.key) {
-        key_ids.entry(key).or_insert_with(Uuid::new_v4);
-    }
-    let mut keys: Vec<&str> = key_ids.keys().copied().collect();
-    keys.sort_unstable();
-    //    A key claimed anew whose entry still carries it (its claim was pruned past its
-    //    lifetime, `prune_idempotency_keys`) is answered from that entry, as a single movement
-    //    is: the claim says so in the same statement, so the common flush pays nothing for it.
-    let mut claimed: HashSet<String> = HashSet::new();
-    let mut kept: Vec<String> = Vec::new();
-    if !keys.is_empty() {
-        let ids: Vec<Uuid> = keys.iter().map(|k| key_ids[k]).collect();
-        let rows = sqlx::query!(
-            r#"
-            with claimed as (
-                insert into idempotency_keys (key, entry_ids)
-                select k, array[e]
-                from unnest($1::text[], $2::uuid[]) with ordinality as c(k, e, n)
-                order by n
-                on conflict (key) do nothing
-                returning key
-            )
-            select c.key as "key!",
-                   exists (select 1 from transactions t where t.idempotency_key = c.key)
-                       as "kept!"
-            from claimed c
-            "#,
-            &keys as &[&str],
-            &ids
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            if row.kept {
-                kept.push(row.key.clone());
-            }
-            claimed.insert(row.key);
-        }
-    }
-    let mut used_before: HashMap<&str, Vec<LedgerEntry>> = HashMap::new();
-    for key in keys.iter().filter(|k| !claimed.contains(**k)) {
-        used_before.insert(key, idempotency::replay(&mut tx, key).await?);
-    }
-    for key in keys.iter().filter(|k| kept.iter().any(|kept| kept == **k)) {
-        let entry = find_by_key(&mut tx, key).await?;
-        used_before.insert(key, entry.into_iter().collect());
-    }
+    let claims = idempotency::claim_many(&mut tx, postings.iter().filter_map(|p| p.key)).await?;
 
     // 2. Every account that a movement judged here touches, locked in one statement.
-    let mut touched: Vec<Uuid> = postings
+    let judged = postings
         .iter()
-        .filter(|p| p.key.is_none_or(|k| claimed.contains(k)))
-        .flat_map(|p| [p.from, p.to])
-        .flatten()
-        .map(|id| id.as_uuid())
-        .collect();
-    touched.sort_unstable();
-    touched.dedup();
-    let locked = lock_accounts(&mut tx, &touched).await?;
-    let before: HashMap<AccountId, Decimal> = locked.iter().map(|l| (l.id, l.balance)).collect();
-    let mut state: HashMap<AccountId, Locked> = locked.into_iter().map(|l| (l.id, l)).collect();
+        .filter(|p| p.key.is_none_or(|k| claims.fresh.contains(k)));
+    let mut book = Book::lock(&mut tx, judged.flat_map(Posting::accounts)).await?;
 
     // 3. Each movement in submission order, against the balances the earlier ones left.
     let mut applied_keys: HashMap<&str, Uuid> = HashMap::new();
@@ -168,29 +113,22 @@ pub(super) async fn flush_once(
         .iter()
         .map(|posting| {
             if let Some(key) = posting.key {
-                if let Some(first) = used_before.get(key) {
-                    return Verdict::Replayed(match first.as_slice() {
-                        [entry] if posting.is_same_as(entry) => Ok(entry.clone()),
-                        _ => Err(idempotency::conflict(key)),
-                    });
+                if let Some(first) = claims.used.get(key) {
+                    return Verdict::Replayed(idempotency::replayed_one(key, first, |e| {
+                        posting.is_same_as(e)
+                    }));
                 }
                 if let Some(id) = applied_keys.get(key) {
                     return Verdict::SameKeyAs(*id);
                 }
             }
-            if let Err(refusal) = check(posting, |id| state.get(&id)) {
+            if let Err(refusal) = book.judge(posting) {
                 return Verdict::Refused(refusal);
-            }
-            if let Some(from) = posting.from.and_then(|id| state.get_mut(&id)) {
-                from.balance -= posting.amount;
-            }
-            if let Some(to) = posting.to.and_then(|id| state.get_mut(&id)) {
-                to.balance += posting.amount;
             }
             let id = match posting.key {
                 Some(key) => {
-                    applied_keys.insert(key, key_ids[key]);
-                    key_ids[key]
+                    applied_keys.insert(key, claims.ids[key]);
+                    claims.ids[key]
                 }
                 None => Uuid::new_v4(),
             };
@@ -212,21 +150,15 @@ pub(super) async fn flush_once(
     if !accepted.is_empty() {
         let rows = insert_entries(&mut tx, &accepted, None).await?;
         written = rows.into_iter().map(|e| (e.id.as_uuid(), e)).collect();
-        net_balances(&mut tx, &before, &state).await?;
+        book.write(&mut tx).await?;
     }
-    let unused: Vec<&str> = keys
+    let unused: Vec<&str> = claims
+        .keys
         .iter()
         .copied()
-        .filter(|k| claimed.contains(*k) && !applied_keys.contains_key(k))
+        .filter(|k| claims.fresh.contains(k) && !applied_keys.contains_key(k))
         .collect();
-    if !unused.is_empty() {
-        sqlx::query!(
-            "delete from idempotency_keys where key = any($1)",
-            &unused as &[&str]
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
+    idempotency::give_back(&mut tx, &unused).await?;
 
     // 5. One commit for all of them.
     tx.commit().await?;

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::posting::Posting;
+use super::requests::BatchItem;
 use super::{LedgerEntry, Movement, Transfer};
 use crate::{Error, Result};
 
@@ -60,25 +61,8 @@ impl PosterOptions {
 
 /// One queued movement and where its result goes.
 struct Request {
-    movement: Owned,
+    movement: BatchItem,
     reply: oneshot::Sender<Result<LedgerEntry>>,
-}
-
-/// A movement the queue owns.
-enum Owned {
-    Deposit(Movement),
-    Withdraw(Movement),
-    Transfer(Transfer),
-}
-
-impl Owned {
-    fn posting(&self) -> Posting<'_> {
-        match self {
-            Owned::Deposit(m) => Posting::deposit(m),
-            Owned::Withdraw(m) => Posting::withdrawal(m),
-            Owned::Transfer(t) => Posting::transfer(t),
-        }
-    }
 }
 
 /// Movements from many tasks, posted in shared transactions, each with its own result.
@@ -186,10 +170,9 @@ impl Poster {
             "deposit",
             "transactions"
         );
-        crate::telemetry::traced(
-            op,
-            async move { self.submit(Owned::Deposit(movement)).await },
-        )
+        crate::telemetry::traced(op, async move {
+            self.submit(BatchItem::Deposit(movement)).await
+        })
         .await
     }
 
@@ -208,10 +191,9 @@ impl Poster {
             "withdraw",
             "transactions"
         );
-        crate::telemetry::traced(
-            op,
-            async move { self.submit(Owned::Withdraw(movement)).await },
-        )
+        crate::telemetry::traced(op, async move {
+            self.submit(BatchItem::Withdrawal(movement)).await
+        })
         .await
     }
 
@@ -229,10 +211,9 @@ impl Poster {
             "transfer",
             "transactions"
         );
-        crate::telemetry::traced(
-            op,
-            async move { self.submit(Owned::Transfer(transfer)).await },
-        )
+        crate::telemetry::traced(op, async move {
+            self.submit(BatchItem::Transfer(transfer)).await
+        })
         .await
     }
 
@@ -247,9 +228,9 @@ impl Poster {
         }
     }
 
-    async fn submit(&self, movement: Owned) -> Result<LedgerEntry> {
+    async fn submit(&self, movement: BatchItem) -> Result<LedgerEntry> {
         // Refused before it is queued: the caller's mistake never reaches a shared flush.
-        movement.posting().validate()?;
+        Posting::of(&movement).validate()?;
         let sender = lock(&self.sender).clone().ok_or(Error::PosterClosed)?;
         let (reply, answer) = oneshot::channel();
         sender
