@@ -163,6 +163,13 @@ pub(crate) mod metered {
             .increment(1);
     }
 
+    pub(crate) fn poster_flush(queued: usize, batch: usize, elapsed: Duration) {
+        metrics::gauge!("ledger.poster.queue.depth").set(queued as f64);
+        metrics::histogram!("ledger.poster.batch.size").record(batch as f64);
+        metrics::histogram!("ledger.poster.flush.duration").record(elapsed.as_secs_f64());
+        metrics::counter!("ledger.poster.flushes").increment(1);
+    }
+
     pub(crate) fn replica_read(route: &'static str, fallback: Option<&'static str>) {
         metrics::counter!("ledger.replica.reads", "ledger.replica.route" => route).increment(1);
         if let Some(fallback) = fallback {
@@ -187,6 +194,8 @@ pub(crate) mod metered {
     pub(crate) fn retry(_: Option<String>) {}
     #[inline]
     pub(crate) fn replay(_: &'static str) {}
+    #[inline]
+    pub(crate) fn poster_flush(_: usize, _: usize, _: Duration) {}
     #[inline]
     pub(crate) fn replica_read(_: &'static str, _: Option<&'static str>) {}
 }

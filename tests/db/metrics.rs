@@ -103,6 +103,18 @@ async fn every_instrument_records_what_its_operations_did(pool: PgPool) {
         .await
         .unwrap();
     poster.close().await;
+    // A shared flush: its queue depth, batch size, time and count.
+    let poster = Poster::new(
+        pool.clone(),
+        PosterOptions::default().linger(Duration::from_millis(100)),
+    );
+    let (one, two) = tokio::join!(
+        poster.deposit(Movement::new(account.id, support::dec("1.00"))),
+        poster.deposit(Movement::new(account.id, support::dec("2.00"))),
+    );
+    one.unwrap();
+    two.unwrap();
+    poster.close().await;
 
     let snapshot = flatten(snapshotter.snapshot());
     let duration = "db.client.operation.duration";
@@ -196,5 +208,24 @@ async fn every_instrument_records_what_its_operations_did(pool: PgPool) {
             duration,
             &[("ledger.operation", "ledger.Config.connect")]
         ) >= 1
+    );
+    // Two posters, three movements: at least two flushes, one of them of two movements.
+    assert!(total(&snapshot, "ledger.poster.flushes", &[]) >= 2);
+    assert!(total(&snapshot, "ledger.poster.flush.duration", &[]) >= 2);
+    let sizes: Vec<f64> = snapshot
+        .iter()
+        .filter(|(name, _, _)| name == "ledger.poster.batch.size")
+        .flat_map(|(_, _, value)| match value {
+            DebugValue::Histogram(samples) => samples.iter().map(|s| s.into_inner()).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(sizes.contains(&2.0), "{sizes:?}");
+    assert!(
+        snapshot
+            .iter()
+            .any(|(name, _, value)| name == "ledger.poster.queue.depth"
+                && matches!(value, DebugValue::Gauge(_))),
+        "{snapshot:#?}"
     );
 }

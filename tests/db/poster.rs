@@ -250,9 +250,14 @@ async fn a_key_applies_once_in_a_flush_across_flushes_and_after_a_refusal(pool: 
     poster.close().await;
 }
 
+/// A key held by another connection's open transaction stalls only its own movement: the 100
+/// other movements queued with it commit, while it waits on its own for the key; once the other
+/// transaction rolls back, it applies, once.
 #[sqlx::test(migrator = "ledger::MIGRATOR")]
-async fn a_key_in_flight_elsewhere_makes_the_flush_wait_and_then_applies_once(pool: PgPool) {
-    let a = funded(&pool, "wa@example.com", "USD", "50.00").await;
+async fn a_key_in_flight_elsewhere_waits_on_its_own_while_the_rest_of_the_flush_commits(
+    pool: PgPool,
+) {
+    let a = funded(&pool, "wa@example.com", "USD", "500.00").await;
     let b = funded(&pool, "wb@example.com", "USD", "0").await;
     // Another client holds the key in an open transaction (its claim, not yet committed).
     let mut other = pool.begin().await.unwrap();
@@ -262,21 +267,77 @@ async fn a_key_in_flight_elsewhere_makes_the_flush_wait_and_then_applies_once(po
     .execute(&mut *other)
     .await
     .unwrap();
-    let poster = Poster::new(pool.clone(), PosterOptions::default());
+    let poster = lingering(&pool);
     let pay = Transfer::new(a.id, b.id, dec("5.00")).idempotency_key("held");
-    let submitted = poster.transfer(pay.clone());
-    tokio::pin!(submitted);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), &mut submitted)
-            .await
-            .is_err(),
-        "the flush waits while the key is in flight"
+    let held = poster.transfer(pay.clone());
+    tokio::pin!(held);
+    let rest: Vec<Transfer> = (0..100)
+        .map(|i| {
+            let t = Transfer::new(a.id, b.id, dec("1.00"));
+            if i % 2 == 0 {
+                t.idempotency_key(format!("free-{i}"))
+            } else {
+                t
+            }
+        })
+        .collect();
+    let (rest, early) = tokio::join!(
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            join_all(rest.into_iter().map(|t| poster.transfer(t)))
+        ),
+        tokio::time::timeout(Duration::from_millis(100), &mut held),
     );
-    // The other client rolls back: the key is free, and the waiting flush applies the movement.
+    let rest = rest.expect("the rest of the flush commits while the key is held");
+    assert!(early.is_err(), "the held movement waits for its key");
+    let entries: Vec<LedgerEntry> = rest.into_iter().map(Result::unwrap).collect();
+    assert_eq!(entries.len(), 100);
+    assert_eq!(balance(&pool, &a).await, "400.00");
+    // Still held: the movement still waits, on its own.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut held)
+            .await
+            .is_err()
+    );
+    // The other client rolls back: the key is free, and the movement applies, once.
     other.rollback().await.unwrap();
-    let entry = submitted.await.unwrap();
+    let entry = held.await.unwrap();
     assert_eq!(poster.transfer(pay).await.unwrap(), entry);
-    assert_eq!(balance(&pool, &a).await, "45.00");
+    assert_eq!(balance(&pool, &a).await, "395.00");
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+    poster.close().await;
+}
+
+/// A flush that fails as a whole gives each caller the flush's error with its SQLSTATE and
+/// constraint, as the single call would: here a check constraint another client added refuses
+/// the flush's one insert.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_flush_wide_failure_keeps_its_sqlstate_and_constraint_for_every_caller(pool: PgPool) {
+    let a = funded(&pool, "ca@example.com", "USD", "100.00").await;
+    let b = funded(&pool, "cb@example.com", "USD", "0").await;
+    sqlx::query!(
+        "alter table transactions add constraint no_sevens check (amount <> 7.77) not valid"
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let poster = lingering(&pool);
+    let results = join_all(
+        ["1.00", "7.77", "2.00"]
+            .map(|amount| poster.transfer(Transfer::new(a.id, b.id, dec(amount)))),
+    )
+    .await;
+    for result in results {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, Error::CheckViolation { constraint, .. } if constraint == "no_sevens"),
+            "{err:?}"
+        );
+        assert_eq!(err.sqlstate().as_deref(), Some("23514"));
+        assert_eq!(err.constraint(), Some("no_sevens"));
+        assert!(!err.outcome_unknown(), "{err:?}");
+    }
+    assert_eq!(balance(&pool, &a).await, "100.00");
     poster.close().await;
 }
 
@@ -412,4 +473,55 @@ async fn a_flush_killed_inside_its_commit_is_outcome_unknown_and_each_key_replay
     assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
     poster.close().await;
     pool.close().await;
+}
+
+/// A submission that finds the queue full waits at most its `submit_timeout`, then fails with
+/// `PosterFull`, known outcome: nothing queued, nothing written. The queue is kept full by a
+/// flush that waits on an account another transaction holds.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_submission_past_its_deadline_on_a_full_queue_is_poster_full_and_writes_nothing(
+    pool: PgPool,
+) {
+    let a = funded(&pool, "qa@example.com", "USD", "100.00").await;
+    let b = funded(&pool, "qb@example.com", "USD", "0").await;
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query!(
+        "select id from accounts where id = $1 for update",
+        a.id.as_uuid()
+    )
+    .fetch_one(&mut *holder)
+    .await
+    .unwrap();
+    let poster = Poster::new(
+        pool.clone(),
+        PosterOptions::default()
+            .max_batch(1)
+            .queue(1)
+            .submit_timeout(Duration::from_millis(200)),
+    );
+    let pay = |cents: i64| Transfer::new(a.id, b.id, rust_decimal::Decimal::new(cents, 2));
+    // The first is taken by the flusher, which waits on the lock; the second fills the queue.
+    let first = poster.transfer(pay(100));
+    let second = poster.transfer(pay(200));
+    tokio::pin!(first, second);
+    for pending in [
+        tokio::time::timeout(Duration::from_millis(300), &mut first).await,
+        tokio::time::timeout(Duration::from_millis(300), &mut second).await,
+    ] {
+        assert!(pending.is_err(), "the flusher waits on the held account");
+    }
+    let started = std::time::Instant::now();
+    let late = poster.transfer(pay(300)).await;
+    let waited = started.elapsed();
+    let err = late.unwrap_err();
+    assert!(matches!(err, Error::PosterFull { .. }), "{err:?}");
+    assert!(!err.outcome_unknown() && err.is_retryable(), "{err:?}");
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    holder.rollback().await.unwrap();
+    first.await.unwrap();
+    second.await.unwrap();
+    // Only the two queued movements were written.
+    assert_eq!(balance(&pool, &a).await, "97.00");
+    assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
+    poster.close().await;
 }

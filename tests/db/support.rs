@@ -170,6 +170,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountingLayer {
 pub struct Captured {
     pub name: &'static str,
     pub fields: std::collections::BTreeMap<String, String>,
+    /// The names of the spans this one follows from (`Span::follows_from`).
+    pub follows: Vec<&'static str>,
 }
 
 type Captures = std::sync::Arc<std::sync::Mutex<Vec<Captured>>>;
@@ -244,11 +246,29 @@ where
             all.push(Captured {
                 name: attrs.metadata().name(),
                 fields,
+                follows: Vec::new(),
             });
             all.len() - 1
         };
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(CapturedAt(spans, index));
+        }
+    }
+
+    fn on_follows_from(
+        &self,
+        id: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let (Some(span), Some(cause)) = (ctx.span(id), ctx.span(follows)) else {
+            return;
+        };
+        let extensions = span.extensions();
+        if let Some(CapturedAt(spans, index)) = extensions.get::<CapturedAt>() {
+            spans.lock().unwrap()[*index]
+                .follows
+                .push(cause.metadata().name());
         }
     }
 

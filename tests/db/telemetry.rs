@@ -216,6 +216,9 @@ async fn every_module_s_operations_open_one_span_with_the_database_attributes(po
     let flush = spans.one("ledger.transactions.Poster.flush");
     flush.assert_db("post_batch", "transactions");
     assert_eq!(flush.field("ledger.rows"), Some("1"));
+    // The flush runs on the poster's task, so it is no caller's child: it follows from the
+    // spans of the calls it posts.
+    assert_eq!(flush.follows, ["ledger.transactions.Poster.deposit"]);
 
     // Connecting: OpenTelemetry's connection attributes, never the user or the password.
     let config = Config::from_url(&support::url_of(&pool)).unwrap();

@@ -193,6 +193,16 @@ pub enum Error {
     #[error("the poster is closed")]
     PosterClosed,
 
+    /// The [`Poster`](crate::transactions::Poster)'s queue stayed full for the whole of the
+    /// submission's wait ([`PosterOptions::submit_timeout`](crate::transactions::PosterOptions::submit_timeout)):
+    /// the movement was not queued, and nothing was written. Retryable: the same call later may
+    /// find room.
+    #[error("the poster's queue stayed full for {waited:?}: the movement was not queued")]
+    PosterFull {
+        /// How long the submission waited for room.
+        waited: std::time::Duration,
+    },
+
     /// The configuration (environment, `.env`, command line) is unusable.
     #[error("configuration: {0}")]
     Config(String),
@@ -314,7 +324,7 @@ impl Error {
     /// [`outcome_unknown`](Error::outcome_unknown) may have been applied, and repeating it may
     /// apply it twice.
     pub fn is_retryable(&self) -> bool {
-        self.is_conflict() || self.is_transient()
+        self.is_conflict() || self.is_transient() || matches!(self, Error::PosterFull { .. })
     }
 
     /// Whether the failure is [`Error::Transient`]: nothing to do with the request.
@@ -368,6 +378,7 @@ impl Error {
             Error::IdempotencyConflict { .. } => "IdempotencyConflict",
             Error::InvalidItem { .. } => "InvalidItem",
             Error::PosterClosed => "PosterClosed",
+            Error::PosterFull { .. } => "PosterFull",
             Error::Config(_) => "Config",
             Error::Io { .. } => "Io",
             Error::LocalCluster(_) => "LocalCluster",

@@ -156,6 +156,10 @@ pub(super) fn replayed_one(
     }
 }
 
+/// How long a flush waits for a key that another transaction holds before it leaves that key's
+/// movement to a call of its own (see [`claim_many`]).
+pub(super) const HELD_KEY_WAIT: &str = "20ms";
+
 /// The claims of many keys at once (the poster's flush), each key with the id its first
 /// accepted movement will have.
 pub(super) struct Claims<'k> {
@@ -169,6 +173,9 @@ pub(super) struct Claims<'k> {
     /// The keys a committed unit used, with that unit's entries (for a key whose claim was
     /// pruned but whose entry still carries it, that entry).
     pub(super) used: HashMap<&'k str, Vec<LedgerEntry>>,
+    /// The keys another transaction still held after [`HELD_KEY_WAIT`]: their movements are
+    /// not this flush's to judge.
+    pub(super) held: HashSet<&'k str>,
 }
 
 /// The protocol of many keyed movements in one transaction: claims every key in one statement,
@@ -177,30 +184,128 @@ pub(super) struct Claims<'k> {
 /// `prune_idempotency_keys`) is answered from that entry, as a single movement is: the claim
 /// says so in the same statement, so the common flush pays nothing for it.
 ///
-/// SQL: `with claimed as (insert into idempotency_keys ... select ... from unnest($1::text[],
+/// **A key held by a transaction in flight** would make the claim wait for that transaction, and
+/// every movement of the flush with it. The claim waits at most [`HELD_KEY_WAIT`] (`lock_timeout`
+/// for this statement alone); past it the statement fails with
+/// [`Transient::LockTimeout`](crate::Transient::LockTimeout), which leaves the transaction
+/// unusable: the caller rolls it back, begins another and calls [`claim_each`], which finds the
+/// held keys one by one.
+///
+/// SQL: `select current_setting('lock_timeout'), set_config('lock_timeout', '20ms', true)`;
+/// `with claimed as (insert into idempotency_keys ... select ... from unnest($1::text[],
 /// $2::uuid[]) with ordinality ... on conflict (key) do nothing returning key) select key,
-/// exists (select 1 from transactions where idempotency_key = key) from claimed`; then
-/// [`replay`] per used key, [`find_by_key`] per pruned one.
+/// exists (select 1 from transactions where idempotency_key = key) from claimed`; the timeout
+/// set back; then [`replay`] per used key, [`find_by_key`] per pruned one.
 pub(super) async fn claim_many<'k>(
     conn: &mut PgConnection,
     keys: impl IntoIterator<Item = &'k str>,
 ) -> Result<Claims<'k>> {
-    let mut ids: HashMap<&str, Uuid> = HashMap::new();
-    for key in keys {
-        ids.entry(key).or_insert_with(Uuid::new_v4);
-    }
-    let mut keys: Vec<&str> = ids.keys().copied().collect();
-    keys.sort_unstable();
-    let mut claims = Claims {
-        keys,
-        ids,
-        fresh: HashSet::new(),
-        used: HashMap::new(),
-    };
+    let mut claims = Claims::of(keys);
     if claims.keys.is_empty() {
         return Ok(claims);
     }
-    let entry_ids: Vec<Uuid> = claims.keys.iter().map(|k| claims.ids[k]).collect();
+    let previous = wait_for_keys(&mut *conn, HELD_KEY_WAIT).await?;
+    let keys = claims.keys.clone();
+    let kept = claim_keys(&mut *conn, &mut claims, &keys).await?;
+    wait_for_keys(&mut *conn, &previous).await?;
+    claims.answer_used(conn, kept).await?;
+    Ok(claims)
+}
+
+/// [`claim_many`] key by key, each in a savepoint, after it found a key held: a key still held
+/// after [`HELD_KEY_WAIT`] rolls its savepoint back and is [`Claims::held`]; the others are
+/// claimed as [`claim_many`] claims them. Three statements a key: only a flush that met a held
+/// key pays them.
+pub(super) async fn claim_each<'k>(
+    conn: &mut PgConnection,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> Result<Claims<'k>> {
+    let mut claims = Claims::of(keys);
+    if claims.keys.is_empty() {
+        return Ok(claims);
+    }
+    let previous = wait_for_keys(&mut *conn, HELD_KEY_WAIT).await?;
+    let mut kept = Vec::new();
+    for key in claims.keys.clone() {
+        let mut savepoint = sqlx::Acquire::begin(&mut *conn).await?;
+        match claim_keys(&mut savepoint, &mut claims, &[key]).await {
+            Ok(found) => {
+                savepoint.commit().await?;
+                kept.extend(found);
+            }
+            Err(Error::Transient {
+                kind: crate::Transient::LockTimeout,
+                ..
+            }) => {
+                savepoint.rollback().await?;
+                claims.held.insert(key);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    wait_for_keys(&mut *conn, &previous).await?;
+    claims.answer_used(conn, kept).await?;
+    Ok(claims)
+}
+
+impl<'k> Claims<'k> {
+    fn of(keys: impl IntoIterator<Item = &'k str>) -> Self {
+        let mut ids: HashMap<&str, Uuid> = HashMap::new();
+        for key in keys {
+            ids.entry(key).or_insert_with(Uuid::new_v4);
+        }
+        let mut keys: Vec<&str> = ids.keys().copied().collect();
+        keys.sort_unstable();
+        Self {
+            keys,
+            ids,
+            fresh: HashSet::new(),
+            used: HashMap::new(),
+            held: HashSet::new(),
+        }
+    }
+
+    /// Reads the entries of every key a committed unit used, and of the `kept` ones (claimed
+    /// anew, their entry still carrying them).
+    async fn answer_used(&mut self, conn: &mut PgConnection, kept: Vec<&'k str>) -> Result<()> {
+        for key in self.keys.clone() {
+            if !self.fresh.contains(key) && !self.held.contains(key) {
+                self.used.insert(key, replay(&mut *conn, key).await?);
+            }
+        }
+        for key in kept {
+            let entry = find_by_key(&mut *conn, key).await?;
+            self.used.insert(key, entry.into_iter().collect());
+        }
+        Ok(())
+    }
+}
+
+/// Sets `lock_timeout` for the rest of the transaction and returns what it was (a target list
+/// is evaluated in order: the current value is read before it is set).
+///
+/// SQL: `select current_setting('lock_timeout'), set_config('lock_timeout', $1, true)`.
+async fn wait_for_keys(conn: &mut PgConnection, wait: &str) -> Result<String> {
+    let row = sqlx::query!(
+        r#"
+        select current_setting('lock_timeout') as "previous!",
+               set_config('lock_timeout', $1, true) as "now!"
+        "#,
+        wait
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(row.previous)
+}
+
+/// Claims `keys` (a sorted slice of the claims' keys) in one statement; marks the claimed ones
+/// fresh, and returns those whose entry still carries them.
+async fn claim_keys<'k>(
+    conn: &mut PgConnection,
+    claims: &mut Claims<'k>,
+    keys: &[&'k str],
+) -> Result<Vec<&'k str>> {
+    let entry_ids: Vec<Uuid> = keys.iter().map(|k| claims.ids[k]).collect();
     let rows = sqlx::query!(
         r#"
         with claimed as (
@@ -216,14 +321,14 @@ pub(super) async fn claim_many<'k>(
                    as "kept!"
         from claimed c
         "#,
-        &claims.keys as &[&str],
+        keys as &[&str],
         &entry_ids
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(conn)
     .await?;
     let mut kept = Vec::new();
     for row in rows {
-        let Some(key) = claims.keys.iter().copied().find(|k| *k == row.key) else {
+        let Some(key) = keys.iter().copied().find(|k| *k == row.key) else {
             continue;
         };
         claims.fresh.insert(key);
@@ -231,16 +336,7 @@ pub(super) async fn claim_many<'k>(
             kept.push(key);
         }
     }
-    for key in claims.keys.clone() {
-        if !claims.fresh.contains(key) {
-            claims.used.insert(key, replay(&mut *conn, key).await?);
-        }
-    }
-    for key in kept {
-        let entry = find_by_key(&mut *conn, key).await?;
-        claims.used.insert(key, entry.into_iter().collect());
-    }
-    Ok(claims)
+    Ok(kept)
 }
 
 /// Gives back the claims of `keys`, which nothing in this transaction applied.

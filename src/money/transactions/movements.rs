@@ -161,7 +161,7 @@ pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<Le
 }
 
 /// Runs the posting as one unit of work, retrying it on serialization failure or deadlock.
-async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
+pub(super) async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Result<LedgerEntry> {
     posting.validate()?;
     match retrying!(post_once(conn, posting).await) {
         // Another client wrote the key straight into `transactions`, without claiming it.

@@ -5,17 +5,21 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::super::LedgerEntry;
 use super::super::book::Book;
 use super::super::idempotency;
+use super::super::movements;
 use super::super::posting::Posting;
 use super::super::requests::BatchItem;
 use super::super::retry::retrying;
 use super::super::writes::insert_entries;
+use super::shared::shared;
 use super::{PosterOptions, Request};
 use crate::{Error, Result};
 
@@ -25,7 +29,10 @@ pub(super) async fn run(
     mut receiver: mpsc::Receiver<Request>,
     options: PosterOptions,
 ) {
+    let mut held = JoinSet::new();
     while let Some(first) = receiver.recv().await {
+        // Reap the movements posted on their own that have finished.
+        while held.try_join_next().is_some() {}
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + options.linger;
         while batch.len() < options.max_batch {
@@ -49,33 +56,88 @@ pub(super) async fn run(
             "transactions",
             ledger.rows = batch.len()
         );
-        tracing::Instrument::instrument(flush(&pool, batch), op.span).await;
+        for request in &batch {
+            op.span.follows_from(request.caller.id());
+        }
+        let (queued, size, started) = (receiver.len(), batch.len(), std::time::Instant::now());
+        tracing::Instrument::instrument(flush(&pool, batch, &mut held), op.span).await;
+        crate::telemetry::metered::poster_flush(queued, size, started.elapsed());
+    }
+    // Closed: the movements still posting on their own finish before the flusher does.
+    while held.join_next().await.is_some() {}
+}
+
+/// Posts one batch and answers its callers. A lone movement is posted as the single call posts
+/// it (one round trip without a key); a movement whose key another transaction held is posted on
+/// its own, in a task of `held` (the flusher waits for them before it ends), while the flush
+/// goes on without it.
+pub(super) async fn flush(pool: &PgPool, batch: Vec<Request>, held: &mut JoinSet<()>) {
+    if let [_] = batch.as_slice() {
+        let Some(Request {
+            movement, reply, ..
+        }) = batch.into_iter().next()
+        else {
+            return;
+        };
+        // A caller that stopped waiting no longer wants the answer; the movement stands.
+        let _ = reply.send(alone(pool, &movement).await);
+        return;
+    }
+    let (movements, replies): (Vec<BatchItem>, Vec<_>) =
+        batch.into_iter().map(|r| (r.movement, r.reply)).unzip();
+    let outcomes = match acquire(pool).await {
+        Ok(mut conn) => match retrying!(flush_once(&mut conn, &movements).await) {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                tracing::warn!(error = %err, movements = movements.len(), "a shared flush failed");
+                movements
+                    .iter()
+                    .map(|_| Outcome::Done(Err(shared(&err))))
+                    .collect()
+            }
+        },
+        Err(err) => movements
+            .iter()
+            .map(|_| Outcome::Done(Err(shared(&err))))
+            .collect(),
+    };
+    for ((reply, outcome), movement) in replies.into_iter().zip(outcomes).zip(movements) {
+        match outcome {
+            // A caller that stopped waiting no longer wants the answer; the movement stands.
+            Outcome::Done(result) => drop(reply.send(result)),
+            Outcome::Held => {
+                let pool = pool.clone();
+                let own = async move {
+                    drop(reply.send(alone(&pool, &movement).await));
+                };
+                held.spawn(tracing::Instrument::in_current_span(own));
+            }
+        }
     }
 }
 
-pub(super) async fn flush(pool: &PgPool, batch: Vec<Request>) {
-    let (movements, replies): (Vec<BatchItem>, Vec<_>) =
-        batch.into_iter().map(|r| (r.movement, r.reply)).unzip();
+/// A movement posted as the single call posts it, on a pooled connection of its own: for a
+/// keyed one, its key claimed first, waiting for a transaction that holds it.
+async fn alone(pool: &PgPool, movement: &BatchItem) -> Result<LedgerEntry> {
+    let mut conn = acquire(pool).await?;
+    movements::post(&mut conn, &Posting::of(movement)).await
+}
+
+/// A pooled connection, the wait for it recorded (`db.client.connection.wait_time`, pool
+/// `poster`).
+async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>> {
     let waited = std::time::Instant::now();
     let acquired = pool.acquire().await;
     crate::telemetry::metered::connection_wait("poster", waited.elapsed());
-    let results = match acquired {
-        Ok(mut conn) => match retrying!(flush_once(&mut conn, &movements).await) {
-            Ok(results) => results,
-            Err(err) => {
-                tracing::warn!(error = %err, movements = movements.len(), "a shared flush failed");
-                movements.iter().map(|_| Err(shared(&err))).collect()
-            }
-        },
-        Err(err) => {
-            let err = Error::from(err);
-            movements.iter().map(|_| Err(shared(&err))).collect()
-        }
-    };
-    for (reply, result) in replies.into_iter().zip(results) {
-        // A caller that stopped waiting no longer wants the answer; the movement stands.
-        let _ = reply.send(result);
-    }
+    Ok(acquired?)
+}
+
+/// What a flush made of one movement.
+pub(super) enum Outcome {
+    /// Its answer.
+    Done(Result<LedgerEntry>),
+    /// Its key was held by a transaction in flight: it is posted on its own.
+    Held,
 }
 
 /// What became of one movement of a flush, before the writes.
@@ -88,18 +150,32 @@ enum Verdict {
     Replayed(Result<LedgerEntry>),
     /// Its key was used by an earlier movement of this flush, written with this id.
     SameKeyAs(Uuid),
+    /// Its key was held by a transaction in flight: not judged here.
+    Held,
 }
 
-/// One attempt at a flush: every movement's result, or an error for all of them.
+/// One attempt at a flush: every movement's outcome, or an error for all of them.
 pub(super) async fn flush_once(
     conn: &mut PgConnection,
     movements: &[BatchItem],
-) -> Result<Vec<Result<LedgerEntry>>> {
+) -> Result<Vec<Outcome>> {
     let postings: Vec<Posting<'_>> = movements.iter().map(Posting::of).collect();
+    let keys = || postings.iter().filter_map(|p| p.key);
     let mut tx = conn.begin().await?;
 
-    // 1. The keys, each with the id its first accepted movement will have, claimed in key order.
-    let claims = idempotency::claim_many(&mut tx, postings.iter().filter_map(|p| p.key)).await?;
+    // 1. The keys, each with the id its first accepted movement will have, claimed in key order;
+    //    past a key held by another transaction, again key by key, leaving the held ones out.
+    let claims = match idempotency::claim_many(&mut tx, keys()).await {
+        Err(Error::Transient {
+            kind: crate::Transient::LockTimeout,
+            ..
+        }) => {
+            tx.rollback().await?;
+            tx = conn.begin().await?;
+            idempotency::claim_each(&mut tx, keys()).await?
+        }
+        claims => claims?,
+    };
 
     // 2. Every account that a movement judged here touches, locked in one statement.
     let judged = postings
@@ -113,6 +189,9 @@ pub(super) async fn flush_once(
         .iter()
         .map(|posting| {
             if let Some(key) = posting.key {
+                if claims.held.contains(key) {
+                    return Verdict::Held;
+                }
                 if let Some(first) = claims.used.get(key) {
                     return Verdict::Replayed(idempotency::replayed_one(key, first, |e| {
                         posting.is_same_as(e)
@@ -166,14 +245,15 @@ pub(super) async fn flush_once(
         .into_iter()
         .zip(&postings)
         .map(|(verdict, posting)| match verdict {
-            Verdict::Apply(id) => written.get(&id).cloned().ok_or_else(missing_row),
-            Verdict::Refused(err) => Err(err),
-            Verdict::Replayed(result) => result,
-            Verdict::SameKeyAs(id) => match written.get(&id) {
+            Verdict::Apply(id) => Outcome::Done(written.get(&id).cloned().ok_or_else(missing_row)),
+            Verdict::Refused(err) => Outcome::Done(Err(err)),
+            Verdict::Replayed(result) => Outcome::Done(result),
+            Verdict::SameKeyAs(id) => Outcome::Done(match written.get(&id) {
                 Some(entry) if posting.is_same_as(entry) => Ok(entry.clone()),
                 Some(_) => Err(idempotency::conflict(posting.key.unwrap_or_default())),
                 None => Err(missing_row()),
-            },
+            }),
+            Verdict::Held => Outcome::Held,
         })
         .collect())
 }
@@ -183,24 +263,4 @@ pub(super) fn missing_row() -> Error {
     Error::Database(sqlx::Error::Protocol(
         "the poster's insert returned no row for an accepted movement".into(),
     ))
-}
-
-/// The error each movement of a flush gets when the flush failed as a whole: the same kind (so
-/// that [`Error::outcome_unknown`] and [`Error::is_retryable`] answer as for the flush), with the
-/// flush's error in the text.
-pub(super) fn shared(err: &Error) -> Error {
-    let source = || sqlx::Error::Protocol(format!("the shared flush failed: {err}"));
-    match err {
-        Error::Transient { kind, .. } => Error::Transient {
-            kind: *kind,
-            source: source(),
-        },
-        Error::SerializationFailure(_) => Error::SerializationFailure(source()),
-        Error::Deadlock(_) => Error::Deadlock(source()),
-        Error::PermissionDenied { object, .. } => Error::PermissionDenied {
-            object: object.clone(),
-            source: source(),
-        },
-        _ => Error::Database(source()),
-    }
 }

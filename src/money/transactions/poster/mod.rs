@@ -12,6 +12,7 @@ use super::{LedgerEntry, Movement, Transfer};
 use crate::{Error, Result};
 
 mod flush;
+mod shared;
 
 use flush::run;
 
@@ -27,6 +28,10 @@ pub struct PosterOptions {
     pub linger: Duration,
     /// How many movements may wait in the queue; a submission past it waits. Default 8,192.
     pub queue: usize,
+    /// How long a submission waits for room in a full queue before it gives up with
+    /// [`Error::PosterFull`] (nothing queued, nothing written). Default `None`: it waits for as
+    /// long as it takes (its caller's own timeout, if any, bounds it).
+    pub submit_timeout: Option<Duration>,
 }
 
 impl Default for PosterOptions {
@@ -35,6 +40,7 @@ impl Default for PosterOptions {
             max_batch: 512,
             linger: Duration::ZERO,
             queue: 8_192,
+            submit_timeout: None,
         }
     }
 }
@@ -57,12 +63,20 @@ impl PosterOptions {
         self.queue = queue.max(1);
         self
     }
+
+    /// Sets [`PosterOptions::submit_timeout`].
+    pub fn submit_timeout(mut self, wait: Duration) -> Self {
+        self.submit_timeout = Some(wait);
+        self
+    }
 }
 
-/// One queued movement and where its result goes.
+/// One queued movement, where its result goes, and its caller's span (the flush's span follows
+/// from it).
 struct Request {
     movement: BatchItem,
     reply: oneshot::Sender<Result<LedgerEntry>>,
+    caller: tracing::Span,
 }
 
 /// Movements from many tasks, posted in shared transactions, each with its own result.
@@ -76,9 +90,12 @@ struct Request {
 ///
 /// 1. `begin`; the keyed movements' **keys are claimed** in one statement, in key order
 ///    (`insert into idempotency_keys ... select ... from unnest(...) on conflict do nothing
-///    returning key`): a key that a committed unit used replays that unit's entry (or is
-///    [`Error::IdempotencyConflict`]), and a key held by a transaction still in flight makes the
-///    flush wait for it, as a single call would;
+///    returning key`), under a `lock_timeout` of 20 ms set for that statement alone: a key that
+///    a committed unit used replays that unit's entry (or is [`Error::IdempotencyConflict`]); a
+///    key **held by a transaction still in flight** does not stall the flush: past 20 ms the flush
+///    begins again and claims key by key, and each movement whose key is still held is posted
+///    **on its own**, as the single call posts it (waiting for the key, then applying or
+///    replaying), while the rest of the flush goes on without it;
 /// 2. every account of the flush is **locked in one statement, in ascending id order** (no
 ///    deadlock with single calls, batches or another poster);
 /// 3. the movements are judged **in submission order** against the locked balances as each
@@ -89,7 +106,9 @@ struct Request {
 ///    written once per flush; the claims of keyed movements that were refused are deleted;
 /// 5. `commit`: one WAL flush for the whole batch.
 ///
-/// So a flush is six statements however many movements it holds. Each caller gets exactly what
+/// So a flush is six statements however many movements it holds (eight with keys: the claim's
+/// `lock_timeout` is set and set back). **A lone movement** (a flush of one) is posted as the
+/// single call posts it: without a key, one round trip. Each caller gets exactly what
 /// the single call returns: its own [`LedgerEntry`], or its own refusal. A flush that fails as a
 /// whole (a lost connection, a server restart, a failed `commit`) gives **every** movement in it
 /// the same kind of error, and one that failed around `commit` says
@@ -97,7 +116,14 @@ struct Request {
 /// serialization failure or deadlock retries the whole flush, as a unit of work does.
 ///
 /// **Backpressure.** The queue holds [`PosterOptions::queue`] movements; a submission past that
-/// *waits* for room (it never fails for a full queue). **Dropping a caller's future** before its
+/// *waits* for room, for as long as [`PosterOptions::submit_timeout`] allows (by default, as long
+/// as it takes), then fails with [`Error::PosterFull`]: not queued, nothing written.
+///
+/// **Telemetry.** Each flush is a span, `ledger.transactions.Poster.flush`, that follows from
+/// the spans of its callers' calls; with the `metrics` feature it records the queue's depth
+/// (`ledger.poster.queue.depth`, a gauge read as the flush starts), the batch's size
+/// (`ledger.poster.batch.size`), the flush's time (`ledger.poster.flush.duration`, seconds) and
+/// counts flushes (`ledger.poster.flushes`: flushes per second is its rate). **Dropping a caller's future** before its
 /// movement is queued submits nothing; after, the movement is posted (or refused) exactly once,
 /// and only its result is lost: with an idempotency key, repeating the call returns it.
 /// [`Poster::close`] stops taking movements, posts every one already queued and waits for the
@@ -131,6 +157,7 @@ struct Request {
 /// # }
 /// ```
 pub struct Poster {
+    submit_timeout: Option<Duration>,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -150,6 +177,7 @@ impl Poster {
         let (sender, receiver) = mpsc::channel(options.queue.max(1));
         let flusher = tokio::spawn(run(pool, receiver, options));
         Self {
+            submit_timeout: options.submit_timeout,
             sender: Mutex::new(Some(sender)),
             flusher: Mutex::new(Some(flusher)),
         }
@@ -233,10 +261,26 @@ impl Poster {
         Posting::of(&movement).validate()?;
         let sender = lock(&self.sender).clone().ok_or(Error::PosterClosed)?;
         let (reply, answer) = oneshot::channel();
-        sender
-            .send(Request { movement, reply })
-            .await
-            .map_err(|_| Error::PosterClosed)?;
+        let request = Request {
+            movement,
+            reply,
+            caller: tracing::Span::current(),
+        };
+        match self.submit_timeout {
+            None => sender
+                .send(request)
+                .await
+                .map_err(|_| Error::PosterClosed)?,
+            Some(waited) => {
+                sender
+                    .send_timeout(request, waited)
+                    .await
+                    .map_err(|err| match err {
+                        mpsc::error::SendTimeoutError::Timeout(_) => Error::PosterFull { waited },
+                        mpsc::error::SendTimeoutError::Closed(_) => Error::PosterClosed,
+                    })?
+            }
+        }
         drop(sender);
         // The flusher answers every request it takes; a closed reply means it stopped (its
         // runtime shut down) with this movement's outcome unknown.
@@ -257,23 +301,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::flush::shared;
     use super::*;
-    use crate::Transient;
-
-    #[test]
-    fn a_flush_wide_failure_keeps_its_kind_for_every_movement() {
-        let lost = Error::Transient {
-            kind: Transient::ConnectionLost,
-            source: sqlx::Error::WorkerCrashed,
-        };
-        let each = shared(&lost);
-        assert!(each.outcome_unknown() && each.is_retryable(), "{each:?}");
-        let deadlock = shared(&Error::Deadlock(sqlx::Error::PoolTimedOut));
-        assert!(matches!(deadlock, Error::Deadlock(_)));
-        let other = shared(&Error::NotFound { what: "account" });
-        assert!(!other.is_retryable() && !other.outcome_unknown());
-    }
 
     #[test]
     fn options_have_floors() {
