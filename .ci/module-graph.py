@@ -240,6 +240,38 @@ def file_pairs(src):
     )
 
 
+def root_paths(src):
+    """Code that names a module through the root's re-export (`crate::accounts`) instead of its
+    layer path (`crate::tables::accounts`): inside the crate the layers show in the paths. Doc
+    comments are not code (they link to the public paths), nor is the binary."""
+    layer_of = {}
+    for layer in LAYERS:
+        folder = os.path.join(src, layer)
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            stem = name[: -len(".rs")] if name.endswith(".rs") else name
+            if stem != "mod":
+                layer_of[stem] = layer
+    found = []
+    for folder, _, names in os.walk(src):
+        if os.path.relpath(folder, src).split(os.sep)[0] == "bin":
+            continue
+        for name in names:
+            if not name.endswith(".rs") or os.path.join(folder, name) == os.path.join(src, "lib.rs"):
+                continue
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8") as f:
+                text = strip(f.read())
+            for m in re.finditer(r"\bcrate::(\{[^}]*\}|[a-z_][a-z0-9_]*)", text):
+                named = re.findall(r"(?:^|[{,]\s*)([a-z_][a-z0-9_]*)", m.group(1).strip())
+                for module in named if m.group(1).startswith("{") else [m.group(1)]:
+                    if module in layer_of:
+                        found.append(f"{os.path.relpath(path, src)}: crate::{module} "
+                                     f"(crate::{layer_of[module]}::{module})")
+    return found
+
+
 def check(src, quiet=False):
     graph, modules, strays = graph_of(src)
     if not quiet:
@@ -299,11 +331,27 @@ def self_test():
         pairs = file_pairs(src)
     if pairs != [("money/transactions/a", "money/transactions/b")]:
         failures.append(f"the planted pair of files a <-> b was not found alone: {pairs}")
+    with tempfile.TemporaryDirectory() as src:
+        for name, text in {
+            "tables/accounts.rs": "pub struct Account;\n",
+            "ground/ids.rs": "pub struct Id;\n",
+            # Through the root, once plainly and once in a group; the layer path and a doc
+            # comment are fine.
+            "money/a.rs": "use crate::accounts::Account;\n/// [`crate::ids`]\n"
+            "use crate::tables::accounts;\n",
+            "money/b.rs": "use crate::{Error, ids::Id};\n",
+        }.items():
+            os.makedirs(os.path.dirname(os.path.join(src, name)), exist_ok=True)
+            with open(os.path.join(src, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        by_root = sorted(p.split(":")[0] for p in root_paths(src))
+    if by_root != ["money/a.rs", "money/b.rs"]:
+        failures.append(f"the planted root paths were not found alone: {by_root}")
     if failures:
         print("module-graph self-test failed:", *failures, sep="\n  ", file=sys.stderr)
         sys.exit(1)
-    print("self-test: a planted cycle, layer violation, file in no layer and pair of files that "
-          "import each other are all found")
+    print("self-test: a planted cycle, layer violation, file in no layer, pair of files that "
+          "import each other and module named through the root are all found")
 
 
 if __name__ == "__main__":
@@ -312,6 +360,11 @@ if __name__ == "__main__":
         sys.exit(0)
     graph, cycles, problems = check("src")
     pairs = file_pairs("src")
+    by_root = root_paths("src")
+    if by_root:
+        print("modules named by the root's re-export, not their layer path:", *by_root,
+              sep="\n  ", file=sys.stderr)
+        problems = problems + by_root
     if pairs:
         print("files that import each other:", *(f"{a} <-> {b}" for a, b in pairs), sep="\n  ",
               file=sys.stderr)
@@ -323,4 +376,5 @@ if __name__ == "__main__":
     if cycles or problems:
         sys.exit(1)
     print(f"{len(graph)} modules in {len(LAYERS)} layers (src/{{{','.join(LAYERS)}}}/), "
-          "no import cycle, no import up a layer, no two files that import each other")
+          "no import cycle, no import up a layer, no two files that import each other, "
+          "every module named by its layer path")

@@ -123,8 +123,8 @@ mod ops;
 mod tables;
 
 // Every module at the root, as `ledger::<module>`: the folders are the layers, not the paths.
+use ground::error;
 pub use ground::{cursor, document, ids, kinds, numeric, telemetry};
-use ground::{error, generator};
 pub use money::{atomic, transactions};
 pub use net::{config, hosts, replica, session};
 #[cfg(feature = "cli")]

@@ -31,7 +31,7 @@ use sqlx::query::Query;
 use sqlx::{Acquire, FromRow, Postgres};
 
 use crate::Result;
-use crate::generator::{Yielder, generate};
+use crate::ground::generator::{Yielder, generate};
 
 /// Rows per `fetch` after the first: what a stream dropped while a fetch is in flight may still
 /// have to read (a few milliseconds), and what one round trip is spread over. Measured by

@@ -68,7 +68,7 @@ pub(crate) struct Op {
 /// More fields may follow (`ledger.rows = items.len()`): counts, never a parameter's value.
 macro_rules! op_span {
     ($name:literal, $operation:literal, $collection:literal $(, $($more:tt)+)?) => {
-        $crate::telemetry::Op {
+        $crate::ground::telemetry::Op {
             span: tracing::info_span!(
                 $name,
                 otel.name = concat!($operation, " ", $collection),

@@ -30,9 +30,9 @@
 use rust_decimal::Decimal;
 use sqlx::{Acquire, PgConnection};
 
-use crate::accounts::{self, Account};
-use crate::transactions::{self, Movement};
-use crate::users::{self, NewUser, User, UserId};
+use crate::money::transactions::{self, Movement};
+use crate::tables::accounts::{self, Account};
+use crate::tables::users::{self, NewUser, User, UserId};
 use crate::{Error, Result};
 
 /// What [`create_user_then_try_account`] did.
@@ -71,12 +71,12 @@ pub async fn create_user_then_try_account(
     user: &NewUser,
     opening_balance: Decimal,
 ) -> Result<SavepointOutcome> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.atomic.create_user_then_try_account",
         "atomic",
         "users"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         let mut outer = conn.begin().await?;
         let user = users::insert(&mut *outer, user).await?;
         let account = {

@@ -12,12 +12,12 @@ use serde_json::json;
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
-use crate::accounts::{self, AccountId, NewAccount};
-use crate::articles::{self, NewArticle};
-use crate::bulk::BulkOptions;
-use crate::transactions::{self, BatchItem, Movement, Transfer};
-use crate::users::{self, NewUser};
-use crate::{Error, Result, payments};
+use crate::money::transactions::{self, BatchItem, Movement, Transfer};
+use crate::tables::accounts::{self, AccountId, NewAccount};
+use crate::tables::articles::{self, NewArticle};
+use crate::tables::bulk::BulkOptions;
+use crate::tables::users::{self, NewUser};
+use crate::{Error, Result, tables::payments};
 
 /// Rows written per bulk call (and per progress report).
 const STEP: usize = 10_000;

@@ -30,15 +30,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, PgPool};
 
-use crate::accounts::{Account, AccountId, AccountStatus};
-use crate::articles::{Article, ArticleId, Language};
-use crate::document::Document;
-use crate::dump::{self, Table};
-use crate::ids::{EntryId, PaymentId, UserId};
-use crate::kinds::{EntryKind, EntryStatus};
-use crate::payments::Payment;
-use crate::transactions::LedgerEntry;
-use crate::users::User;
+use crate::ground::document::Document;
+use crate::ground::ids::{EntryId, PaymentId, UserId};
+use crate::ground::kinds::{EntryKind, EntryStatus};
+use crate::money::transactions::LedgerEntry;
+use crate::ops::dump::{self, Table};
+use crate::tables::accounts::{Account, AccountId, AccountStatus};
+use crate::tables::articles::{Article, ArticleId, Language};
+use crate::tables::payments::Payment;
+use crate::tables::users::User;
 use crate::{Error, Result};
 
 /// Whether a file holds a Django fixture (its first non-blank byte opens a JSON array) rather than

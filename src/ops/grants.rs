@@ -56,7 +56,7 @@ pub const TABLES: [&str; 7] = [
 ];
 
 /// ledger's migration bookkeeping, which only the owner writes.
-pub use crate::schema::BOOKKEEPING;
+pub use crate::ops::schema::BOOKKEEPING;
 
 /// The roles to grant to; `None` leaves that role out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! How a failure is classified: the SQLSTATE codes the crate branches on, the [`Transient`]
 //! kinds, and the conversions from sqlx's errors that pick an [`Error`] variant.
 
-use crate::ids::ParseIdError;
+use crate::ground::ids::ParseIdError;
 
 use super::Error;
 

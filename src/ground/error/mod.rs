@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use rust_decimal::Decimal;
 
-use crate::ids::AccountId;
+use crate::ground::ids::AccountId;
 
 mod classify;
 mod text;

@@ -8,8 +8,8 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
-use crate::kinds::EntryStatus;
-use crate::numeric::Numeric;
+use crate::ground::kinds::EntryStatus;
+use crate::ground::numeric::Numeric;
 use crate::{Error, Result};
 
 use super::spenders::{Spender, spenders};
@@ -26,12 +26,12 @@ use super::spenders::{Spender, spenders};
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn total_completed_across_currencies(db: impl PgExecutor<'_>) -> Result<Decimal> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.total_completed_across_currencies",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric"
@@ -59,12 +59,12 @@ pub async fn total_with_status_across_currencies(
     db: impl PgExecutor<'_>,
     status: &EntryStatus,
 ) -> Result<Decimal> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.total_with_status_across_currencies",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"
         select coalesce(sum(amount), 0.00) as "total!: Numeric"
@@ -107,12 +107,12 @@ pub struct Stats {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn stats_across_currencies(db: impl PgExecutor<'_>) -> Result<Stats> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.stats_across_currencies",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Stats,
             r#"
@@ -156,12 +156,12 @@ pub async fn monthly_totals_across_currencies(
     db: impl PgExecutor<'_>,
     time_zone: &str,
 ) -> Result<Vec<MonthlyTotal>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.monthly_totals_across_currencies",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("time_zone", time_zone)?;
         sqlx::query_as!(
             MonthlyTotal,
@@ -199,12 +199,12 @@ pub async fn top_spenders_across_currencies(
     days: i32,
     limit: i64,
 ) -> Result<Vec<Spender>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.top_spenders_across_currencies",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(
+    crate::ground::telemetry::traced(
         op,
         async move { spenders(db, None, None, days, limit).await },
     )

@@ -17,9 +17,9 @@ use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
 use super::EntryId;
-use crate::accounts::AccountId;
-use crate::ids::UserId;
-use crate::numeric::Numeric;
+use crate::ground::ids::UserId;
+use crate::ground::numeric::Numeric;
+use crate::tables::accounts::AccountId;
 use crate::{Error, Result};
 
 /// `sqlx::query_as!` over the applied movements, each with its currency: `select currency, `
@@ -65,12 +65,12 @@ pub struct CurrencyTotal {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn total_completed(db: impl PgExecutor<'_>) -> Result<Vec<CurrencyTotal>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.total_completed",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Ok(query_applied_by_currency!(
             CurrencyTotal,
             r#"sum(t.amount) as "total!: Numeric", count(*) as "count!""#,
@@ -111,8 +111,9 @@ pub struct CurrencyStats {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn stats(db: impl PgExecutor<'_>) -> Result<Vec<CurrencyStats>> {
-    let op = crate::telemetry::op_span!("ledger.transactions.stats", "SELECT", "transactions");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.transactions.stats", "SELECT", "transactions");
+    crate::ground::telemetry::traced(op, async move {
         Ok(query_applied_by_currency!(
             CurrencyStats,
             r#"sum(t.amount) as "total!: Numeric", count(*) as "count!",
@@ -157,12 +158,12 @@ pub async fn monthly_revenue(
     db: impl PgExecutor<'_>,
     time_zone: &str,
 ) -> Result<Vec<MonthlyRevenue>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.monthly_revenue",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("time_zone", time_zone)?;
         query_applied_by_currency!(
             MonthlyRevenue,
@@ -218,12 +219,12 @@ pub struct RunningTotal {
     note = "reads every outgoing movement into memory: use `transactions::stream_running_totals`"
 )]
 pub async fn running_totals(db: impl PgExecutor<'_>) -> Result<Vec<RunningTotal>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.running_totals",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             RunningTotal,
             r#"
@@ -292,19 +293,19 @@ where
         order by a.user_id, a.currency, t.created_at, t.id
         "#
     );
-    let cursor = crate::cursor::Cursor {
+    let cursor = crate::ground::cursor::Cursor {
         declare,
         fetch: [
             "fetch 1000 from ledger_running_totals",
             "fetch 5000 from ledger_running_totals",
         ],
     };
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.stream_running_totals",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
+    crate::ground::telemetry::traced_stream(op, crate::ground::cursor::stream(db, cursor))
 }
 
 /// An account whose balance disagrees with its ledger.
@@ -334,8 +335,12 @@ pub struct Discrepancy {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn reconcile(db: impl PgExecutor<'_>) -> Result<Vec<Discrepancy>> {
-    let op = crate::telemetry::op_span!("ledger.transactions.reconcile", "SELECT", "transactions");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.transactions.reconcile",
+        "SELECT",
+        "transactions"
+    );
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Discrepancy,
             r#"

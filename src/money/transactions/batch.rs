@@ -11,7 +11,7 @@ use super::posting::Posting;
 use super::requests::BatchItem;
 use super::retry::retrying;
 use super::writes::insert_entries;
-use crate::bulk;
+use crate::tables::bulk;
 use crate::{Error, Result};
 
 /// Rows per `insert` statement of a batch.
@@ -39,13 +39,13 @@ pub const BATCH_INSERT_CHUNK: usize = 10_000;
 /// would give as its source (`InvalidInput`, `NotFound`, `AccountNotActive`, `CurrencyMismatch`,
 /// `InsufficientFunds`). Nothing is written on any error.
 pub async fn post_batch(conn: &mut PgConnection, items: &[BatchItem]) -> Result<Vec<EntryId>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.post_batch",
         "post_batch",
         "transactions",
         ledger.rows = items.len()
     );
-    crate::telemetry::traced(
+    crate::ground::telemetry::traced(
         op,
         async move { post_batch_at(conn, items, None, None).await },
     )
@@ -98,13 +98,13 @@ pub async fn post_batch_with_key(
     key: &str,
     items: &[BatchItem],
 ) -> Result<Vec<EntryId>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.post_batch_with_key",
         "post_batch",
         "transactions",
         ledger.rows = items.len()
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         validate_key(key)?;
         post_batch_at(conn, items, None, Some(key)).await
     })

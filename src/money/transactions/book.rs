@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::posting::Posting;
 use super::requests::AMOUNT_LIMIT;
-use crate::accounts::{AccountId, AccountStatus};
+use crate::tables::accounts::{AccountId, AccountStatus};
 use crate::{Error, Result};
 
 /// A locked account row.

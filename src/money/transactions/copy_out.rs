@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::LedgerEntry;
-use crate::telemetry::{self, op_span};
+use crate::ground::telemetry::{self, op_span};
 use crate::{Error, Result};
 
 /// The columns every `COPY` here reads: the entry's columns in [`LedgerEntry`] order, with
@@ -132,7 +132,7 @@ async fn copy_chunks(pool: PgPool, blocks: tokio::sync::mpsc::Sender<sqlx::Resul
         sqlx::query!("set transaction isolation level repeatable read, read only")
             .execute(&mut *tx)
             .await?;
-        crate::cursor::paced_by_reader(&mut tx).await?;
+        crate::ground::cursor::paced_by_reader(&mut tx).await?;
         sqlx::query!("lock table transactions in access share mode")
             .execute(&mut *tx)
             .await?;

@@ -134,7 +134,7 @@ pub(super) async fn claim_one(
     if claimed {
         return Ok(Claim::Fresh);
     }
-    crate::telemetry::metered::replay("transactions");
+    crate::ground::telemetry::metered::replay("transactions");
     let first = replay(conn, key).await?;
     Ok(Claim::Replayed(if same(&first) {
         Ok(first)

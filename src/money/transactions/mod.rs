@@ -41,14 +41,14 @@
 macro_rules! query_entries {
     (select $rest:tt $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
-            $crate::transactions::LedgerEntry,
+            $crate::money::transactions::LedgerEntry,
             "select id, from_account_id, to_account_id, amount, type as kind, status, metadata, created_at, idempotency_key " + $rest
             $(, $arg)*
         )
     };
     (returning $head:tt $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
-            $crate::transactions::LedgerEntry,
+            $crate::money::transactions::LedgerEntry,
             $head + " returning id, from_account_id, to_account_id, amount, type as kind, status, metadata, created_at, idempotency_key"
             $(, $arg)*
         )
@@ -93,7 +93,7 @@ pub use stream::*;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use crate::accounts::AccountId;
+use crate::tables::accounts::AccountId;
 
 /// Largest metadata document accepted on a movement or batch item, serialized, in bytes (see
 /// [`crate::document`] for the nesting limit).
@@ -131,9 +131,9 @@ pub const COMPLETED: &str = "completed";
 /// seed's aggregate asks for and Django data holds. Reports count both.
 pub const APPLIED: [&str; 2] = ["completed", "success"];
 
-use crate::document::Document;
-pub use crate::ids::EntryId;
-pub use crate::kinds::{EntryKind, EntryStatus};
+use crate::ground::document::Document;
+pub use crate::ground::ids::EntryId;
+pub use crate::ground::kinds::{EntryKind, EntryStatus};
 
 /// A row of `transactions`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

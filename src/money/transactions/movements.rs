@@ -82,8 +82,12 @@ use crate::{Error, Result};
 /// or the server failed. Nothing is written on any error, except perhaps on a transient one whose
 /// outcome is unknown ([`Error::outcome_unknown`]).
 pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    let op = crate::telemetry::op_span!("ledger.transactions.deposit", "deposit", "transactions");
-    crate::telemetry::traced(
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.transactions.deposit",
+        "deposit",
+        "transactions"
+    );
+    crate::ground::telemetry::traced(
         op,
         async move { post(conn, &Posting::deposit(movement)).await },
     )
@@ -106,8 +110,12 @@ pub async fn deposit(conn: &mut PgConnection, movement: &Movement) -> Result<Led
 /// # Errors
 /// As [`deposit`], and [`Error::InsufficientFunds`] when the balance is below the amount.
 pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<LedgerEntry> {
-    let op = crate::telemetry::op_span!("ledger.transactions.withdraw", "withdraw", "transactions");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.transactions.withdraw",
+        "withdraw",
+        "transactions"
+    );
+    crate::ground::telemetry::traced(op, async move {
         post(conn, &Posting::withdrawal(movement)).await
     })
     .await
@@ -152,8 +160,12 @@ pub async fn withdraw(conn: &mut PgConnection, movement: &Movement) -> Result<Le
 /// As [`withdraw`], and [`Error::InvalidInput`] when `from == to`, [`Error::CurrencyMismatch`]
 /// when the currencies differ.
 pub async fn transfer(conn: &mut PgConnection, transfer: &Transfer) -> Result<LedgerEntry> {
-    let op = crate::telemetry::op_span!("ledger.transactions.transfer", "transfer", "transactions");
-    crate::telemetry::traced(
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.transactions.transfer",
+        "transfer",
+        "transactions"
+    );
+    crate::ground::telemetry::traced(
         op,
         async move { post(conn, &Posting::transfer(transfer)).await },
     )
@@ -171,7 +183,7 @@ pub(super) async fn post(conn: &mut PgConnection, posting: &Posting<'_>) -> Resu
             let entry =
                 idempotency::replayed_one(key, first.as_slice(), |e| posting.is_same_as(e))?;
             tracing::Span::current().record("ledger.idempotency.replayed", true);
-            crate::telemetry::metered::replay("transactions");
+            crate::ground::telemetry::metered::replay("transactions");
             Ok(entry)
         }
         result => result,

@@ -9,9 +9,9 @@ use serde_json::Value;
 use super::idempotency::validate_key;
 use super::requests::{BatchItem, Movement, Transfer, validate_amount};
 use super::{LedgerEntry, MAX_METADATA_BYTES};
-use crate::accounts::AccountId;
-use crate::document;
-use crate::kinds::EntryKind;
+use crate::ground::document;
+use crate::ground::kinds::EntryKind;
+use crate::tables::accounts::AccountId;
 use crate::{Error, Result};
 
 /// One movement, as the `transactions` row it will write.

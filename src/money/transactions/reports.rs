@@ -7,11 +7,11 @@ use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
 use super::{EntryId, LedgerEntry};
-use crate::accounts::{Account, AccountId};
-use crate::document::Document;
-use crate::ids::UserId;
-use crate::numeric::Numeric;
-use crate::page::{self, Cursor, forward_query};
+use crate::ground::document::Document;
+use crate::ground::ids::UserId;
+use crate::ground::numeric::Numeric;
+use crate::tables::accounts::{Account, AccountId};
+use crate::tables::page::{self, Cursor, forward_query};
 use crate::{Error, Result};
 
 /// The entry with this id.
@@ -25,8 +25,9 @@ use crate::{Error, Result};
 /// # Errors
 /// [`Error::NotFound`] when there is no such entry.
 pub async fn get(db: impl PgExecutor<'_>, id: EntryId) -> Result<LedgerEntry> {
-    let op = crate::telemetry::op_span!("ledger.transactions.get", "SELECT", "transactions");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.transactions.get", "SELECT", "transactions");
+    crate::ground::telemetry::traced(op, async move {
         query_entries!(
             select r#"
         from transactions
@@ -141,12 +142,12 @@ impl EntryQuery {
         db: impl PgExecutor<'_>,
         account: AccountId,
     ) -> Result<Vec<LedgerEntry>> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.list_for_account",
             "SELECT",
             "transactions"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             let limit = page::check_limit(self.limit)?;
             let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(sqlx::query_as!(
@@ -198,12 +199,12 @@ impl EntryQuery {
         &self,
         db: impl PgExecutor<'_>,
     ) -> Result<Vec<EntryWithAccounts>> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.list_with_accounts",
             "SELECT",
             "transactions"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             let limit = page::check_limit(self.limit)?;
             let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             let rows = sqlx::query_as!(
@@ -289,16 +290,16 @@ impl EntryQuery {
         db: impl PgExecutor<'_>,
         fragment: &serde_json::Value,
     ) -> Result<Vec<LedgerEntry>> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.list_metadata_containing",
             "SELECT",
             "transactions"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             if !fragment.is_object() {
                 return Err(Error::invalid("metadata", "must be a JSON object"));
             }
-            crate::document::check("metadata", fragment, super::MAX_METADATA_BYTES)?;
+            crate::ground::document::check("metadata", fragment, super::MAX_METADATA_BYTES)?;
             let limit = page::check_limit(self.limit)?;
             let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(query_entries!(
@@ -336,12 +337,12 @@ impl EntryQuery {
         db: impl PgExecutor<'_>,
         key: &str,
     ) -> Result<Vec<LedgerEntry>> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.list_with_metadata_key",
             "SELECT",
             "transactions"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             Error::check_text("key", key)?;
             let limit = page::check_limit(self.limit)?;
             let (after_at, after_id) = page::resume_after(self.after.as_ref())?;

@@ -6,7 +6,7 @@
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::accounts::AccountId;
+use crate::tables::accounts::AccountId;
 use crate::{Error, Result};
 
 /// 10^13: numeric(15,2) holds values below it (checked by a unit test).

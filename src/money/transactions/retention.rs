@@ -65,12 +65,12 @@ pub const PRUNE_BATCH: i64 = 1_000;
 /// `1..=100_000`, before anything is sent; a database error stops the pruning, with the batches
 /// before it committed.
 pub async fn prune_idempotency_keys(pool: &PgPool, retention: Duration, batch: i64) -> Result<u64> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.prune_idempotency_keys",
         "DELETE",
         "idempotency_keys"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         if retention < MIN_KEY_RETENTION {
             return Err(Error::invalid(
                 "retention",

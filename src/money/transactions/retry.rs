@@ -23,10 +23,10 @@ macro_rules! retrying {
         let mut attempt = 1;
         loop {
             match $unit {
-                Err(err) if err.is_conflict() && attempt < $crate::transactions::MAX_ATTEMPTS => {
+                Err(err) if err.is_conflict() && attempt < $crate::money::transactions::MAX_ATTEMPTS => {
                     tracing::debug!(attempt, error = %err, "retrying a unit of work");
-                    $crate::telemetry::metered::retry(err.sqlstate());
-                    tokio::time::sleep($crate::transactions::retry::backoff(attempt)).await;
+                    $crate::ground::telemetry::metered::retry(err.sqlstate());
+                    tokio::time::sleep($crate::money::transactions::retry::backoff(attempt)).await;
                     attempt += 1;
                 }
                 result => {

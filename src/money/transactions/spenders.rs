@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
-use crate::ids::UserId;
-use crate::page;
+use crate::ground::ids::UserId;
+use crate::tables::page;
 use crate::{Error, Result};
 
 /// A user's outgoing total over a window of days.
@@ -56,10 +56,13 @@ pub async fn top_spenders(
     days: i32,
     limit: i64,
 ) -> Result<Vec<Spender>> {
-    let op =
-        crate::telemetry::op_span!("ledger.transactions.top_spenders", "SELECT", "transactions");
-    crate::telemetry::traced(op, async move {
-        crate::accounts::validate_currency(currency)?;
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.transactions.top_spenders",
+        "SELECT",
+        "transactions"
+    );
+    crate::ground::telemetry::traced(op, async move {
+        crate::tables::accounts::validate_currency(currency)?;
         spenders(db, Some(currency), None, days, limit).await
     })
     .await
@@ -84,13 +87,13 @@ pub async fn top_spenders_as_of(
     days: i32,
     limit: i64,
 ) -> Result<Vec<Spender>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.transactions.top_spenders_as_of",
         "SELECT",
         "transactions"
     );
-    crate::telemetry::traced(op, async move {
-        crate::accounts::validate_currency(currency)?;
+    crate::ground::telemetry::traced(op, async move {
+        crate::tables::accounts::validate_currency(currency)?;
         spenders(db, Some(currency), Some(as_of), days, limit).await
     })
     .await

@@ -6,10 +6,10 @@ use sqlx::{Acquire, Connection, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::LedgerEntry;
-use crate::bulk::MAX_CHUNK_SIZE;
-use crate::cursor::{Cursor, FETCH_ROWS, FIRST_FETCH_ROWS};
-use crate::generator::{Yielder, generate};
-use crate::telemetry::{self, op_span};
+use crate::ground::cursor::{Cursor, FETCH_ROWS, FIRST_FETCH_ROWS};
+use crate::ground::generator::{Yielder, generate};
+use crate::ground::telemetry::{self, op_span};
+use crate::tables::bulk::MAX_CHUNK_SIZE;
 use crate::{Error, Result};
 
 /// One keyset chunk of entries in key order: the first (`first limit`), or the one after a key
@@ -126,13 +126,13 @@ where
             declare,
             fetch: FETCH_ORDERED,
         };
-        return crate::cursor::read(&mut *conn, cursor, out).await;
+        return crate::ground::cursor::read(&mut *conn, cursor, out).await;
     }
     let mut tx = Connection::begin(&mut *conn).await?;
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
-    crate::cursor::paced_by_reader(&mut tx).await?;
+    crate::ground::cursor::paced_by_reader(&mut tx).await?;
     let mut after: Option<(DateTime<Utc>, Uuid)> = None;
     let mut limit = FIRST_FETCH_ROWS;
     loop {
@@ -200,7 +200,7 @@ where
         declare,
         fetch: FETCH_UNORDERED,
     };
-    telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
+    telemetry::traced_stream(op, crate::ground::cursor::stream(db, cursor))
 }
 
 /// Every entry in time order, `size` rows at a time (the seed's `iterator(chunk_size=1000)`).
@@ -267,8 +267,8 @@ mod tests {
 
     #[test]
     fn every_fetch_reads_the_rows_its_constant_says() {
-        let first = format!("fetch {} from ", crate::cursor::FIRST_FETCH_ROWS);
-        let rest = format!("fetch {} from ", crate::cursor::FETCH_ROWS);
+        let first = format!("fetch {} from ", crate::ground::cursor::FIRST_FETCH_ROWS);
+        let rest = format!("fetch {} from ", crate::ground::cursor::FETCH_ROWS);
         for [head, tail] in [FETCH_ORDERED, FETCH_UNORDERED] {
             assert!(head.starts_with(&first), "{head}");
             assert!(tail.starts_with(&rest), "{tail}");

@@ -12,9 +12,9 @@ use super::posting::Posting;
 use super::requests::AMOUNT_LIMIT;
 use super::{COMPLETED, LedgerEntry};
 use crate::Result;
-use crate::accounts::{AccountId, AccountStatus};
-use crate::document::Document;
-use crate::numeric::Numeric;
+use crate::ground::document::Document;
+use crate::ground::numeric::Numeric;
+use crate::tables::accounts::{AccountId, AccountStatus};
 
 /// Inserts the rows of `entries` (each posting with its id, `completed`, its key if it has one,
 /// `created_at` from `at` or `now()`) in one statement, and returns them as written.

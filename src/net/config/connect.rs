@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
-use crate::hosts::TargetSessionAttrs;
+use crate::net::hosts::TargetSessionAttrs;
 use crate::{Result, sqlstate};
 
 use super::{CHECK_IDLE_AFTER, Config};
@@ -65,7 +65,7 @@ impl Config {
                 options.after_connect(move |conn, _| {
                     let (hosts, base) = (Arc::clone(&hosts), base.clone());
                     Box::pin(async move {
-                        crate::hosts::take_the_right_server(conn, &hosts, &base).await
+                        crate::net::hosts::take_the_right_server(conn, &hosts, &base).await
                     })
                 })
             }
@@ -90,7 +90,7 @@ impl Config {
             })
             .after_release(|conn, _| {
                 Box::pin(async move {
-                    let clean = crate::session::probe(conn).await?;
+                    let clean = crate::net::session::probe(conn).await?;
                     if !clean {
                         tracing::warn!(
                             "a connection came back inside a transaction nobody holds; closed"
@@ -153,17 +153,17 @@ impl Config {
     /// As [`Config::connect`].
     pub async fn connect_with(&self, pool_options: PgPoolOptions) -> Result<PgPool> {
         let op = connect_span!("ledger.Config.connect", self);
-        crate::telemetry::traced(op, self.connect_pool(pool_options)).await
+        crate::ground::telemetry::traced(op, self.connect_pool(pool_options)).await
     }
 
     /// The span of opening a pool or a connection: OpenTelemetry's connection attributes
     /// (`db.namespace`, `server.address`, `server.port`: of the server that answered, for a
     /// host list), never the user or the password.
-    fn connect_op(&self, name: &'static str, span: tracing::Span) -> crate::telemetry::Op {
+    fn connect_op(&self, name: &'static str, span: tracing::Span) -> crate::ground::telemetry::Op {
         if self.hosts.is_none() {
             record_server(&span, &self.options);
         }
-        crate::telemetry::Op {
+        crate::ground::telemetry::Op {
             span,
             name,
             operation: "connect",
@@ -186,7 +186,7 @@ impl Config {
         let pool = pool_options.connect_lazy_with(server);
         drop(pool.acquire().await?);
         if hosts.endpoints().len() > 1 {
-            tokio::spawn(crate::hosts::follow(
+            tokio::spawn(crate::net::hosts::follow(
                 pool.clone(),
                 Arc::clone(hosts),
                 options,
@@ -239,7 +239,7 @@ impl Config {
     /// [`Error::Database`](crate::Error::Database) when the server cannot be reached.
     pub async fn connect_one(&self) -> Result<PgConnection> {
         let op = connect_span!("ledger.Config.connect_one", self);
-        crate::telemetry::traced(op, async {
+        crate::ground::telemetry::traced(op, async {
             let options = self.connect_options();
             if let Some(hosts) = &self.hosts {
                 let (conn, index) = hosts.connect(&options).await?;

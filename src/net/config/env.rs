@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::hosts::{Endpoint, Hosts, LoadBalanceHosts, TargetSessionAttrs};
+use crate::net::hosts::{Endpoint, Hosts, LoadBalanceHosts, TargetSessionAttrs};
 use crate::{Error, Result};
 
 use super::{CONNECT_TIMEOUT, Config, NOTHING_CONFIGURED, Source};

@@ -32,7 +32,7 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::hosts::{Endpoint, Hosts, TargetSessionAttrs};
+use crate::net::hosts::{Endpoint, Hosts, TargetSessionAttrs};
 
 mod connect;
 mod env;

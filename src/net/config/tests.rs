@@ -4,7 +4,7 @@ use super::connect::quote_ident;
 use super::env::{split_urls, url_password};
 use super::*;
 use crate::Error;
-use crate::hosts::LoadBalanceHosts;
+use crate::net::hosts::LoadBalanceHosts;
 
 fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
     move |key| {

@@ -249,7 +249,7 @@ impl Router {
             Some(hosts) => config.clone().with_hosts(
                 hosts
                     .clone()
-                    .with_target_session_attrs(crate::hosts::TargetSessionAttrs::ReadWrite),
+                    .with_target_session_attrs(crate::net::hosts::TargetSessionAttrs::ReadWrite),
             ),
             None => config.clone(),
         };

@@ -83,7 +83,7 @@ impl Router {
         let health = async {
             let waited = std::time::Instant::now();
             let mut conn = reader.pool.acquire().await?;
-            crate::telemetry::metered::connection_wait("replica.reader", waited.elapsed());
+            crate::ground::telemetry::metered::connection_wait("replica.reader", waited.elapsed());
             let health = match reused {
                 Some(health) => health,
                 None => {
@@ -111,7 +111,7 @@ impl Router {
 
     pub(super) fn on_replica(&self, index: usize, conn: PoolConnection<Postgres>) -> Read {
         self.counters.replica.fetch_add(1, Ordering::Relaxed);
-        crate::telemetry::metered::replica_read("replica", None);
+        crate::ground::telemetry::metered::replica_read("replica", None);
         Read {
             conn,
             route: Route::Replica(index),
@@ -133,13 +133,13 @@ impl Router {
             Fallback::Lagging => Some("lagging"),
             Fallback::NotCaughtUp(_) => Some("not_caught_up"),
         };
-        crate::telemetry::metered::replica_read("writer", fallback);
+        crate::ground::telemetry::metered::replica_read("writer", fallback);
         if reason != Fallback::NoReplicas {
             tracing::warn!(%reason, "read on the writer");
         }
         let waited = std::time::Instant::now();
         let conn = self.writer.acquire().await?;
-        crate::telemetry::metered::connection_wait("replica.writer", waited.elapsed());
+        crate::ground::telemetry::metered::connection_wait("replica.writer", waited.elapsed());
         Ok(Read {
             conn,
             route: Route::Writer(reason),

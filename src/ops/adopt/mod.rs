@@ -40,7 +40,7 @@ use std::fmt;
 use sqlx::migrate::Migrate;
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use crate::schema::MIGRATOR;
+use crate::ops::schema::MIGRATOR;
 use crate::{Error, Result};
 
 mod checks;
@@ -226,7 +226,7 @@ async fn step_done(conn: &mut PgConnection, planned: &Planned) -> Result<bool> {
 /// Whether ledger's bookkeeping ([`schema::BOOKKEEPING`](crate::schema::BOOKKEEPING), or an
 /// older build's rows not moved yet) records every ledger migration as applied.
 async fn migrations_recorded(conn: &mut PgConnection) -> Result<bool> {
-    let status = crate::schema::status(conn).await?;
+    let status = crate::ops::schema::status(conn).await?;
     Ok(status.iter().all(|m| m.applied))
 }
 

@@ -1,7 +1,7 @@
 //! The steps of an adoption: for each of ledger's rules, keys, indexes and defaults (the data in
 //! `target`), the SQL that checks whether the step is done and the SQL that carries it out.
 
-use crate::schema::MIGRATOR;
+use crate::ops::schema::MIGRATOR;
 use crate::{Error, Result};
 
 use super::Lock;

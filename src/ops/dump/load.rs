@@ -12,12 +12,12 @@ use sqlx::postgres::PgDatabaseError;
 use sqlx::{Acquire, PgConnection};
 
 use super::{RecordIn, Table};
-use crate::accounts::Account;
-use crate::articles::Article;
-use crate::copy::CopyText;
-use crate::payments::Payment;
-use crate::transactions::{IdempotencyKey, LedgerEntry};
-use crate::users::User;
+use crate::money::transactions::{IdempotencyKey, LedgerEntry};
+use crate::tables::accounts::Account;
+use crate::tables::articles::Article;
+use crate::tables::copy::CopyText;
+use crate::tables::payments::Payment;
+use crate::tables::users::User;
 use crate::{Error, Result};
 
 /// Where a load reads its records: ledger's NDJSON file, or records already in memory (a Django

@@ -32,12 +32,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sqlx::PgPool;
 
-use crate::accounts::Account;
-use crate::articles::{Article, Language};
-use crate::payments::Payment;
-use crate::transactions::query_entries;
-use crate::transactions::{EntryId, IdempotencyKey};
-use crate::users::query_users;
+use crate::money::transactions::query_entries;
+use crate::money::transactions::{EntryId, IdempotencyKey};
+use crate::tables::accounts::Account;
+use crate::tables::articles::{Article, Language};
+use crate::tables::payments::Payment;
+use crate::tables::users::query_users;
 use crate::{Error, Result};
 
 mod load;
@@ -158,7 +158,7 @@ pub async fn dump(
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
-    crate::cursor::paced_by_reader(&mut tx).await?;
+    crate::ground::cursor::paced_by_reader(&mut tx).await?;
     let mut records = 0;
     for table in chosen {
         let mut written = 0u64;

@@ -11,7 +11,7 @@ use super::{
     Cluster, SUPERUSER, Server, absolute, check_socket_path, io_error, is_executable,
     make_private_dir,
 };
-use crate::config::{Config, Source};
+use crate::net::config::{Config, Source};
 use crate::{Error, Result};
 
 /// PgBouncer in front of a [`Cluster`], for tests and local trials: started from the installed

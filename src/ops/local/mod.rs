@@ -26,7 +26,7 @@ use std::process::Command;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::config::{Config, LOCAL_DATABASE, Source};
+use crate::net::config::{Config, LOCAL_DATABASE, Source};
 use crate::{Error, Result};
 
 mod bouncer;

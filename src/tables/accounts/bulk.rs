@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::{Account, AccountId, DEFAULT_CURRENCY, validate_currency, validate_status};
 use crate::Result;
-use crate::bulk::{self, BulkInserted, BulkOptions};
-use crate::ids::UserId;
+use crate::ground::ids::UserId;
+use crate::tables::bulk::{self, BulkInserted, BulkOptions};
 
 /// An account to open: its owner and currency (USD when `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub async fn open_many(
     accounts: &[NewAccount],
     options: BulkOptions,
 ) -> Result<BulkInserted<Account>> {
-    let op = crate::telemetry::op_span!("ledger.accounts.open_many", "INSERT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.accounts.open_many", "INSERT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         bulk::validate_all(accounts, |a| {
             validate_currency(a.currency.as_deref().unwrap_or(DEFAULT_CURRENCY))
         })?;
@@ -85,8 +85,9 @@ pub async fn open_many(
 /// [`Error::InvalidItem`](crate::Error::InvalidItem) for a bad status, or an account listed twice
 /// (nothing is sent).
 pub async fn set_statuses(db: impl PgExecutor<'_>, changes: &[(AccountId, &str)]) -> Result<u64> {
-    let op = crate::telemetry::op_span!("ledger.accounts.set_statuses", "UPDATE", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.accounts.set_statuses", "UPDATE", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         bulk::validate_all(changes, |(_, status)| validate_status(status))?;
         bulk::reject_duplicates(changes, "account", |(id, _)| *id)?;
         let uuids: Vec<Uuid> = changes.iter().map(|(id, _)| id.as_uuid()).collect();

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
 use super::{Account, AccountId};
-use crate::ids::UserId;
-use crate::page;
+use crate::ground::ids::UserId;
+use crate::tables::page;
 use crate::{Error, Result};
 
 pub(super) fn check_range(lo: Decimal, hi: Decimal) -> Result<()> {
@@ -38,12 +38,12 @@ pub(super) fn check_range(lo: Decimal, hi: Decimal) -> Result<()> {
     note = "reads every matching account into memory: use `accounts::stream_balance_at_least`, or `accounts::filter` a page at a time"
 )]
 pub async fn list_balance_at_least(db: impl PgExecutor<'_>, min: Decimal) -> Result<Vec<Account>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.accounts.list_balance_at_least",
         "SELECT",
         "accounts"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Account,
             r#"
@@ -80,9 +80,12 @@ pub async fn list_balance_between(
     lo: Decimal,
     hi: Decimal,
 ) -> Result<Vec<Account>> {
-    let op =
-        crate::telemetry::op_span!("ledger.accounts.list_balance_between", "SELECT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.accounts.list_balance_between",
+        "SELECT",
+        "accounts"
+    );
+    crate::ground::telemetry::traced(op, async move {
         check_range(lo, hi)?;
         Ok(sqlx::query_as!(
             Account,
@@ -117,8 +120,9 @@ pub async fn list_balance_between(
     note = "reads every matching account into memory: use `accounts::stream_status_in`, or `accounts::filter` a page at a time"
 )]
 pub async fn list_status_in(db: impl PgExecutor<'_>, statuses: &[&str]) -> Result<Vec<Account>> {
-    let op = crate::telemetry::op_span!("ledger.accounts.list_status_in", "SELECT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.accounts.list_status_in", "SELECT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         for status in statuses {
             Error::check_text("status", status)?;
         }
@@ -158,12 +162,12 @@ pub async fn list_balance_at_least_and_status(
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.accounts.list_balance_at_least_and_status",
         "SELECT",
         "accounts"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("status", status)?;
         Ok(sqlx::query_as!(
             Account,
@@ -202,12 +206,12 @@ pub async fn list_balance_at_least_or_status(
     min: Decimal,
     status: &str,
 ) -> Result<Vec<Account>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.accounts.list_balance_at_least_or_status",
         "SELECT",
         "accounts"
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("status", status)?;
         Ok(sqlx::query_as!(
             Account,
@@ -243,8 +247,9 @@ pub async fn list_balance_at_least_or_status(
     note = "reads every matching account into memory: use `accounts::stream_status_not`, or `accounts::filter` a page at a time"
 )]
 pub async fn list_status_not(db: impl PgExecutor<'_>, status: &str) -> Result<Vec<Account>> {
-    let op = crate::telemetry::op_span!("ledger.accounts.list_status_not", "SELECT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.accounts.list_status_not", "SELECT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("status", status)?;
         Ok(sqlx::query_as!(
             Account,
@@ -295,8 +300,8 @@ pub struct AccountFilter {
 /// # Errors
 /// [`Error::InvalidInput`] when `min_balance > max_balance` or the limit is out of range.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &AccountFilter) -> Result<Vec<Account>> {
-    let op = crate::telemetry::op_span!("ledger.accounts.filter", "SELECT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.accounts.filter", "SELECT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         if let (Some(lo), Some(hi)) = (filter.min_balance, filter.max_balance) {
             check_range(lo, hi)?;
         }

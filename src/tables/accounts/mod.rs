@@ -27,7 +27,7 @@ pub use stream::*;
 use rust_decimal::Decimal;
 use sqlx::PgExecutor;
 
-use crate::ids::UserId;
+use crate::ground::ids::UserId;
 use crate::{Error, Result};
 
 /// The seed's `CheckConstraint(check=Q(balance__gte=0), name='balance_non_negative')`.
@@ -41,8 +41,8 @@ pub const DEFAULT_CURRENCY: &str = "USD";
 /// Longest status (varchar(20)).
 pub const MAX_STATUS_LEN: usize = 20;
 
-pub use crate::ids::AccountId;
-pub use crate::kinds::AccountStatus;
+pub use crate::ground::ids::AccountId;
+pub use crate::ground::kinds::AccountStatus;
 
 /// A row of `accounts`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
@@ -106,8 +106,8 @@ pub async fn open(
     user_id: UserId,
     currency: Option<&str>,
 ) -> Result<Account> {
-    let op = crate::telemetry::op_span!("ledger.accounts.open", "INSERT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.accounts.open", "INSERT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         let currency = currency.unwrap_or(DEFAULT_CURRENCY);
         validate_currency(currency)?;
         sqlx::query_as!(
@@ -138,8 +138,8 @@ pub async fn open(
 /// # Errors
 /// [`Error::NotFound`] when there is no such account.
 pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
-    let op = crate::telemetry::op_span!("ledger.accounts.get", "SELECT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.accounts.get", "SELECT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         sqlx::query_as!(
             Account,
             r#"
@@ -169,8 +169,9 @@ pub async fn get(db: impl PgExecutor<'_>, id: AccountId) -> Result<Account> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<Vec<Account>> {
-    let op = crate::telemetry::op_span!("ledger.accounts.list_for_user", "SELECT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.accounts.list_for_user", "SELECT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             Account,
             r#"
@@ -197,8 +198,8 @@ pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: UserId) -> Result<V
 /// [`Error::InvalidInput`] for a bad status (nothing is sent); [`Error::NotFound`] for an unknown
 /// id.
 pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) -> Result<Account> {
-    let op = crate::telemetry::op_span!("ledger.accounts.set_status", "UPDATE", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.accounts.set_status", "UPDATE", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         validate_status(status)?;
         sqlx::query_as!(
             Account,
@@ -228,9 +229,12 @@ pub async fn set_status(db: impl PgExecutor<'_>, id: AccountId, status: &str) ->
 /// # Errors
 /// [`Error::InvalidInput`] for a bad target status (nothing is sent).
 pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) -> Result<u64> {
-    let op =
-        crate::telemetry::op_span!("ledger.accounts.update_status_where", "UPDATE", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.accounts.update_status_where",
+        "UPDATE",
+        "accounts"
+    );
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("status", from)?;
         validate_status(to)?;
         let done = sqlx::query!(
@@ -254,8 +258,9 @@ pub async fn update_status_where(db: impl PgExecutor<'_>, from: &str, to: &str) 
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn expire_trials(db: impl PgExecutor<'_>) -> Result<u64> {
-    let op = crate::telemetry::op_span!("ledger.accounts.expire_trials", "UPDATE", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.accounts.expire_trials", "UPDATE", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         update_status_where(db, "trial", "expired").await
     })
     .await
@@ -299,8 +304,9 @@ pub struct BalanceRank {
     note = "reads every account into memory: use `accounts::stream_rank_by_balance`"
 )]
 pub async fn rank_by_balance(db: impl PgExecutor<'_>) -> Result<Vec<BalanceRank>> {
-    let op = crate::telemetry::op_span!("ledger.accounts.rank_by_balance", "SELECT", "accounts");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.accounts.rank_by_balance", "SELECT", "accounts");
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             BalanceRank,
             r#"

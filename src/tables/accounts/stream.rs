@@ -20,8 +20,8 @@ use sqlx::query::Query;
 use sqlx::{Acquire, Postgres};
 
 use super::{Account, BalanceRank};
-use crate::cursor::Cursor;
-use crate::telemetry::{self, Op, op_span};
+use crate::ground::cursor::Cursor;
+use crate::ground::telemetry::{self, Op, op_span};
 use crate::{Error, Result};
 
 /// The stream of a cursor's accounts, or of the one error that refused its input.
@@ -36,7 +36,7 @@ where
     A: Acquire<'a, Database = Postgres> + Send + 'a,
 {
     let rows = match checked {
-        Ok(()) => crate::cursor::stream(db, Cursor { declare, fetch }).left_stream(),
+        Ok(()) => crate::ground::cursor::stream(db, Cursor { declare, fetch }).left_stream(),
         Err(error) => stream::once(future::ready(Err(error))).right_stream(),
     };
     telemetry::traced_stream(op, rows)
@@ -324,5 +324,5 @@ where
         "SELECT",
         "accounts"
     );
-    telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
+    telemetry::traced_stream(op, crate::ground::cursor::stream(db, cursor))
 }

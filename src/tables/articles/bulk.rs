@@ -4,7 +4,7 @@ use sqlx::{Acquire, PgConnection};
 
 use super::{Article, Language, NewArticle, validate_content, validate_title};
 use crate::Result;
-use crate::bulk::{self, BulkInserted, BulkOptions};
+use crate::tables::bulk::{self, BulkInserted, BulkOptions};
 
 /// Creates many articles, one `insert ... select ... from unnest(...)` per chunk, all or nothing;
 /// PostgreSQL computes each search vector. (Articles have no unique column but their generated
@@ -26,8 +26,9 @@ pub async fn insert_many(
     articles: &[NewArticle],
     options: BulkOptions,
 ) -> Result<BulkInserted<Article>> {
-    let op = crate::telemetry::op_span!("ledger.articles.insert_many", "INSERT", "articles");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.articles.insert_many", "INSERT", "articles");
+    crate::ground::telemetry::traced(op, async move {
         bulk::validate_all(articles, |a| {
             validate_title(&a.title)?;
             validate_content(&a.content)

@@ -5,7 +5,7 @@
 use sqlx::PgExecutor;
 
 use super::{ArticleId, ArticleSummary, Language, SearchHit};
-use crate::page::{self, Cursor, forward_query};
+use crate::tables::page::{self, Cursor, forward_query};
 use crate::{Error, Result};
 
 forward_query! {
@@ -74,8 +74,12 @@ impl ArticleQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a limit outside `1..=MAX_PER_PAGE`, or a `Previous` cursor.
     pub async fn list_summaries(&self, db: impl PgExecutor<'_>) -> Result<Vec<ArticleSummary>> {
-        let op = crate::telemetry::op_span!("ledger.articles.list_summaries", "SELECT", "articles");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.articles.list_summaries",
+            "SELECT",
+            "articles"
+        );
+        crate::ground::telemetry::traced(op, async move {
             let limit = page::check_limit(self.limit)?;
             let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(sqlx::query_as!(
@@ -119,8 +123,12 @@ impl SearchQuery {
         db: impl PgExecutor<'_>,
         query: &str,
     ) -> Result<Vec<ArticleSummary>> {
-        let op = crate::telemetry::op_span!("ledger.articles.search_titles", "SELECT", "articles");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.articles.search_titles",
+            "SELECT",
+            "articles"
+        );
+        crate::ground::telemetry::traced(op, async move {
             let limit = page::check_limit(self.limit)?;
             let query = searchable(query);
             Ok(sqlx::query_as!(
@@ -173,8 +181,8 @@ impl SearchQuery {
         query: &str,
         min_rank: f32,
     ) -> Result<Vec<SearchHit>> {
-        let op = crate::telemetry::op_span!("ledger.articles.search", "SELECT", "articles");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!("ledger.articles.search", "SELECT", "articles");
+        crate::ground::telemetry::traced(op, async move {
             let limit = page::check_limit(self.limit)?;
             if min_rank.is_nan() || min_rank < 0.0 {
                 return Err(Error::invalid("min_rank", "must be zero or more"));

@@ -36,7 +36,7 @@ pub const MAX_CONTENT_BYTES: usize = 256 * 1024;
 /// The seed's `rank__gte=0.1`.
 pub const DEFAULT_MIN_RANK: f32 = 0.1;
 
-pub use crate::ids::ArticleId;
+pub use crate::ground::ids::ArticleId;
 
 /// A PostgreSQL text search configuration: how an article's words are split and stemmed.
 /// These are the configurations every PostgreSQL installation ships.
@@ -203,8 +203,8 @@ pub fn validate_title(title: &str) -> Result<()> {
 /// # Errors
 /// [`Error::InvalidInput`] for a blank or over-long title (nothing is sent).
 pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Article> {
-    let op = crate::telemetry::op_span!("ledger.articles.insert", "INSERT", "articles");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.articles.insert", "INSERT", "articles");
+    crate::ground::telemetry::traced(op, async move {
         validate_title(&article.title)?;
         validate_content(&article.content)?;
         Ok(sqlx::query_as!(
@@ -234,8 +234,8 @@ pub async fn insert(db: impl PgExecutor<'_>, article: &NewArticle) -> Result<Art
 /// # Errors
 /// [`Error::NotFound`] when there is no such article.
 pub async fn get(db: impl PgExecutor<'_>, id: ArticleId) -> Result<Article> {
-    let op = crate::telemetry::op_span!("ledger.articles.get", "SELECT", "articles");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.articles.get", "SELECT", "articles");
+    crate::ground::telemetry::traced(op, async move {
         sqlx::query_as!(
             Article,
             r#"
@@ -268,8 +268,8 @@ pub async fn update(
     title: &str,
     content: &str,
 ) -> Result<Article> {
-    let op = crate::telemetry::op_span!("ledger.articles.update", "UPDATE", "articles");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.articles.update", "UPDATE", "articles");
+    crate::ground::telemetry::traced(op, async move {
         validate_title(title)?;
         validate_content(content)?;
         sqlx::query_as!(

@@ -45,7 +45,7 @@ macro_rules! forward_query {
             pub const fn new() -> Self {
                 Self {
                     after: None,
-                    limit: $crate::page::DEFAULT_PER_PAGE,
+                    limit: $crate::tables::page::DEFAULT_PER_PAGE,
                     $($field: $default,)*
                 }
             }

@@ -5,8 +5,8 @@ use sqlx::{Acquire, PgConnection};
 
 use super::{Payment, PaymentId, check_payload};
 use crate::Result;
-use crate::bulk::{self, BulkInserted, BulkOptions};
-use crate::copy::CopyText;
+use crate::tables::bulk::{self, BulkInserted, BulkOptions};
+use crate::tables::copy::CopyText;
 
 /// Stores many documents, one `insert ... select ... from unnest(...)` per chunk, all or nothing.
 /// (Payments have no unique column but their generated id, so there is nothing to skip:
@@ -28,8 +28,9 @@ pub async fn insert_many(
     documents: &[Value],
     options: BulkOptions,
 ) -> Result<BulkInserted<Payment>> {
-    let op = crate::telemetry::op_span!("ledger.payments.insert_many", "INSERT", "payments");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.payments.insert_many", "INSERT", "payments");
+    crate::ground::telemetry::traced(op, async move {
         bulk::validate_all(documents, check_payload)?;
         let chunk_size = options.checked_chunk_size()?;
         let mut tx = conn.begin().await?;
@@ -84,8 +85,8 @@ async fn reserve_ids(conn: &mut PgConnection, count: usize) -> Result<Vec<i64>> 
 /// # Errors
 /// As [`insert_many`].
 pub async fn copy_in(conn: &mut PgConnection, documents: &[Value]) -> Result<Vec<PaymentId>> {
-    let op = crate::telemetry::op_span!("ledger.payments.copy_in", "COPY", "payments");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.payments.copy_in", "COPY", "payments");
+    crate::ground::telemetry::traced(op, async move {
         bulk::validate_all(documents, check_payload)?;
         let mut tx = conn.begin().await?;
         let ids: Vec<PaymentId> = reserve_ids(&mut tx, documents.len())

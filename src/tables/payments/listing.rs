@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sqlx::PgExecutor;
 
 use super::{Payment, check_payload};
-use crate::page::{self, Cursor, forward_query};
+use crate::tables::page::{self, Cursor, forward_query};
 use crate::{Error, Result};
 
 forward_query! {
@@ -63,9 +63,12 @@ impl PaymentQuery {
         db: impl PgExecutor<'_>,
         fragment: &Value,
     ) -> Result<Vec<Payment>> {
-        let op =
-            crate::telemetry::op_span!("ledger.payments.list_containing", "SELECT", "payments");
-        crate::telemetry::traced(op, self.containing(db, fragment)).await
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.payments.list_containing",
+            "SELECT",
+            "payments"
+        );
+        crate::ground::telemetry::traced(op, self.containing(db, fragment)).await
     }
 
     /// Payments made with this method.
@@ -81,8 +84,12 @@ impl PaymentQuery {
         db: impl PgExecutor<'_>,
         method: &str,
     ) -> Result<Vec<Payment>> {
-        let op = crate::telemetry::op_span!("ledger.payments.list_by_method", "SELECT", "payments");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.payments.list_by_method",
+            "SELECT",
+            "payments"
+        );
+        crate::ground::telemetry::traced(op, async move {
             Error::check_text("method", method)?;
             self.containing(db, &json!({ "method": method })).await
         })
@@ -102,8 +109,12 @@ impl PaymentQuery {
         db: impl PgExecutor<'_>,
         brand: &str,
     ) -> Result<Vec<Payment>> {
-        let op = crate::telemetry::op_span!("ledger.payments.list_by_brand", "SELECT", "payments");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.payments.list_by_brand",
+            "SELECT",
+            "payments"
+        );
+        crate::ground::telemetry::traced(op, async move {
             Error::check_text("brand", brand)?;
             self.containing(db, &json!({ "brand": brand })).await
         })
@@ -123,12 +134,12 @@ impl PaymentQuery {
         db: impl PgExecutor<'_>,
         country: &str,
     ) -> Result<Vec<Payment>> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.payments.list_by_shipping_country",
             "SELECT",
             "payments"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             Error::check_text("country", country)?;
             self.containing(db, &json!({ "shipping": { "country": country } }))
                 .await
@@ -150,8 +161,12 @@ impl PaymentQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a bad limit or a `Previous` cursor.
     pub async fn list_with_key(&self, db: impl PgExecutor<'_>, key: &str) -> Result<Vec<Payment>> {
-        let op = crate::telemetry::op_span!("ledger.payments.list_with_key", "SELECT", "payments");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.payments.list_with_key",
+            "SELECT",
+            "payments"
+        );
+        crate::ground::telemetry::traced(op, async move {
             Error::check_text("key", key)?;
             let limit = page::check_limit(self.limit)?;
             let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
@@ -194,12 +209,12 @@ impl PaymentQuery {
         db: impl PgExecutor<'_>,
         min: Decimal,
     ) -> Result<Vec<Payment>> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.payments.list_amount_at_least",
             "SELECT",
             "payments"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             let limit = page::check_limit(self.limit)?;
             let (after_at, after_id) = page::resume_after(self.after.as_ref())?;
             Ok(sqlx::query_as!(

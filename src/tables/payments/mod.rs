@@ -40,9 +40,9 @@ pub const DATA_OBJECT: &str = "payments_data_object";
 /// Largest document accepted, serialized, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
-pub use crate::ids::PaymentId;
+pub use crate::ground::ids::PaymentId;
 
-use crate::document::Document;
+use crate::ground::document::Document;
 
 /// A row of `payments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,7 +207,7 @@ pub(super) fn check_payload(data: &Value) -> Result<()> {
     if !data.is_object() {
         return Err(Error::invalid("data", "must be a JSON object"));
     }
-    crate::document::check("data", data, MAX_PAYLOAD_BYTES)
+    crate::ground::document::check("data", data, MAX_PAYLOAD_BYTES)
 }
 
 /// Stores a typed payment document.
@@ -220,8 +220,8 @@ pub(super) fn check_payload(data: &Value) -> Result<()> {
 /// [`Error::InvalidInput`] when the document is larger than [`MAX_PAYLOAD_BYTES`] (nothing is
 /// sent).
 pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payment> {
-    let op = crate::telemetry::op_span!("ledger.payments.insert", "INSERT", "payments");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.payments.insert", "INSERT", "payments");
+    crate::ground::telemetry::traced(op, async move {
         let value = serde_json::to_value(data)
             .map_err(|e| Error::invalid("data", format!("cannot be serialized: {e}")))?;
         store(db, &value).await
@@ -239,8 +239,9 @@ pub async fn insert(db: impl PgExecutor<'_>, data: &PaymentData) -> Result<Payme
 /// [`Error::InvalidInput`] for a document that is not a JSON object or is larger than
 /// [`MAX_PAYLOAD_BYTES`] (nothing is sent).
 pub async fn insert_json(db: impl PgExecutor<'_>, data: &Value) -> Result<Payment> {
-    let op = crate::telemetry::op_span!("ledger.payments.insert_json", "INSERT", "payments");
-    crate::telemetry::traced(op, store(db, data)).await
+    let op =
+        crate::ground::telemetry::op_span!("ledger.payments.insert_json", "INSERT", "payments");
+    crate::ground::telemetry::traced(op, store(db, data)).await
 }
 
 /// [`insert_json`]'s statement, without a span of its own: [`insert`] and [`insert_json`] each
@@ -269,8 +270,8 @@ async fn store(db: impl PgExecutor<'_>, data: &Value) -> Result<Payment> {
 /// # Errors
 /// [`Error::NotFound`] when there is no such payment.
 pub async fn get(db: impl PgExecutor<'_>, id: PaymentId) -> Result<Payment> {
-    let op = crate::telemetry::op_span!("ledger.payments.get", "SELECT", "payments");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.payments.get", "SELECT", "payments");
+    crate::ground::telemetry::traced(op, async move {
         sqlx::query_as!(
             Payment,
             r#"select id, data, created_at from payments where id = $1"#,

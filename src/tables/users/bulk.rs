@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{NewUser, User, UserId};
 use crate::Result;
-use crate::bulk::{self, BulkInserted, BulkOptions, OnConflict};
-use crate::copy::CopyText;
+use crate::tables::bulk::{self, BulkInserted, BulkOptions, OnConflict};
+use crate::tables::copy::CopyText;
 
 /// Bytes of `COPY` data sent per message.
 const COPY_SEND_BYTES: usize = 1 << 20;
@@ -51,13 +51,13 @@ pub async fn insert_many(
     users: &[NewUser],
     options: BulkOptions,
 ) -> Result<BulkInserted<User>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.users.insert_many",
         "INSERT",
         "users",
         ledger.rows = users.len()
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         validate(users)?;
         let chunk_size = options.checked_chunk_size()?;
         let ids: Vec<Uuid> = users.iter().map(|_| Uuid::new_v4()).collect();
@@ -139,13 +139,13 @@ pub async fn insert_many(
 /// # Errors
 /// As [`insert_many`] with [`OnConflict::Fail`]: a taken email fails the whole load.
 pub async fn copy_in(conn: &mut PgConnection, users: &[NewUser]) -> Result<Vec<UserId>> {
-    let op = crate::telemetry::op_span!(
+    let op = crate::ground::telemetry::op_span!(
         "ledger.users.copy_in",
         "COPY",
         "users",
         ledger.rows = users.len()
     );
-    crate::telemetry::traced(op, async move {
+    crate::ground::telemetry::traced(op, async move {
         validate(users)?;
         let ids: Vec<UserId> = users.iter().map(|_| UserId::new()).collect();
         let mut tx = conn.begin().await?;

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use sqlx::PgExecutor;
 
 use super::{User, UserId, Visibility, escape_like};
-use crate::page;
+use crate::tables::page;
 use crate::{Error, Result};
 
 /// Users (live ones, or all: [`Visibility`]) with exactly this name.
@@ -39,8 +39,8 @@ pub async fn list_by_name(
     visibility: Visibility,
     name: &str,
 ) -> Result<Vec<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_by_name", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.list_by_name", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("name", name)?;
         Ok(query_users!(
             select r#"
@@ -79,8 +79,9 @@ pub async fn list_name_contains(
     visibility: Visibility,
     fragment: &str,
 ) -> Result<Vec<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_name_contains", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.users.list_name_contains", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("fragment", fragment)?;
         let pattern = format!("%{}%", escape_like(fragment));
         Ok(query_users!(
@@ -125,8 +126,9 @@ pub async fn list_name_starts_with(
     visibility: Visibility,
     prefix: &str,
 ) -> Result<Vec<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_name_starts_with", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.users.list_name_starts_with", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("prefix", prefix)?;
         let pattern = format!("{}%", escape_like(prefix));
         Ok(query_users!(
@@ -173,8 +175,8 @@ pub async fn list_created_on(
     date: NaiveDate,
     time_zone: &str,
 ) -> Result<Vec<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_created_on", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.list_created_on", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("time_zone", time_zone)?;
         page::check_date("date", date)?;
         query_users!(
@@ -251,8 +253,8 @@ impl NameKey {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad limit or an unknown time zone.
 pub async fn filter(db: impl PgExecutor<'_>, filter: &UserFilter) -> Result<Vec<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.filter", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.filter", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         for (field, text) in [
             ("name", filter.name.as_deref()),
             ("name_contains", filter.name_contains.as_deref()),

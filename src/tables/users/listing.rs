@@ -13,7 +13,7 @@ use std::ops::Range;
 use sqlx::PgExecutor;
 
 use super::{IdEmail, User, UserId, UserOrder, Visibility};
-use crate::page::{self, Cursor, Direction, KeysetPage};
+use crate::tables::page::{self, Cursor, Direction, KeysetPage};
 use crate::{Error, Result};
 
 /// See [`UserQuery::slice`](super::UserQuery::slice).
@@ -177,8 +177,8 @@ pub async fn list_id_email(
     db: impl PgExecutor<'_>,
     visibility: Visibility,
 ) -> Result<Vec<IdEmail>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_id_email", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.list_id_email", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             IdEmail,
             r#"
@@ -211,8 +211,8 @@ pub async fn list_id_email(
     note = "reads every user's id into memory: use `users::stream_ids`"
 )]
 pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<Vec<UserId>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_ids", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.list_ids", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"
         select id
@@ -237,8 +237,9 @@ pub async fn list_ids(db: impl PgExecutor<'_>, visibility: Visibility) -> Result
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<bool> {
-    let op = crate::telemetry::op_span!("ledger.users.exists_with_email", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.users.exists_with_email", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("email", email)?;
         Ok(sqlx::query_scalar!(
             r#"select exists (select 1 from users where email = $1) as "exists!""#,
@@ -260,8 +261,8 @@ pub async fn exists_with_email(db: impl PgExecutor<'_>, email: &str) -> Result<b
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
-    let op = crate::telemetry::op_span!("ledger.users.count_active", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.count_active", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"select count(*) as "count!" from users where deleted_at is null"#
         )
@@ -282,8 +283,8 @@ pub async fn count_active(db: impl PgExecutor<'_>) -> Result<i64> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn count(db: impl PgExecutor<'_>, visibility: Visibility) -> Result<i64> {
-    let op = crate::telemetry::op_span!("ledger.users.count", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.count", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_scalar!(
             r#"select count(*) as "count!" from users where ($1::bool or deleted_at is null)"#,
             visibility.shows_deleted()

@@ -34,14 +34,14 @@ use sqlx::PgExecutor;
 macro_rules! query_users {
     (select $rest:tt $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
-            $crate::users::User,
+            $crate::tables::users::User,
             "select id, email, name, created_at, deleted_at " + $rest
             $(, $arg)*
         )
     };
     (returning $head:tt $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
-            $crate::users::User,
+            $crate::tables::users::User,
             $head + " returning id, email, name, created_at, deleted_at"
             $(, $arg)*
         )
@@ -81,7 +81,7 @@ pub const MAX_EMAIL_LEN: usize = 254;
 /// Longest name (varchar(100)), in characters.
 pub const MAX_NAME_LEN: usize = 100;
 
-pub use crate::ids::UserId;
+pub use crate::ground::ids::UserId;
 
 /// A row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
@@ -254,8 +254,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// # Errors
 /// [`Error::NotFound`] when there is no such user.
 pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
-    let op = crate::telemetry::op_span!("ledger.users.get", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.get", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         query_users!(
             select r#"
         from users
@@ -281,8 +281,8 @@ pub async fn get(db: impl PgExecutor<'_>, id: UserId) -> Result<User> {
 /// # Errors
 /// [`Error::Database`] only.
 pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.find_by_email", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.find_by_email", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Error::check_text("email", email)?;
         Ok(query_users!(
             select r#"
@@ -315,8 +315,8 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Optio
     note = "reads every live user into memory: use `users::stream_active`, or `UserQuery::keyset` a page at a time"
 )]
 pub async fn list_active(db: impl PgExecutor<'_>) -> Result<Vec<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_active", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.list_active", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         Ok(query_users!(
             select r#"
         from users

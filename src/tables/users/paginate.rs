@@ -7,7 +7,7 @@ use sqlx::PgExecutor;
 use super::listing::{count, list_ordered};
 use super::{User, UserOrder, Visibility};
 use crate::Result;
-use crate::page::{Page, Paginator};
+use crate::tables::page::{Page, Paginator};
 
 /// How a [`UserPaginator`] knows how many live users there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +97,12 @@ impl UserPaginator {
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) only.
     pub async fn get_page(&self, db: impl PgExecutor<'_>, page: &str) -> Result<Page<User>> {
-        let op =
-            crate::telemetry::op_span!("ledger.users.UserPaginator.get_page", "SELECT", "users");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.users.UserPaginator.get_page",
+            "SELECT",
+            "users"
+        );
+        crate::ground::telemetry::traced(op, async move {
             let spec = self.paginator.get_page(page);
             let items =
                 list_ordered(db, self.visibility, self.order, spec.limit(), spec.offset()).await?;
@@ -115,8 +118,12 @@ impl UserPaginator {
     /// # Errors
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a page below 1 or past the last page.
     pub async fn page(&self, db: impl PgExecutor<'_>, number: i64) -> Result<Page<User>> {
-        let op = crate::telemetry::op_span!("ledger.users.UserPaginator.page", "SELECT", "users");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.users.UserPaginator.page",
+            "SELECT",
+            "users"
+        );
+        crate::ground::telemetry::traced(op, async move {
             let spec = self.paginator.page(number)?;
             let items =
                 list_ordered(db, self.visibility, self.order, spec.limit(), spec.offset()).await?;
@@ -135,8 +142,9 @@ impl UserPaginator {
 /// # Errors
 /// [`Error::Database`](crate::Error::Database) only.
 pub async fn count_active_estimate(db: impl PgExecutor<'_>) -> Result<Option<i64>> {
-    let op = crate::telemetry::op_span!("ledger.users.count_active_estimate", "SELECT", "users");
-    crate::telemetry::traced(op, async move { estimate(db, Visibility::Live).await }).await
+    let op =
+        crate::ground::telemetry::op_span!("ledger.users.count_active_estimate", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move { estimate(db, Visibility::Live).await }).await
 }
 
 /// The planner's estimate of how many users a listing of this visibility shows: every row

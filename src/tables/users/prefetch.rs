@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::{User, UserId, Visibility};
 use crate::Result;
-use crate::accounts::Account;
+use crate::tables::accounts::Account;
 
 /// A user with all their accounts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -42,8 +42,9 @@ pub async fn list_with_accounts(
     conn: &mut PgConnection,
     visibility: Visibility,
 ) -> Result<Vec<UserWithAccounts>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_with_accounts", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op =
+        crate::ground::telemetry::op_span!("ledger.users.list_with_accounts", "SELECT", "users");
+    crate::ground::telemetry::traced(op, async move {
         let users = query_users!(
             select r#"
         from users
@@ -110,8 +111,12 @@ pub async fn list_with_balance_over(
     visibility: Visibility,
     min: Decimal,
 ) -> Result<Vec<User>> {
-    let op = crate::telemetry::op_span!("ledger.users.list_with_balance_over", "SELECT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!(
+        "ledger.users.list_with_balance_over",
+        "SELECT",
+        "users"
+    );
+    crate::ground::telemetry::traced(op, async move {
         Ok(sqlx::query_as!(
             User,
             r#"

@@ -9,12 +9,12 @@ use super::listing::{count, keyset, list_ordered, slice};
 use super::paginate::{Counting, UserPaginator};
 use super::prefetch::{UserWithAccounts, with_accounts};
 use super::{User, UserOrder, Visibility};
-use crate::page::{Cursor, KeysetPage, Page, Paginator};
+use crate::tables::page::{Cursor, KeysetPage, Page, Paginator};
 use crate::{Error, Result};
 
 /// Rows per page when a [`UserQuery`] is not told otherwise: the one default page size of every
 /// query value (the cheat sheet's `Paginator(..., 20)`).
-pub use crate::page::DEFAULT_PER_PAGE;
+pub use crate::tables::page::DEFAULT_PER_PAGE;
 
 /// How users are paged: which ones ([`Visibility`]), in what order ([`UserOrder`]), how many per
 /// page. Build it from [`UserQuery::new`] (live users, newest first, [`DEFAULT_PER_PAGE`]) and
@@ -102,8 +102,9 @@ impl UserQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a page below 1 or past the last page, or a bad `per_page`.
     pub async fn page(self, conn: &mut PgConnection, number: i64) -> Result<Page<User>> {
-        let op = crate::telemetry::op_span!("ledger.users.UserQuery.page", "SELECT", "users");
-        crate::telemetry::traced(op, async move {
+        let op =
+            crate::ground::telemetry::op_span!("ledger.users.UserQuery.page", "SELECT", "users");
+        crate::ground::telemetry::traced(op, async move {
             let paginator =
                 Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
             let spec = paginator.page(number)?;
@@ -132,8 +133,12 @@ impl UserQuery {
     /// # Errors
     /// [`Error::InvalidInput`] for a `per_page` outside `1..=MAX_PER_PAGE`.
     pub async fn get_page(self, conn: &mut PgConnection, input: &str) -> Result<Page<User>> {
-        let op = crate::telemetry::op_span!("ledger.users.UserQuery.get_page", "SELECT", "users");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.users.UserQuery.get_page",
+            "SELECT",
+            "users"
+        );
+        crate::ground::telemetry::traced(op, async move {
             let paginator =
                 Paginator::new(count(&mut *conn, self.visibility).await?, self.per_page)?;
             let spec = paginator.get_page(input);
@@ -167,8 +172,9 @@ impl UserQuery {
     /// [`Error::InvalidInput`] for a negative start, an end before the start, or a slice longer
     /// than [`MAX_PER_PAGE`](crate::page::MAX_PER_PAGE).
     pub async fn slice(self, db: impl PgExecutor<'_>, range: Range<i64>) -> Result<Vec<User>> {
-        let op = crate::telemetry::op_span!("ledger.users.UserQuery.slice", "SELECT", "users");
-        crate::telemetry::traced(op, async move {
+        let op =
+            crate::ground::telemetry::op_span!("ledger.users.UserQuery.slice", "SELECT", "users");
+        crate::ground::telemetry::traced(op, async move {
             slice(db, self.visibility, self.order, range).await
         })
         .await
@@ -213,8 +219,9 @@ impl UserQuery {
         db: impl PgExecutor<'_>,
         cursor: Option<&Cursor>,
     ) -> Result<KeysetPage<User>> {
-        let op = crate::telemetry::op_span!("ledger.users.UserQuery.keyset", "SELECT", "users");
-        crate::telemetry::traced(op, async move {
+        let op =
+            crate::ground::telemetry::op_span!("ledger.users.UserQuery.keyset", "SELECT", "users");
+        crate::ground::telemetry::traced(op, async move {
             if self.order != UserOrder::NewestFirst {
                 return Err(Error::invalid(
                     "order",
@@ -243,12 +250,12 @@ impl UserQuery {
         conn: &mut PgConnection,
         cursor: Option<&Cursor>,
     ) -> Result<KeysetPage<UserWithAccounts>> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.users.UserQuery.keyset_with_accounts",
             "SELECT",
             "users"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             if self.order != UserOrder::NewestFirst {
                 return Err(Error::invalid(
                     "order",
@@ -282,8 +289,12 @@ impl UserQuery {
         conn: impl sqlx::Acquire<'_, Database = sqlx::Postgres>,
         counting: Counting,
     ) -> Result<UserPaginator> {
-        let op = crate::telemetry::op_span!("ledger.users.UserQuery.paginator", "SELECT", "users");
-        crate::telemetry::traced(op, async move {
+        let op = crate::ground::telemetry::op_span!(
+            "ledger.users.UserQuery.paginator",
+            "SELECT",
+            "users"
+        );
+        crate::ground::telemetry::traced(op, async move {
             UserPaginator::counted(conn, self.visibility, self.order, self.per_page, counting).await
         })
         .await

@@ -8,8 +8,8 @@ use sqlx::{Acquire, Postgres};
 
 use super::{IdEmail, User, UserId, Visibility};
 use crate::Result;
-use crate::cursor::Cursor;
-use crate::telemetry::{self, op_span};
+use crate::ground::cursor::Cursor;
+use crate::ground::telemetry::{self, op_span};
 
 /// Every live user, oldest first, as a stream.
 ///
@@ -65,7 +65,7 @@ where
         ],
     };
     let op = op_span!("ledger.users.stream_active", "SELECT", "users");
-    telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
+    telemetry::traced_stream(op, crate::ground::cursor::stream(db, cursor))
 }
 
 /// The ids of every user (live ones, or all), oldest first, as a stream.
@@ -104,7 +104,7 @@ where
         ],
     };
     let op = op_span!("ledger.users.stream_ids", "SELECT", "users");
-    let ids = crate::cursor::stream::<_, (UserId,)>(db, cursor).map_ok(|(id,)| id);
+    let ids = crate::ground::cursor::stream::<_, (UserId,)>(db, cursor).map_ok(|(id,)| id);
     telemetry::traced_stream(op, ids)
 }
 
@@ -144,5 +144,5 @@ where
         ],
     };
     let op = op_span!("ledger.users.stream_id_email", "SELECT", "users");
-    telemetry::traced_stream(op, crate::cursor::stream(db, cursor))
+    telemetry::traced_stream(op, crate::ground::cursor::stream(db, cursor))
 }

@@ -17,8 +17,8 @@ use crate::{Error, Result};
 /// [`Error::InvalidInput`] for a bad email or name (nothing is sent);
 /// [`Error::UniqueViolation`] with [`EMAIL_UNIQUE`](super::EMAIL_UNIQUE) when the email is taken.
 pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
-    let op = crate::telemetry::op_span!("ledger.users.insert", "INSERT", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.insert", "INSERT", "users");
+    crate::ground::telemetry::traced(op, async move {
         user.validate()?;
         Ok(query_users!(
             returning r#"
@@ -43,8 +43,8 @@ pub async fn insert(db: impl PgExecutor<'_>, user: &NewUser) -> Result<User> {
 /// # Errors
 /// [`Error::InvalidInput`] for a bad name (nothing is sent); [`Error::NotFound`] for an unknown id.
 pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Result<User> {
-    let op = crate::telemetry::op_span!("ledger.users.update_name", "UPDATE", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.update_name", "UPDATE", "users");
+    crate::ground::telemetry::traced(op, async move {
         validate_name(name)?;
         query_users!(
             returning r#"
@@ -73,8 +73,8 @@ pub async fn update_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Res
 /// [`Error::InvalidInput`] for a bad email or name; [`Error::NotFound`] for an unknown id;
 /// [`Error::UniqueViolation`] with [`EMAIL_UNIQUE`](super::EMAIL_UNIQUE) when the new email is taken.
 pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
-    let op = crate::telemetry::op_span!("ledger.users.save", "UPDATE", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.save", "UPDATE", "users");
+    crate::ground::telemetry::traced(op, async move {
         validate_email(&user.email)?;
         validate_name(&user.name)?;
         query_users!(
@@ -114,8 +114,8 @@ pub async fn save(db: impl PgExecutor<'_>, user: &User) -> Result<User> {
 /// [`Error::NotFound`] for an unknown id; [`Error::Protected`] when the user owns accounts
 /// (nothing deleted).
 pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
-    let op = crate::telemetry::op_span!("ledger.users.delete", "DELETE", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.delete", "DELETE", "users");
+    crate::ground::telemetry::traced(op, async move {
         let outcome = sqlx::query!(
             r#"
         with gone as (
@@ -155,8 +155,8 @@ pub async fn delete(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
 /// # Errors
 /// [`Error::NotFound`] for an unknown id.
 pub async fn soft_delete(db: impl PgExecutor<'_>, id: UserId) -> Result<DateTime<Utc>> {
-    let op = crate::telemetry::op_span!("ledger.users.soft_delete", "UPDATE", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.soft_delete", "UPDATE", "users");
+    crate::ground::telemetry::traced(op, async move {
         sqlx::query_scalar!(
             r#"
         update users
@@ -182,8 +182,8 @@ pub async fn soft_delete(db: impl PgExecutor<'_>, id: UserId) -> Result<DateTime
 /// # Errors
 /// [`Error::NotFound`] for an unknown id.
 pub async fn restore(db: impl PgExecutor<'_>, id: UserId) -> Result<()> {
-    let op = crate::telemetry::op_span!("ledger.users.restore", "UPDATE", "users");
-    crate::telemetry::traced(op, async move {
+    let op = crate::ground::telemetry::op_span!("ledger.users.restore", "UPDATE", "users");
+    crate::ground::telemetry::traced(op, async move {
         let done = sqlx::query!(
             "update users set deleted_at = null where id = $1",
             id.as_uuid()

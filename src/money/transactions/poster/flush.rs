@@ -50,7 +50,7 @@ pub(super) async fn run(
                 }
             }
         }
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.Poster.flush",
             "post_batch",
             "transactions",
@@ -61,7 +61,7 @@ pub(super) async fn run(
         }
         let (queued, size, started) = (receiver.len(), batch.len(), std::time::Instant::now());
         tracing::Instrument::instrument(flush(&pool, batch, &mut held), op.span).await;
-        crate::telemetry::metered::poster_flush(queued, size, started.elapsed());
+        crate::ground::telemetry::metered::poster_flush(queued, size, started.elapsed());
     }
     // Closed: the movements still posting on their own finish before the flusher does.
     while held.join_next().await.is_some() {}
@@ -128,7 +128,7 @@ async fn alone(pool: &PgPool, movement: &BatchItem) -> Result<LedgerEntry> {
 async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>> {
     let waited = std::time::Instant::now();
     let acquired = pool.acquire().await;
-    crate::telemetry::metered::connection_wait("poster", waited.elapsed());
+    crate::ground::telemetry::metered::connection_wait("poster", waited.elapsed());
     Ok(acquired?)
 }
 

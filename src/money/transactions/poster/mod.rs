@@ -193,12 +193,12 @@ impl Poster {
     /// # Errors
     /// As [`deposit`](super::deposit); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn deposit(&self, movement: Movement) -> Result<LedgerEntry> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.Poster.deposit",
             "deposit",
             "transactions"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             self.submit(BatchItem::Deposit(movement)).await
         })
         .await
@@ -214,12 +214,12 @@ impl Poster {
     /// # Errors
     /// As [`withdraw`](super::withdraw); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn withdraw(&self, movement: Movement) -> Result<LedgerEntry> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.Poster.withdraw",
             "withdraw",
             "transactions"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             self.submit(BatchItem::Withdrawal(movement)).await
         })
         .await
@@ -234,12 +234,12 @@ impl Poster {
     /// # Errors
     /// As [`transfer`](super::transfer); [`Error::PosterClosed`] after [`Poster::close`].
     pub async fn transfer(&self, transfer: Transfer) -> Result<LedgerEntry> {
-        let op = crate::telemetry::op_span!(
+        let op = crate::ground::telemetry::op_span!(
             "ledger.transactions.Poster.transfer",
             "transfer",
             "transactions"
         );
-        crate::telemetry::traced(op, async move {
+        crate::ground::telemetry::traced(op, async move {
             self.submit(BatchItem::Transfer(transfer)).await
         })
         .await
