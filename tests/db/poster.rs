@@ -525,3 +525,41 @@ async fn a_submission_past_its_deadline_on_a_full_queue_is_poster_full_and_write
     assert!(transactions::reconcile(&pool).await.unwrap().is_empty());
     poster.close().await;
 }
+
+/// A lone keyed movement whose key another transaction holds does not stall the flusher: the
+/// movement queued after it commits while the key is still held.
+#[sqlx::test(migrator = "ledger::MIGRATOR")]
+async fn a_lone_movement_on_a_held_key_does_not_stall_the_next_one(pool: PgPool) {
+    let a = funded(&pool, "la@example.com", "USD", "50.00").await;
+    let b = funded(&pool, "lb@example.com", "USD", "0").await;
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query!(
+        "insert into idempotency_keys (key, entry_ids) values ('lone', array[gen_random_uuid()])"
+    )
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let poster = Poster::new(pool.clone(), PosterOptions::default());
+    let pay = Transfer::new(a.id, b.id, dec("5.00")).idempotency_key("lone");
+    let held = poster.transfer(pay.clone());
+    tokio::pin!(held);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut held)
+            .await
+            .is_err(),
+        "the held movement waits for its key"
+    );
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        poster.transfer(Transfer::new(a.id, b.id, dec("1.00"))),
+    )
+    .await
+    .expect("the next movement is not stalled behind the held key");
+    next.unwrap();
+    assert_eq!(balance(&pool, &a).await, "49.00");
+    other.rollback().await.unwrap();
+    let entry = held.await.unwrap();
+    assert_eq!(poster.transfer(pay).await.unwrap(), entry);
+    assert_eq!(balance(&pool, &a).await, "44.00");
+    poster.close().await;
+}

@@ -67,12 +67,15 @@ pub(super) async fn run(
     while held.join_next().await.is_some() {}
 }
 
-/// Posts one batch and answers its callers. A lone movement is posted as the single call posts
-/// it (one round trip without a key); a movement whose key another transaction held is posted on
-/// its own, in a task of `held` (the flusher waits for them before it ends), while the flush
-/// goes on without it.
+/// Posts one batch and answers its callers. A lone movement without a key is posted as the
+/// single call posts it (one round trip); a keyed one goes through the flush, whose claim waits
+/// at most 20 ms for a key held elsewhere, so that no lone caller can stall the flusher. A
+/// movement whose key another transaction held is posted on its own, in a task of `held` (the
+/// flusher waits for them before it ends), while the flush goes on without it.
 pub(super) async fn flush(pool: &PgPool, batch: Vec<Request>, held: &mut JoinSet<()>) {
-    if let [_] = batch.as_slice() {
+    if let [only] = batch.as_slice()
+        && Posting::of(&only.movement).key.is_none()
+    {
         let Some(Request {
             movement, reply, ..
         }) = batch.into_iter().next()

@@ -107,8 +107,9 @@ struct Request {
 /// 5. `commit`: one WAL flush for the whole batch.
 ///
 /// So a flush is six statements however many movements it holds (eight with keys: the claim's
-/// `lock_timeout` is set and set back). **A lone movement** (a flush of one) is posted as the
-/// single call posts it: without a key, one round trip. Each caller gets exactly what
+/// `lock_timeout` is set and set back). **A lone movement without a key** (a flush of one) is
+/// posted as the single call posts it: one round trip. (A lone keyed one still goes through the
+/// flush, whose claim is the one that cannot stall.) Each caller gets exactly what
 /// the single call returns: its own [`LedgerEntry`], or its own refusal. A flush that fails as a
 /// whole (a lost connection, a server restart, a failed `commit`) gives **every** movement in it
 /// the same kind of error, and one that failed around `commit` says
@@ -129,7 +130,8 @@ struct Request {
 /// [`Poster::close`] stops taking movements, posts every one already queued and waits for the
 /// flusher; a submission after it is [`Error::PosterClosed`].
 ///
-/// Movements on one account are applied in the order they were queued. The poster holds one
+/// Movements on one account are applied in the order they were queued, but for a movement whose
+/// key another transaction held: posted on its own, it applies when that key is free. The poster holds one
 /// pooled connection while it flushes.
 ///
 /// ```no_run
