@@ -235,10 +235,11 @@ async fn run() {
         .await
         .expect("the peer's total");
     assert_eq!(peer_total, ACCOUNTS * START_BALANCE, "the peer's money");
-    let ledger_total = sqlx::query_scalar!(r#"select sum(balance) as "total!" from accounts"#)
-        .fetch_one(&ledger_pool)
-        .await
-        .expect("ledger's total");
+    let ledger_total =
+        sqlx::query_scalar!(r#"select coalesce(sum(balance), 0) as "total!" from accounts"#)
+            .fetch_one(&ledger_pool)
+            .await
+            .expect("ledger's total");
     assert_eq!(ledger_total, Decimal::from(ACCOUNTS * START_BALANCE));
     assert!(
         transactions::reconcile(&ledger_pool)

@@ -87,9 +87,11 @@ const CONTRACTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The tests' own counting queries, which decode `count(*)` into `i64` with `!`.
+/// The tests' own counting queries, which decode `count(*)` into `i64` with `!`, and the
+/// benches' own checks (a `coalesce`d sum is never NULL).
 const TEST_CODE: &[&str] = &[
     "select count(*) as \"n!\" from",
+    "select coalesce(sum(balance), 0) as \"total!\" from accounts",
     "select count(distinct xmin::text) as \"n!\" from",
     "select (select count(*) from",
     "from pg_stat_activity",
