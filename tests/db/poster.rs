@@ -36,6 +36,20 @@ async fn balance(pool: &PgPool, account: &Account) -> String {
         .to_string()
 }
 
+/// Another client's open transaction holding `key` (its claim, not yet committed): roll it
+/// back to free the key.
+async fn hold_key(pool: &PgPool, key: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query!(
+        "insert into idempotency_keys (key, entry_ids) values ($1, array[gen_random_uuid()])",
+        key
+    )
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    other
+}
+
 /// How many transactions wrote these entries.
 async fn commits(pool: &PgPool, entries: &[&LedgerEntry]) -> i64 {
     let ids: Vec<uuid::Uuid> = entries.iter().map(|e| e.id.as_uuid()).collect();
@@ -259,14 +273,7 @@ async fn a_key_in_flight_elsewhere_waits_on_its_own_while_the_rest_of_the_flush_
 ) {
     let a = funded(&pool, "wa@example.com", "USD", "500.00").await;
     let b = funded(&pool, "wb@example.com", "USD", "0").await;
-    // Another client holds the key in an open transaction (its claim, not yet committed).
-    let mut other = pool.begin().await.unwrap();
-    sqlx::query!(
-        "insert into idempotency_keys (key, entry_ids) values ('held', array[gen_random_uuid()])"
-    )
-    .execute(&mut *other)
-    .await
-    .unwrap();
+    let other = hold_key(&pool, "held").await;
     let poster = lingering(&pool);
     let pay = Transfer::new(a.id, b.id, dec("5.00")).idempotency_key("held");
     let held = poster.transfer(pay.clone());
@@ -532,13 +539,7 @@ async fn a_submission_past_its_deadline_on_a_full_queue_is_poster_full_and_write
 async fn a_lone_movement_on_a_held_key_does_not_stall_the_next_one(pool: PgPool) {
     let a = funded(&pool, "la@example.com", "USD", "50.00").await;
     let b = funded(&pool, "lb@example.com", "USD", "0").await;
-    let mut other = pool.begin().await.unwrap();
-    sqlx::query!(
-        "insert into idempotency_keys (key, entry_ids) values ('lone', array[gen_random_uuid()])"
-    )
-    .execute(&mut *other)
-    .await
-    .unwrap();
+    let other = hold_key(&pool, "lone").await;
     let poster = Poster::new(pool.clone(), PosterOptions::default());
     let pay = Transfer::new(a.id, b.id, dec("5.00")).idempotency_key("lone");
     let held = poster.transfer(pay.clone());
